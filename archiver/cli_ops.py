@@ -1,0 +1,42 @@
+"""Operator commands: ``archiver status``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .cli import _fail, _load, _state_options, cli
+from .errors import ArchiverError, ConfigError
+
+
+@cli.command()
+@_state_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+def status(
+    config_path: Path | None, db: Path | None, store: Path | None, fmt: str, runs: int
+) -> None:
+    """Show the last runs, totals, store size and the oldest unchecked URL.
+
+    Example: archiver status --runs 10
+    """
+    from .db import Database
+    from .status import render_status
+    from .status import status as get_status
+    from .store import Store
+
+    try:
+        cfg = _load(config_path, db, store)
+        if not cfg.db.exists():
+            raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+        database = Database(cfg.db)
+        try:
+            s = get_status(database, Store(cfg.store), runs=runs)
+        finally:
+            database.close()
+    except ArchiverError as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(s, indent=2) if fmt == "json" else render_status(s), nl=fmt == "json")

@@ -1,0 +1,287 @@
+"""Commands over what the store holds: ``restore``, ``verify``, ``gc`` and ``export``.
+
+A thin layer like the rest of the CLI: each command parses options, opens the
+database and store, calls one library function and prints its summary.
+Registered on the ``cli`` group by importing this module from ``cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from .cli import _fail, _load, _state_options, cli
+from .clock import SystemClock, utcnow_iso
+from .config import Config, parse_duration
+from .db import STATES, Database
+from .errors import ArchiverError, ConfigError
+from .store import Store
+
+#: What ``restore --mirror`` and ``--rewrite`` take by default.
+MIRROR_STATES = tuple(s for s in STATES if s != "ok")
+REWRITE_STATES = ("dead", "invalid")
+
+
+@contextmanager
+def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
+    if not cfg.db.exists():
+        raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+    database = Database(cfg.db)
+    try:
+        yield database, Store(cfg.store)
+    finally:
+        database.close()
+
+
+def _warn(message: str) -> None:
+    click.echo(f"archiver: warning: {message}", err=True)
+
+
+def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    from .report import parse_states
+
+    return default if text is None else parse_states(text)
+
+
+@cli.command()
+@click.argument("url", required=False)
+@_state_options
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), help="Write the asset to FILE (not stdout)."
+)
+@click.option("--sha256", help="Restore this version instead of the newest good one.")
+@click.option(
+    "--mirror",
+    "mirror_dir",
+    type=click.Path(path_type=Path),
+    help="Write DIR/<host>/<path> and DIR/manifest.json.",
+)
+@click.option("--state", help="States to mirror or rewrite: comma list, or all.")
+@click.option("--rewrite", is_flag=True, help="Point broken links in the posts at the mirror.")
+@click.option("--mirror-url", help="Public base URL of the mirror (for --rewrite).")
+@click.option("--post", help="With --rewrite: only posts whose path matches this glob.")
+@click.option("--undo", is_flag=True, help="Put back the original URLs (all, or URL's).")
+@click.option(
+    "--dry-run", is_flag=True, help="With --rewrite/--undo: print a diff, change nothing."
+)
+def restore(
+    url: str | None,
+    config_path: Path | None,
+    db: Path | None,
+    store: Path | None,
+    output: Path | None,
+    sha256: str | None,
+    mirror_dir: Path | None,
+    state: str | None,
+    rewrite: bool,
+    mirror_url: str | None,
+    post: str | None,
+    undo: bool,
+    dry_run: bool,
+) -> None:
+    """Get archived copies back: one asset, a static mirror, or links in the posts.
+
+    \b
+    archiver restore URL -o FILE          the newest good copy (or --sha256 SHA)
+    archiver restore --mirror DIR         DIR/<host>/<path> + DIR/manifest.json
+    archiver restore --rewrite --mirror-url https://mirror.example.org/ [--dry-run]
+    archiver restore --undo [URL]         put the original URLs back
+
+    Example: archiver restore https://example.org/slides.pdf -o slides.pdf
+    """
+    try:
+        if sum((url is not None and not undo, mirror_dir is not None or rewrite, undo)) != 1:
+            raise ConfigError(
+                "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
+                " (see 'archiver restore --help')"
+            )
+        if rewrite and not mirror_url:
+            raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
+        cfg = _load(config_path, db, store)
+        with _open(cfg) as (database, blobs):
+            if url is not None and not undo:
+                _restore_one(database, blobs, url, output, sha256)
+                return
+            code = 0
+            if mirror_dir is not None:
+                code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
+            if rewrite or undo:
+                code = max(
+                    code,
+                    _rewrite(cfg, database, blobs, mirror_url, state, post, undo, url, dry_run),
+                )
+    except ArchiverError as exc:
+        _fail(exc)
+        return
+    sys.exit(code)
+
+
+def _restore_one(
+    database: Database, blobs: Store, url: str, output: Path | None, sha256: str | None
+) -> None:
+    from .restore import restore_url
+
+    now = utcnow_iso(SystemClock())
+    if output is not None:
+        copy = restore_url(database, blobs, url, now=now, dest=output, sha256=sha256)
+        click.echo(f"restored {url} ({copy.sha256[:12]}, {copy.size} bytes) to {output}", err=True)
+    else:
+        restore_url(database, blobs, url, now=now, out=sys.stdout.buffer, sha256=sha256)
+
+
+def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
+    from .mirror import build_mirror
+
+    summary = build_mirror(database, blobs, dest, states)
+    damaged = 0
+    for url, why in summary.skipped:
+        if why != "no archived copy":
+            damaged += 1
+            _warn(f"{url}: {why}")
+    click.echo(summary.line(), err=True)
+    return 1 if damaged else 0
+
+
+def _rewrite(
+    cfg: Config,
+    database: Database,
+    blobs: Store,
+    mirror_url: str | None,
+    state: str | None,
+    post: str | None,
+    undo: bool,
+    url: str | None,
+    dry_run: bool,
+) -> int:
+    from .lock import run_lock
+    from .rewrite import apply_plan, plan_rewrite, plan_undo
+
+    with run_lock(cfg.db):
+        if undo:
+            plan = plan_undo(database, [url] if url else [])
+        else:
+            assert mirror_url is not None
+            plan = plan_rewrite(
+                database, blobs, mirror_url, _states(state, REWRITE_STATES), post=post
+            )
+        warnings = list(plan.warnings)
+        if dry_run:
+            click.echo(plan.diff(), nl=False)
+        else:
+            warnings += apply_plan(database, plan, utcnow_iso(SystemClock()))
+    for w in warnings:
+        _warn(w)
+    click.echo(plan.line(applied=not dry_run), err=True)
+    return 1 if warnings else 0
+
+
+@cli.command()
+@_state_options
+@click.option("--repair", is_flag=True, help="Re-fetch damaged blobs the origin still serves.")
+@click.option(
+    "--max-duration",
+    help="Stop hashing after this long (e.g. 10m); the next run goes on from there.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Hash at most N blobs this run.")
+def verify(
+    config_path: Path | None,
+    db: Path | None,
+    store: Path | None,
+    repair: bool,
+    max_duration: str | None,
+    limit: int | None,
+) -> None:
+    """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
+
+    Example: archiver verify --max-duration 10m
+    """
+    from .verify import verify as run_verify
+
+    try:
+        cfg = _load(config_path, db, store)
+        budget = parse_duration("--max-duration", max_duration) if max_duration else None
+        with _open(cfg) as (database, blobs):
+            result = run_verify(
+                database,
+                blobs,
+                now=utcnow_iso(SystemClock()),
+                max_duration=budget,
+                limit=limit,
+                repair=repair,
+                timeout=cfg.fetch.read_timeout,
+            )
+    except ArchiverError as exc:
+        _fail(exc)
+        return
+    for line in result.lines():
+        click.echo(line)
+    click.echo(result.line(), err=True)
+    sys.exit(1 if result.wrong else 0)
+
+
+@cli.command()
+@_state_options
+@click.option(
+    "--grace",
+    default="1d",
+    show_default=True,
+    help="Keep unreferenced blobs younger than this (a running crawl may yet name them).",
+)
+@click.option("--yes", is_flag=True, help="Really remove them (default: only list them).")
+def gc(
+    config_path: Path | None, db: Path | None, store: Path | None, grace: str, yes: bool
+) -> None:
+    """Remove blobs no URL version references, older than the grace period; dry run unless --yes.
+
+    Example: archiver gc --grace 7d --yes
+    """
+    from .gc import collect_garbage
+    from .lock import run_lock
+
+    try:
+        cfg = _load(config_path, db, store)
+        seconds = parse_duration("--grace", grace)
+        with _open(cfg) as (database, blobs):
+            if yes:
+                with run_lock(cfg.db):
+                    result = collect_garbage(database, blobs, grace=seconds, apply=True)
+            else:
+                result = collect_garbage(database, blobs, grace=seconds)
+    except ArchiverError as exc:
+        _fail(exc)
+        return
+    for g in result.garbage:
+        click.echo(f"{'removed' if yes else 'would remove'} {g.sha256} ({g.size} bytes)")
+    click.echo(result.line(), err=True)
+
+
+@cli.command()
+@_state_options
+@click.option(
+    "--warc",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Write WARC 1.1 records to FILE (.warc.gz compresses them).",
+)
+def export(config_path: Path | None, db: Path | None, store: Path | None, warc: Path) -> None:
+    """Write every archived version as WARC 1.1 response records, for pywb and friends.
+
+    Example: archiver export --warc archive.warc.gz
+    """
+    from .export import export_warc
+
+    try:
+        cfg = _load(config_path, db, store)
+        with _open(cfg) as (database, blobs):
+            result = export_warc(database, blobs, warc)
+    except ArchiverError as exc:
+        _fail(exc)
+        return
+    for url, why in result.skipped:
+        _warn(f"{url}: {why}; skipped")
+    click.echo(result.line(), err=True)
+    sys.exit(1 if result.skipped else 0)

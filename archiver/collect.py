@@ -1,0 +1,151 @@
+"""Reads a source folder of posts and turns each into a ``Post`` with its references.
+
+This module owns the file-system side of extraction: walking the source tree in a
+deterministic order, reading bytes, hashing them, calling ``extract`` and
+resolving the relative references it returns to files on disk (as ``file://``
+URLs). It must never parse Markdown or HTML itself (that is ``extract``) nor touch
+the network. An unreadable post is a ``Post`` with a warning, not an exception.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from archiver.extract import ExtractWarning, Reference, extract, post_format
+
+__all__ = [
+    "Post",
+    "collect",
+    "default_static_roots",
+    "iter_post_files",
+    "read_post",
+    "resolve_local",
+]
+
+
+@dataclass
+class Post:
+    """One post file and the PDF/image references found in it."""
+
+    source: str  # name of the source the post belongs to
+    root: Path  # the source root the post was found under
+    path: str  # posix path relative to ``root``
+    abs_path: Path
+    content_sha256: str  # hex digest of the file's bytes; unchanged posts need no re-parse
+    references: list[Reference] = field(default_factory=list)
+    warnings: list[ExtractWarning] = field(default_factory=list)
+
+
+def default_static_roots(root: Path) -> list[Path]:
+    """Where Hugo-style sites keep root-relative files: the root and ``<root>/static``."""
+    return [root, root / "static"]
+
+
+def iter_post_files(root: Path) -> Iterator[Path]:
+    """Post files under ``root`` in sorted order, skipping hidden files and folders.
+
+    A file given as ``root`` is yielded as is, whatever its extension.
+    """
+    if root.is_file():
+        yield root
+        return
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        base = Path(folder)
+        for name in sorted(filenames):
+            if not name.startswith(".") and post_format(name) is not None:
+                path = base / name
+                if path.is_file():
+                    yield path
+
+
+def _post_base_url(base_url: str, rel_dir: str) -> str:
+    """The URL relative references of a post in ``rel_dir`` are joined against."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    return base + quote(rel_dir) + "/" if rel_dir else base
+
+
+def resolve_local(ref_path: str, post_dir: Path, static_roots: list[Path]) -> list[Path]:
+    """Candidate files for a relative reference, in the order they are tried.
+
+    ``x.png`` is relative to the post's folder; ``/x.png`` is tried in the post's
+    folder first (Hugo page bundles write ``cover: "/cover.jpg"``), then under each
+    static root.
+    """
+    if ref_path.startswith("/"):
+        tail = ref_path.lstrip("/")
+        return [post_dir / tail, *(static / tail for static in static_roots)]
+    return [post_dir / ref_path]
+
+
+def _is_within(path: Path, folders: list[Path]) -> bool:
+    return any(path.is_relative_to(folder) for folder in folders)
+
+
+def read_post(
+    root: Path,
+    file: Path,
+    *,
+    source: str,
+    base_url: str | None,
+    static_roots: list[Path],
+) -> Post:
+    """Reads and extracts one post; relative references become ``file://`` URLs."""
+    rel = file.name if file == root else file.relative_to(root).as_posix()
+    post = Post(source, root, rel, file.resolve(), "")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        post.warnings.append(ExtractWarning(0, f"cannot read {rel}: {exc.strerror or exc}"))
+        return post
+    post.content_sha256 = hashlib.sha256(data).hexdigest()
+    if b"\0" in data:
+        post.warnings.append(ExtractWarning(0, f"{rel} looks binary (NUL bytes); skipped"))
+        return post
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"{rel} is not UTF-8 (byte {exc.start}); skipped"
+        post.warnings.append(ExtractWarning(0, message))
+        return post
+    rel_dir = Path(rel).parent.as_posix()
+    post_base = (
+        None if base_url is None else _post_base_url(base_url, "" if rel_dir == "." else rel_dir)
+    )
+    result = extract(text, post_format(file.name) or "markdown", base_url=post_base)
+    post.warnings.extend(result.warnings)
+    post_dir = file.parent.resolve()
+    allowed = [post_dir, root.resolve(), *(s.resolve() for s in static_roots)]
+    for ref in result.references:
+        if not ref.relative:
+            post.references.append(ref)
+            continue
+        candidates = [c.resolve() for c in resolve_local(ref.url, post_dir, static_roots)]
+        chosen = next((c for c in candidates if c.is_file()), candidates[0])
+        if not _is_within(chosen, allowed):
+            message = f"{ref.as_written!r} points outside the source folder; skipped"
+            post.warnings.append(ExtractWarning(ref.line, message))
+            continue
+        post.references.append(dataclasses.replace(ref, url=chosen.as_uri(), relative=False))
+    return post
+
+
+def collect(
+    root: Path,
+    *,
+    source: str | None = None,
+    base_url: str | None = None,
+    static_roots: list[Path] | None = None,
+) -> Iterator[Post]:
+    """Every post under ``root`` with its references, in a deterministic order."""
+    folder = root.parent if root.is_file() else root
+    roots = default_static_roots(folder) if static_roots is None else static_roots
+    name = source or folder.resolve().name
+    for file in iter_post_files(root):
+        yield read_post(folder, file, source=name, base_url=base_url, static_roots=roots)

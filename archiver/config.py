@@ -1,0 +1,315 @@
+"""Reading ``config.toml`` into typed settings.
+
+Owns the meaning of every configuration key and its default. Relative paths
+in a config file are relative to that file, so a cron job can run from any
+directory. A wrong key or value is a ``ConfigError`` naming the key; the file
+is never modified here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .rules import UrlRules, compile_pattern
+
+__all__ = ["Config", "FetchConfig", "Source", "load_config", "parse_config", "parse_duration"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place posts come from: a local folder/file (``path``) or a URL (``url``)."""
+
+    path: Path | None = None
+    url: str | None = None
+    base_url: str | None = None
+    static_roots: tuple[Path, ...] = ()
+    kind: str | None = None
+    # Crawling a site (url sources only): which pages are followed, and how far.
+    include: tuple[str, ...] = ()  # regexes; when given, a page URL must match one
+    exclude: tuple[str, ...] = ()  # regexes; a page URL matching one is not fetched
+    max_depth: int = 3  # link hops from the source page (pagination does not count)
+    max_pages: int = 1000  # pages fetched per run for this source, all kinds together
+    ignore_robots: bool = False
+
+    @property
+    def label(self) -> str:
+        """How the source is named in the database and in reports."""
+        return str(self.path) if self.path is not None else str(self.url)
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Network settings; mirrored by ``archiver.fetch.FetchSettings``."""
+
+    concurrency: int = 16
+    per_host: int = 4
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_redirects: int = 10
+    retries: int = 3
+    retry_after_cap: float = 300.0
+    max_size: int = 1024 * 1024 * 1024
+    max_page_size: int = 10 * 1024 * 1024  # a crawled page (HTML, sitemap, feed) larger is skipped
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs to know, with paths already made absolute."""
+
+    db: Path
+    store: Path
+    sources: tuple[Source, ...] = ()
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    recheck_after: float = 86400.0
+    confirm_runs: int = 2
+    confirm_after: float = 3600.0
+    canary: str | None = None
+    config_path: Path | None = None
+    exclude_urls: tuple[str, ...] = ()  # regexes: matching URLs are neither saved nor fetched
+    remap: tuple[tuple[str, str], ...] = ()  # (regex, replacement): where to fetch a URL from
+
+    def with_overrides(self, **kwargs: Any) -> Config:
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+_TOP_KEYS = {
+    "db",
+    "store",
+    "sources",
+    "fetch",
+    "recheck_after",
+    "confirm_runs",
+    "confirm_after",
+    "canary",
+    "exclude_urls",
+    "remap",
+}
+_SOURCE_KEYS = {
+    "path",
+    "url",
+    "base_url",
+    "static_roots",
+    "kind",
+    "include",
+    "exclude",
+    "max_depth",
+    "max_pages",
+    "ignore_robots",
+}
+_SITE_KEYS = ("include", "exclude", "max_depth", "max_pages", "ignore_robots")
+_SOURCE_KINDS = {"post", "listing", "sitemap", "feed"}
+
+
+def _expect(key: str, value: Any, types: type | tuple[type, ...], what: str) -> Any:
+    # bool is an int in Python; a number key given `true` is a mistake.
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
+    if not isinstance(value, types):
+        raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
+    return value
+
+
+def _positive(key: str, value: Any, *, integer: bool = False) -> Any:
+    kind = int if integer else (int, float)
+    _expect(key, value, kind, "a whole number" if integer else "a number")
+    if value <= 0:
+        raise ConfigError(f"config key '{key}' must be greater than 0, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(key: str, value: Any) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"30m"``, ``"1h"``, ``"1d"``."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = text[-1:] if text[-1:] in _UNITS else "s"
+        number = text[:-1] if text[-1:] in _UNITS else text
+        try:
+            seconds = float(number) * _UNITS[unit]
+        except ValueError:
+            raise ConfigError(
+                f'config key \'{key}\' must be a duration like "1h" or "1d", got {value!r}'
+            ) from None
+        if seconds <= 0:
+            raise ConfigError(f"config key '{key}' must be greater than 0, got {value!r}")
+        return seconds
+    return float(_positive(key, value))
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _source(base: Path, index: int, raw: Any) -> Source:
+    where = f"sources[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config key '{where}' must be a table with 'path' or 'url'")
+    for key in raw:
+        if key not in _SOURCE_KEYS:
+            raise ConfigError(
+                f"unknown config key '{where}.{key}' (known: {', '.join(sorted(_SOURCE_KEYS))})"
+            )
+    has_path, has_url = "path" in raw, "url" in raw
+    if has_path == has_url:
+        raise ConfigError(f"config key '{where}' needs exactly one of 'path' or 'url'")
+    path = (
+        _resolve(base, _expect(f"{where}.path", raw["path"], str, "a string")) if has_path else None
+    )
+    url = _expect(f"{where}.url", raw["url"], str, "a string") if has_url else None
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"config key '{where}.url' must be an http(s) URL, got {url!r}")
+    base_url = raw.get("base_url")
+    if base_url is not None:
+        _expect(f"{where}.base_url", base_url, str, "a string")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"config key '{where}.base_url' must be an http(s) URL, got {base_url!r}"
+            )
+    roots = raw.get("static_roots", [])
+    _expect(f"{where}.static_roots", roots, list, "a list of paths")
+    static_roots = tuple(
+        _resolve(base, _expect(f"{where}.static_roots", r, str, "a list of paths")) for r in roots
+    )
+    kind = raw.get("kind")
+    if kind is not None and kind not in _SOURCE_KINDS:
+        raise ConfigError(
+            f"config key '{where}.kind' must be one of"
+            f" {', '.join(sorted(_SOURCE_KINDS))}, got {kind!r}"
+        )
+    site = _site_keys(where, raw) if has_url else {}
+    if has_path:
+        for key in _SITE_KEYS:
+            if key in raw:
+                raise ConfigError(
+                    f"config key '{where}.{key}' applies to url sources only (this one has a path)"
+                )
+    return Source(
+        path=path, url=url, base_url=base_url, static_roots=static_roots, kind=kind, **site
+    )
+
+
+def _patterns(key: str, value: Any) -> tuple[str, ...]:
+    """A list of regexes, each checked now so a typo is reported before any fetch."""
+    _expect(key, value, list, "a list of regular expressions")
+    for i, item in enumerate(value):
+        compile_pattern(f"{key}[{i}]", _expect(f"{key}[{i}]", item, str, "a string"))
+    return tuple(value)
+
+
+def _site_keys(where: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys that steer crawling a site, for a url source."""
+    out: dict[str, Any] = {}
+    for key in ("include", "exclude"):
+        if key in raw:
+            out[key] = _patterns(f"{where}.{key}", raw[key])
+    if "max_depth" in raw:
+        depth = _expect(f"{where}.max_depth", raw["max_depth"], int, "a whole number")
+        if depth < 0:
+            raise ConfigError(f"config key '{where}.max_depth' must be 0 or more, got {depth!r}")
+        out["max_depth"] = depth
+    if "max_pages" in raw:
+        out["max_pages"] = _positive(f"{where}.max_pages", raw["max_pages"], integer=True)
+    if "ignore_robots" in raw:
+        out["ignore_robots"] = _expect(
+            f"{where}.ignore_robots", raw["ignore_robots"], bool, "true or false"
+        )
+    return out
+
+
+def _remap(raw: Any) -> tuple[tuple[str, str], ...]:
+    """The ``[remap]`` table: regex = replacement, in file order."""
+    if not isinstance(raw, dict):
+        raise ConfigError('config key \'remap\' must be a table of "regex" = "replacement" pairs')
+    for pattern, replacement in raw.items():
+        _expect(f"remap.{pattern}", replacement, str, "a replacement string")
+    pairs = tuple((str(k), str(v)) for k, v in raw.items())
+    UrlRules.compile(remap=pairs)  # raises ConfigError naming the bad key
+    return pairs
+
+
+def _fetch(raw: Any) -> FetchConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("config key 'fetch' must be a table")
+    known = set(FetchConfig.__dataclass_fields__)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"fetch.{key}"
+        if key not in known:
+            raise ConfigError(f"unknown config key '{name}' (known: {', '.join(sorted(known))})")
+        if key == "user_agent":
+            values[key] = _expect(name, value, str, "a string")
+        elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
+            values[key] = _positive(name, value, integer=True)
+        elif key == "retries":
+            _expect(name, value, int, "a whole number")
+            if value < 0:
+                raise ConfigError(f"config key '{name}' must be 0 or more, got {value!r}")
+            values[key] = value
+        else:
+            values[key] = _positive(name, value)
+    return FetchConfig(**values)
+
+
+def default_config(base: Path | None = None) -> Config:
+    """The configuration used when there is no config file."""
+    base = base or Path.cwd()
+    return Config(db=base / "data" / "archive.db", store=base / "data" / "store")
+
+
+def load_config(path: Path | None) -> Config:
+    """Reads a config file; with ``None``, ``./config.toml`` if it exists, else defaults."""
+    explicit = path is not None
+    if path is None:
+        path = Path("config.toml")
+        if not path.exists():
+            return default_config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    del explicit
+    return parse_config(raw, base=path.resolve().parent, config_path=path.resolve())
+
+
+def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = None) -> Config:
+    """Turns a parsed TOML mapping into a ``Config``; paths resolve against ``base``."""
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(_TOP_KEYS))})")
+    db = _resolve(base, _expect("db", raw.get("db", "data/archive.db"), str, "a path"))
+    store = _resolve(base, _expect("store", raw.get("store", "data/store"), str, "a path"))
+    sources_raw = raw.get("sources", [])
+    _expect("sources", sources_raw, list, "an array of [[sources]] tables")
+    sources = tuple(_source(base, i, s) for i, s in enumerate(sources_raw))
+    fetch = _fetch(raw.get("fetch", {}))
+    cfg = Config(db=db, store=store, sources=sources, fetch=fetch, config_path=config_path)
+    if "recheck_after" in raw:
+        cfg = replace(cfg, recheck_after=parse_duration("recheck_after", raw["recheck_after"]))
+    if "confirm_runs" in raw:
+        cfg = replace(
+            cfg, confirm_runs=_positive("confirm_runs", raw["confirm_runs"], integer=True)
+        )
+    if "confirm_after" in raw:
+        cfg = replace(cfg, confirm_after=parse_duration("confirm_after", raw["confirm_after"]))
+    if "canary" in raw:
+        canary = _expect("canary", raw["canary"], str, "a URL")
+        if not canary.startswith(("http://", "https://")):
+            raise ConfigError(f"config key 'canary' must be an http(s) URL, got {canary!r}")
+        cfg = replace(cfg, canary=canary)
+    if "exclude_urls" in raw:
+        cfg = replace(cfg, exclude_urls=_patterns("exclude_urls", raw["exclude_urls"]))
+    if "remap" in raw:
+        cfg = replace(cfg, remap=_remap(raw["remap"]))
+    return cfg

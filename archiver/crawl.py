@@ -1,0 +1,583 @@
+"""The crawl pipeline: sources -> posts -> references -> fetch -> store -> database.
+
+Owns the order of a run and the promises that come with it: blobs are in
+the store before any row names them; a run where no host answered changes no
+URL's state (offline is not dead); unchanged posts are not re-parsed; only
+URLs that are due are re-checked. Parsing lives in ``collect``/``extract``,
+the network in ``fetch``, state rules in ``states``: this module wires them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from . import collect, extract, validate
+from .clock import Clock, SystemClock
+from .config import Config, Source
+from .db import Database
+from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
+from .extract import Reference
+from .fetch import Fetcher, FetchResult, FetchSettings, network_down
+from .rules import UrlRules
+from .sites import index_site, record_fetch_urls
+from .states import Previous, transition
+from .store import Store
+
+__all__ = ["FAIL_ON", "RunSummary", "crawl", "fetch_settings", "sources_from_args"]
+
+FAIL_ON = ("new", "any", "none")
+
+#: Reference kinds that put a URL in an image position (so no extension is needed).
+IMAGE_POSITIONS = (
+    "markdown-image",
+    "html-img",
+    "html-srcset",
+    "html-source",
+    "css-url",
+    "html-meta",
+    "front-matter:",
+)
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the summary line, the ``runs`` table and the exit code."""
+
+    run_id: int = 0
+    posts: int = 0
+    posts_parsed: int = 0
+    urls: int = 0
+    checked: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+    new_blobs: int = 0
+    newly_broken: list[str] = field(default_factory=list)
+    not_ok: int = 0
+    transient: int = 0
+    warnings: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+    exit_code: int = 0
+    network_down: bool = False
+
+    def line(self) -> str:
+        states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())) or "none checked"
+        return (
+            f"{self.posts} posts, {self.urls} URLs, checked {self.checked}: {states};"
+            f" {_human_bytes(self.bytes)} downloaded, {self.new_blobs} new blobs,"
+            f" {self.elapsed:.1f}s"
+        )
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def sources_from_args(args: Iterable[str], config: Config) -> list[Source]:
+    """CLI arguments (paths or URLs) as sources; none means the config's sources."""
+    out: list[Source] = []
+    for arg in args:
+        if arg.startswith(("http://", "https://")):
+            out.append(Source(url=arg))
+        else:
+            path = Path(arg)
+            if not path.exists():
+                raise ConfigError(f"source {arg} does not exist (give a folder or file of posts)")
+            out.append(Source(path=path.resolve()))
+    if not out:
+        out = list(config.sources)
+    if not out:
+        raise ConfigError(
+            "no sources: pass a folder of posts (archiver crawl data/posts)"
+            " or add a [[sources]] table to config.toml"
+        )
+    return out
+
+
+def fetch_settings(config: Config) -> FetchSettings:
+    f = config.fetch
+    kwargs: dict[str, Any] = {
+        "concurrency": f.concurrency,
+        "per_host": f.per_host,
+        "connect_timeout": f.connect_timeout,
+        "read_timeout": f.read_timeout,
+        "max_redirects": f.max_redirects,
+        "retries": f.retries,
+        "retry_after_cap": f.retry_after_cap,
+        "max_size": f.max_size,
+    }
+    if f.user_agent:
+        kwargs["user_agent"] = f.user_agent
+    return FetchSettings(**kwargs)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _is_image_position(kind: str) -> bool:
+    return kind.startswith(IMAGE_POSITIONS)
+
+
+def _parse_version(rules: UrlRules) -> str:
+    """What posts are saved under: the extractor's version, plus the URL rules' fingerprint,
+    so that editing ``exclude_urls`` or ``[remap]`` re-reads every post once."""
+    version = extract.EXTRACTOR_VERSION
+    return f"{version}+rules.{rules.fingerprint}" if rules else version
+
+
+def _ref_rows(references: Iterable[Reference], rules: UrlRules) -> list[dict[str, Any]]:
+    """The rows saved for a post's references: excluded URLs left out, remapped ones marked."""
+    return [
+        {
+            "url": r.url,
+            "fetch_url": rules.fetch_url(r.url),
+            "expect": validate.expected_kind(r.url, _is_image_position(r.kind)),
+            "line": r.line,
+            "kind": r.kind,
+            "text": r.text,
+            "as_written": r.as_written,
+            "start": r.start,
+            "end": r.end,
+        }
+        for r in references
+        if not rules.excluded(r.url)
+    ]
+
+
+def _index_source(
+    db: Database,
+    source: Source,
+    now: str,
+    summary: RunSummary,
+    warn: Callable[[str], None],
+    rules: UrlRules | None = None,
+) -> set[int]:
+    """Parses the source's new or changed posts into the database; returns its post ids."""
+    if source.path is None:
+        raise ConfigError(
+            f"source {source.url}: crawling sites by URL is not supported yet;"
+            " give a folder of posts"
+        )
+    root = source.path
+    label = source.label
+    static_roots = list(source.static_roots) or collect.default_static_roots(root)
+    rules = rules or UrlRules()
+    version = _parse_version(rules)
+    seen: set[int] = set()
+    for file in collect.iter_post_files(root):
+        rel = file.relative_to(root).as_posix() if root.is_dir() else file.name
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            warn(f"{file}: cannot read: {exc.strerror}")
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        summary.posts += 1
+        known = db.post(label, rel)
+        if (
+            known is not None
+            and known.content_sha256 == digest
+            and known.extractor_version == version
+        ):
+            with db.transaction():
+                db.touch_post(known.id, now)
+                db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (known.id,))
+            seen.add(known.id)
+            continue
+        post = collect.read_post(
+            root, file, source=label, base_url=source.base_url, static_roots=static_roots
+        )
+        for w in post.warnings:
+            warn(f"{file}:{w.line}: {w.message}")
+        refs = _ref_rows(post.references, rules)
+        with db.transaction():
+            post_id = db.save_post(
+                source=label,
+                path=rel,
+                content_sha256=post.content_sha256,
+                extractor_version=version,
+                refs=refs,
+                now=now,
+            )
+            record_fetch_urls(db, refs)
+            db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (post_id,))
+        summary.posts_parsed += 1
+        seen.add(post_id)
+    # Posts that vanished from the source keep their row (reports say so) but lose their links.
+    with db.transaction():
+        for row in db.rows("SELECT id FROM posts WHERE source=? AND gone_since IS NULL", (label,)):
+            if row["id"] not in seen:
+                db.conn.execute("DELETE FROM refs WHERE post_id=?", (row["id"],))
+                db.conn.execute("UPDATE posts SET gone_since=? WHERE id=?", (now, row["id"]))
+    return seen
+
+
+def _due_urls(
+    db: Database, post_ids: set[int], config: Config, now: datetime, all_: bool
+) -> list[dict[str, Any]]:
+    """The URLs referenced by these posts that this run must check."""
+    if not post_ids:
+        return []
+    db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_posts (id INTEGER PRIMARY KEY)")
+    db.conn.execute("DELETE FROM run_posts")
+    db.conn.executemany("INSERT INTO run_posts VALUES (?)", [(i,) for i in post_ids])
+    rows = db.rows(
+        "SELECT u.id, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag, u.last_modified,"
+        " u.last_checked FROM urls u WHERE u.id IN"
+        " (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts)) ORDER BY u.id"
+    )
+    recheck = timedelta(seconds=config.recheck_after)
+    confirm = timedelta(seconds=config.confirm_after)
+    due = []
+    for row in rows:
+        last = _parse_iso(row["last_checked"])
+        if all_ or last is None or row["state"] == "pending":
+            due.append(row)
+        elif row["state"] == "ok" and row["sha256"] is None:
+            due.append(row)  # checked but never archived (e.g. by `check`)
+        elif row["state"] in ("failing", "error"):
+            if now - last >= confirm:
+                due.append(row)
+        elif now - last >= recheck:
+            due.append(row)
+    return due
+
+
+def _mark_referenced(db: Database) -> None:
+    with db.transaction():
+        db.conn.execute(
+            "UPDATE urls SET referenced = EXISTS (SELECT 1 FROM refs WHERE refs.url_id = urls.id)"
+        )
+
+
+def crawl(
+    config: Config,
+    sources: list[Source],
+    *,
+    clock: Clock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    all_: bool = False,
+    fail_on: str = "new",
+    progress: ProgressFn | None = None,
+    warn: Callable[[str], None] | None = None,
+    mode: str = "crawl",
+    ignore_robots: bool = False,
+) -> RunSummary:
+    """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
+
+    ``ignore_robots=True`` fetches the pages of url sources whatever their robots.txt says.
+
+    ``mode="check"`` probes every link (the first bytes are enough to tell a PDF or an
+    image from a soft 404) and records states without archiving anything.
+    """
+    if fail_on not in FAIL_ON:
+        raise ConfigError(f"--fail-on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
+    clock = clock or SystemClock()
+    warnings: list[str] = []
+
+    def _warn(msg: str) -> None:
+        warnings.append(msg)
+        if warn is not None:
+            warn(msg)
+
+    store = Store(config.store)
+    db = Database(config.db)
+    try:
+        store.clean_temp()
+        started = clock.now()
+        summary = RunSummary(warnings=warnings)
+        summary.run_id = db.start_run(mode, os.getpid(), _iso(started))
+        try:
+            return anyio.run(
+                _crawl_async,
+                config,
+                sources,
+                db,
+                store,
+                clock,
+                transport,
+                all_,
+                fail_on,
+                summary,
+                progress,
+                _warn,
+                mode == "check",
+                ignore_robots,
+            )
+        except BaseException as raised:
+            exc = _unwrap(raised)
+            code = getattr(exc, "exit_code", 3)
+            with contextlib.suppress(Exception):  # the database may be what failed
+                db.end_run(
+                    summary.run_id,
+                    _iso(clock.now()),
+                    code,
+                    message=str(exc)[:500],
+                    posts=summary.posts,
+                    urls=summary.urls,
+                    counts=dict(summary.counts),
+                    bytes=summary.bytes,
+                    new_blobs=summary.new_blobs,
+                )
+            if exc is not raised:
+                raise exc from None
+            raise
+    finally:
+        db.close()
+
+
+async def _crawl_async(
+    config: Config,
+    sources: list[Source],
+    db: Database,
+    store: Store,
+    clock: Clock,
+    transport: httpx.AsyncBaseTransport | None,
+    all_: bool,
+    fail_on: str,
+    summary: RunSummary,
+    progress: ProgressFn | None,
+    warn: Callable[[str], None],
+    probe: bool,
+    ignore_robots: bool = False,
+) -> RunSummary:
+    t0 = clock.now()
+    now_s = _iso(t0)
+    post_ids: set[int] = set()
+    rules = UrlRules.compile(config.exclude_urls, config.remap)
+    for source in sources:
+        if source.url is None:
+            post_ids |= _index_source(db, source, now_s, summary, warn, rules)
+            continue
+        site = await index_site(
+            db,
+            source,
+            settings=fetch_settings(config),
+            max_page_size=config.fetch.max_page_size,
+            version=_parse_version(rules),
+            rows=lambda refs: _ref_rows(refs, rules),
+            now=now_s,
+            warn=warn,
+            transport=transport,
+            clock=clock,
+            ignore_robots=ignore_robots,
+            rules=rules,
+        )
+        summary.posts += site.posts
+        summary.posts_parsed += site.parsed
+        post_ids |= site.post_ids
+    _mark_referenced(db)
+    due = _due_urls(db, post_ids, config, t0, all_ or probe)
+    summary.urls = (
+        int(
+            db.scalar(
+                "SELECT COUNT(DISTINCT url_id) FROM refs"
+                " WHERE post_id IN (SELECT id FROM run_posts)"
+            )
+            or 0
+        )
+        if post_ids
+        else 0
+    )
+    deferred: list[tuple[dict[str, Any], FetchResult]] = []
+    results: list[FetchResult] = []
+    done = 0
+
+    def record(row: dict[str, Any], result: FetchResult) -> None:
+        when = clock.now()
+        prev = Previous(row["state"], *_confirm_of(db, row["id"]))
+        t = transition(
+            prev,
+            result.state,
+            when,
+            confirm_runs=config.confirm_runs,
+            confirm_after=config.confirm_after,
+        )
+        if result.state == "ok" and result.blob is not None:
+            _fault("after-temp-write")
+            stored = result.blob.commit()  # the blob is in place before any row names it
+            _fault("after-rename")
+            if stored.new:
+                summary.new_blobs += 1
+        with db.transaction():
+            db.record_check(
+                url_id=row["id"],
+                run_id=summary.run_id,
+                now=_iso(when),
+                state=t.state,
+                outcome=result,
+                confirm_count=t.confirm_count,
+                confirm_last=_iso(t.confirm_last) if t.confirm_last else None,
+                became=_iso(when) if t.newly_broken else None,
+            )
+            _fault("before-commit")
+        summary.counts[t.state] += 1
+        summary.checked += 1
+        if t.newly_broken:
+            summary.newly_broken.append(row["url"])
+        if result.transient and result.state != "ok":
+            summary.transient += 1
+
+    async def on_result(row: dict[str, Any], result: FetchResult) -> None:
+        nonlocal done
+        done += 1
+        summary.bytes += result.bytes_received
+        results.append(result)
+        if result.unreachable:
+            deferred.append((row, result))  # maybe we are offline: decide at the end
+        else:
+            record(row, result)
+        if progress is not None:
+            progress(row["url"], done, len(due))
+
+    async with Fetcher(
+        fetch_settings(config), store=store, transport=transport, clock=clock
+    ) as fetcher:
+        if config.canary and due:
+            canary = await fetcher.fetch(config.canary, expect="any")
+            summary.bytes += canary.bytes_received
+            if canary.http_status is None:
+                _discard(canary)
+                raise NetworkDownError(
+                    f"network unreachable: the canary {config.canary} did not answer"
+                    f" ({canary.error}); no link state was changed"
+                )
+        async with anyio.create_task_group() as tg:
+            for row in due:
+                tg.start_soon(_fetch_one, fetcher, row, on_result, probe)
+
+    canary_answered = bool(config.canary)
+    if not canary_answered and network_down(results):
+        for _, r in deferred:
+            _discard(r)
+        summary.network_down = True
+        raise NetworkDownError(
+            "network unreachable: no host answered (name resolution or connection failed"
+            " for every host); no link state was changed. Check the machine's network"
+            " and run again"
+        )
+    for row, result in deferred:
+        record(row, result)
+    _mark_referenced(db)
+    summary.not_ok = (
+        int(
+            db.scalar(
+                "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok')"
+                " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
+            )
+            or 0
+        )
+        if post_ids
+        else 0
+    )
+    summary.elapsed = (clock.now() - t0).total_seconds()
+    if fail_on == "new":
+        summary.exit_code = 1 if summary.newly_broken else 0
+    elif fail_on == "any":
+        summary.exit_code = 1 if summary.not_ok else 0
+    else:
+        summary.exit_code = 0
+    db.end_run(
+        summary.run_id,
+        _iso(clock.now()),
+        summary.exit_code,
+        posts=summary.posts,
+        urls=summary.urls,
+        counts=dict(summary.counts),
+        bytes=summary.bytes,
+        new_blobs=summary.new_blobs,
+    )
+    return summary
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The operator's error inside a task group's ExceptionGroup, so the CLI can report it."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _unwrap(inner)
+            if isinstance(found, ArchiverError):
+                return found
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        return DatabaseError(f"cannot write the database: {exc}")
+    return exc
+
+
+_fault_hits: Counter[str] = Counter()
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``.
+
+    Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
+    under its final name, no row yet), ``before-commit`` (rows written, not committed).
+    Used by the kill -9 tests; unset in normal runs, where this is one dict lookup.
+    """
+    spec = os.environ.get("ARCHIVER_FAULT")
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != point:
+        return
+    _fault_hits[point] += 1
+    if _fault_hits[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _confirm_of(db: Database, url_id: int) -> tuple[int, datetime | None]:
+    row = db.conn.execute(
+        "SELECT confirm_count, confirm_last FROM urls WHERE id=?", (url_id,)
+    ).fetchone()
+    return int(row[0]), _parse_iso(row[1])
+
+
+def _discard(result: FetchResult) -> None:
+    if result.blob is not None:
+        result.blob.abort()
+
+
+async def _fetch_one(
+    fetcher: Fetcher,
+    row: dict[str, Any],
+    on_result: Callable[[dict[str, Any], FetchResult], Any],
+    probe: bool,
+) -> None:
+    url = row.get("fetch_url") or row["url"]  # a [remap] rule sends the fetch elsewhere
+    if probe:
+        result = await fetcher.fetch(url, expect=row["expect"], probe=True)
+        await on_result(row, result)
+        return
+    validators: dict[str, str] = {}
+    if row["sha256"] and fetcher.store is not None and fetcher.store.has(row["sha256"]):
+        if row["etag"]:
+            validators["If-None-Match"] = row["etag"]
+        if row["last_modified"]:
+            validators["If-Modified-Since"] = row["last_modified"]
+    result = await fetcher.fetch(url, expect=row["expect"], validators=validators or None)
+    await on_result(row, result)

@@ -1,0 +1,443 @@
+"""The SQLite database: schema, migrations, and every write a run makes.
+
+Owns the tables and the transactions around them. Each fetch result is
+recorded in one transaction (check row, response headers, version, blob,
+URL state), so a killed run leaves either all of it or none. Blobs are
+committed to the store *before* the transaction that names them, so no row
+ever points at a missing blob. Nothing here touches the network or the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlite_utils
+
+from .errors import DatabaseError
+from .mirror import _m101_mirror_paths
+from .rewrite import _m102_rewrites
+from .sites import _m201_site_pages
+
+__all__ = ["STATES", "Database", "PostRow"]
+
+#: Every state a URL can be in.
+STATES = ("ok", "failing", "dead", "invalid", "error", "pending")
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE posts (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            path TEXT NOT NULL,
+            content_sha256 TEXT,
+            extractor_version TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            gone_since TEXT,
+            UNIQUE (source, path)
+        );
+        CREATE TABLE urls (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            host TEXT,
+            expect TEXT NOT NULL DEFAULT 'any',
+            state TEXT NOT NULL DEFAULT 'pending',
+            http_status INTEGER,
+            error_class TEXT,
+            error TEXT,
+            sha256 TEXT,
+            size INTEGER,
+            content_type TEXT,
+            final_url TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            first_seen TEXT NOT NULL,
+            last_checked TEXT,
+            last_ok TEXT,
+            failing_since TEXT,
+            fail_count INTEGER NOT NULL DEFAULT 0,
+            confirm_count INTEGER NOT NULL DEFAULT 0,
+            confirm_last TEXT,
+            became TEXT,
+            referenced INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX urls_state ON urls (state);
+        CREATE TABLE refs (
+            id INTEGER PRIMARY KEY,
+            post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
+            url_id INTEGER NOT NULL REFERENCES urls(id),
+            line INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT,
+            as_written TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL
+        );
+        CREATE INDEX refs_post ON refs (post_id);
+        CREATE INDEX refs_url ON refs (url_id);
+        CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            content_type TEXT,
+            first_stored TEXT NOT NULL,
+            verified_at TEXT,
+            verify_ok INTEGER
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            pid INTEGER,
+            started TEXT NOT NULL,
+            ended TEXT,
+            exit_code INTEGER,
+            posts INTEGER,
+            urls INTEGER,
+            counts TEXT,
+            bytes INTEGER,
+            new_blobs INTEGER,
+            message TEXT
+        );
+        CREATE TABLE checks (
+            id INTEGER PRIMARY KEY,
+            url_id INTEGER NOT NULL REFERENCES urls(id),
+            run_id INTEGER REFERENCES runs(id),
+            checked_at TEXT NOT NULL,
+            state TEXT NOT NULL,
+            http_status INTEGER,
+            error_class TEXT,
+            error TEXT,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            sha256 TEXT,
+            elapsed REAL,
+            attempts INTEGER
+        );
+        CREATE INDEX checks_url ON checks (url_id);
+        CREATE TABLE responses (
+            check_id INTEGER PRIMARY KEY REFERENCES checks(id),
+            url TEXT NOT NULL,
+            final_url TEXT,
+            status_line TEXT NOT NULL,
+            headers TEXT NOT NULL
+        );
+        CREATE TABLE versions (
+            url_id INTEGER NOT NULL REFERENCES urls(id),
+            sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            check_id INTEGER REFERENCES checks(id),
+            PRIMARY KEY (url_id, sha256)
+        );
+        """
+    )
+
+
+#: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("001_initial", _m001_initial),
+    ("101_mirror_paths", _m101_mirror_paths),
+    ("102_rewrites", _m102_rewrites),
+    ("201_site_pages", _m201_site_pages),
+]
+
+
+@dataclass(frozen=True)
+class PostRow:
+    id: int
+    content_sha256: str | None
+    extractor_version: str | None
+
+
+class Database:
+    """The archive database. Opening it creates or migrates the schema."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(
+                f"cannot open database {self.path}: {exc} (is it an archiver database?)"
+            ) from exc
+        except OSError as exc:
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work; a crash inside it leaves no trace."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.conn.execute("ROLLBACK")
+                raise DatabaseError(f"cannot write database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+        )
+        done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+        for name, fn in MIGRATIONS:
+            if name in done:
+                continue
+            with self.transaction():
+                fn(self.db)
+                self.conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+
+    # -- queries -----------------------------------------------------------
+
+    def rows(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params if isinstance(params, dict) else tuple(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = self.conn.execute(sql, tuple(params)).fetchone()
+        return None if row is None else row[0]
+
+    def post(self, source: str, path: str) -> PostRow | None:
+        row = self.conn.execute(
+            "SELECT id, content_sha256, extractor_version FROM posts WHERE source=? AND path=?",
+            (source, path),
+        ).fetchone()
+        return None if row is None else PostRow(*row)
+
+    # -- writes ------------------------------------------------------------
+
+    def url_id(self, url: str, now: str, expect: str = "any") -> int:
+        """The id of a URL, creating it as ``pending``; upgrades ``expect`` to the stricter kind."""
+        row = self.conn.execute("SELECT id, expect FROM urls WHERE url=?", (url,)).fetchone()
+        if row is not None:
+            if row[1] == "any" and expect != "any":
+                self.conn.execute("UPDATE urls SET expect=? WHERE id=?", (expect, row[0]))
+            return int(row[0])
+        host = urlsplit(url).hostname or ""
+        cur = self.conn.execute(
+            "INSERT INTO urls (url, host, expect, first_seen) VALUES (?, ?, ?, ?)",
+            (url, host, expect, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def save_post(
+        self,
+        *,
+        source: str,
+        path: str,
+        content_sha256: str,
+        extractor_version: str,
+        refs: list[dict[str, Any]],
+        now: str,
+    ) -> int:
+        """Records a (re-)parsed post and replaces its references. Call inside a transaction.
+
+        Each ref dict has url, expect, line, kind, text, as_written, start, end.
+        """
+        existing = self.post(source, path)
+        if existing is None:
+            cur = self.conn.execute(
+                "INSERT INTO posts (source, path, content_sha256, extractor_version, first_seen,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+                (source, path, content_sha256, extractor_version, now, now),
+            )
+            assert cur.lastrowid is not None
+            post_id = cur.lastrowid
+        else:
+            post_id = existing.id
+            self.conn.execute(
+                "UPDATE posts SET content_sha256=?, extractor_version=?, last_seen=? WHERE id=?",
+                (content_sha256, extractor_version, now, post_id),
+            )
+            self.conn.execute("DELETE FROM refs WHERE post_id=?", (post_id,))
+        self.conn.executemany(
+            'INSERT INTO refs (post_id, url_id, line, kind, text, as_written, start, "end")'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    post_id,
+                    self.url_id(r["url"], now, r.get("expect", "any")),
+                    r["line"],
+                    r["kind"],
+                    r.get("text"),
+                    r["as_written"],
+                    r["start"],
+                    r["end"],
+                )
+                for r in refs
+            ],
+        )
+        return post_id
+
+    def touch_post(self, post_id: int, now: str) -> None:
+        self.conn.execute("UPDATE posts SET last_seen=? WHERE id=?", (now, post_id))
+
+    def start_run(self, command: str, pid: int, now: str) -> int:
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (command, pid, started) VALUES (?, ?, ?)", (command, pid, now)
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def end_run(self, run_id: int, now: str, exit_code: int, **figures: Any) -> None:
+        counts = figures.pop("counts", None)
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET ended=?, exit_code=?, posts=?, urls=?, counts=?, bytes=?,"
+                " new_blobs=?, message=? WHERE id=?",
+                (
+                    now,
+                    exit_code,
+                    figures.get("posts"),
+                    figures.get("urls"),
+                    json.dumps(counts) if counts is not None else None,
+                    figures.get("bytes"),
+                    figures.get("new_blobs"),
+                    figures.get("message"),
+                    run_id,
+                ),
+            )
+
+    def previous(self, url_id: int) -> dict[str, Any]:
+        return self.rows(
+            "SELECT state, confirm_count, confirm_last, sha256, etag, last_modified FROM urls"
+            " WHERE id=?",
+            (url_id,),
+        )[0]
+
+    def record_check(
+        self,
+        *,
+        url_id: int,
+        run_id: int | None,
+        now: str,
+        state: str,
+        outcome: Any,
+        confirm_count: int,
+        confirm_last: str | None,
+        became: str | None,
+    ) -> int:
+        """Writes one check of a URL and its new state. Call inside a transaction.
+
+        ``outcome`` is a ``fetch.FetchResult``; when it carries a sha256 whose blob is
+        already committed to the store, the blob and the URL's version are recorded.
+        """
+        r = outcome
+        cur = self.conn.execute(
+            "INSERT INTO checks (url_id, run_id, checked_at, state, http_status, error_class,"
+            " error, bytes, sha256, elapsed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                url_id,
+                run_id,
+                now,
+                state,
+                r.http_status,
+                r.error_class,
+                r.error,
+                r.bytes_received,
+                r.sha256 if r.state == "ok" and r.blob is not None else None,
+                r.elapsed,
+                r.attempts,
+            ),
+        )
+        check_id = cur.lastrowid
+        assert check_id is not None
+        if r.state == "ok":
+            if r.status_line:
+                self.conn.execute(
+                    "INSERT INTO responses (check_id, url, final_url, status_line, headers)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (check_id, r.url, r.final_url, r.status_line, json.dumps(list(r.headers))),
+                )
+            # Only an archived body is a version; a probe (``check``) hashes a prefix at most.
+            sha = r.sha256 if r.blob is not None else None
+            if r.not_modified:
+                sha = self.scalar("SELECT sha256 FROM urls WHERE id=?", (url_id,))
+            if sha:
+                if not r.not_modified:
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO blobs (sha256, size, content_type, first_stored)"
+                        " VALUES (?, ?, ?, ?)",
+                        (sha, r.size, r.content_type, now),
+                    )
+                self.conn.execute(
+                    "INSERT INTO versions (url_id, sha256, first_seen, last_seen, check_id)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (url_id, sha256)"
+                    " DO UPDATE SET last_seen=excluded.last_seen",
+                    (url_id, sha, now, now, check_id),
+                )
+            if r.not_modified:
+                self.conn.execute(
+                    "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
+                    " last_checked=?, last_ok=?, failing_since=NULL, fail_count=0,"
+                    " confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    (r.http_status, now, now, became, url_id),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
+                    " sha256=COALESCE(?, sha256), size=COALESCE(?, size),"
+                    " content_type=COALESCE(?, content_type), final_url=?, etag=?,"
+                    " last_modified=?, last_checked=?, last_ok=?, failing_since=NULL,"
+                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    (
+                        r.http_status,
+                        sha,
+                        r.size if sha else None,
+                        r.content_type,
+                        r.final_url,
+                        r.etag,
+                        r.last_modified,
+                        now,
+                        now,
+                        became,
+                        url_id,
+                    ),
+                )
+        else:
+            self.conn.execute(
+                "UPDATE urls SET state=?, http_status=?, error_class=?, error=?, last_checked=?,"
+                " final_url=?, failing_since=COALESCE(failing_since, ?), fail_count=fail_count+1,"
+                " confirm_count=?, confirm_last=?, became=? WHERE id=?",
+                (
+                    state,
+                    r.http_status,
+                    r.error_class,
+                    r.error,
+                    now,
+                    r.final_url,
+                    now,
+                    confirm_count,
+                    confirm_last,
+                    became,
+                    url_id,
+                ),
+            )
+        return check_id

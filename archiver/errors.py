@@ -1,0 +1,53 @@
+"""The exceptions archiver raises to its operator.
+
+A failing link is never an exception: it is a ``FetchResult`` with a state.
+Exceptions are for things that stop a run, and each maps to one exit code::
+
+    ArchiverError                 (exit 3 unless a subclass says otherwise)
+    ├── ConfigError               bad config file, option or source (exit 2)
+    ├── StoreError                the blob store is unusable: disk full, permissions (exit 3)
+    ├── DatabaseError             the SQLite database is unusable (exit 3)
+    ├── NetworkDownError          no host of the run answered at all (exit 3)
+    └── LockedError               another run holds the lock (exit 75)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiverError",
+    "ConfigError",
+    "DatabaseError",
+    "LockedError",
+    "NetworkDownError",
+    "StoreError",
+]
+
+
+class ArchiverError(Exception):
+    """Base class: something stopped the run. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 3
+
+
+class ConfigError(ArchiverError):
+    """The configuration or the command line is wrong; the user must fix it."""
+
+    exit_code = 2
+
+
+class StoreError(ArchiverError):
+    """The blob store cannot be written or read (disk full, permissions, damage)."""
+
+
+class DatabaseError(ArchiverError):
+    """The SQLite database cannot be opened, migrated or written."""
+
+
+class NetworkDownError(ArchiverError):
+    """Every host of the run failed at name resolution or connection: we are offline."""
+
+
+class LockedError(ArchiverError):
+    """Another archiver run holds the lock on this database and store."""
+
+    exit_code = 75

@@ -1,0 +1,772 @@
+"""Fetching: from a URL to a state and, for a good asset, a finished blob.
+
+Owns the HTTP client, the concurrency limits (global and per host), redirects,
+retries with backoff, and streaming bodies through the validator into the store.
+A failing link is a value (a ``FetchResult`` with a state), never an exception:
+only the store (``StoreError``) or a bug stops a fetch. This module never
+commits a blob and never touches the database: it hands back a finished
+(fsynced) writer, and the caller commits it and records it, in that order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import ipaddress
+import os
+import random
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Protocol, cast
+from urllib.parse import unquote, urljoin, urlsplit
+
+import anyio
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+
+from .clock import Clock, SystemClock
+from .store import BlobWriter, Store
+from .transport import Http11Transport
+from .validate import HEAD_SIZE, Expected, Verdict, describe, verdict
+
+__all__ = [
+    "USER_AGENT",
+    "FetchRequest",
+    "FetchResult",
+    "FetchSettings",
+    "Fetcher",
+    "HostMapTransport",
+    "State",
+    "network_down",
+    "should_retry",
+]
+
+try:
+    _VERSION = version("archiver")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    _VERSION = "0.0.0"
+
+USER_AGENT = (
+    f"archiver/{_VERSION} (+https://github.com/archiver; keeps event slides and images alive)"
+)
+
+State = Literal[
+    "ok",  # the asset is there and is what the link promised (or unchanged: 304)
+    "dead",  # gone for good: 404, 410, other permanent 4xx, unknown host, redirect loop
+    "invalid",  # the server answered 200 with the wrong thing: a soft 404 or the wrong type
+    "error",  # still failing after retries: 5xx, 429, timeout, reset, truncated, TLS, refused
+]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_TRANSIENT_CLASSES = frozenset({"connect", "refused", "timeout", "reset", "truncated"})
+_DNS_MESSAGES = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "no address associated with hostname",
+    "nodename nor servname",
+    "getaddrinfo failed",
+)
+_FILE_CHUNK = 1024 * 1024
+# A probe asks for exactly the head the validator judges, no more.
+_PROBE_RANGE = f"bytes=0-{HEAD_SIZE - 1}"
+# A 200 that ignored Range is still read to its end when it is this small: finishing the
+# body keeps the connection alive, which is cheaper than a new connection for the next URL.
+_PROBE_DRAIN = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Limits and timeouts for one run; the defaults suit a polite archiver."""
+
+    concurrency: int = 16  # requests in flight overall
+    per_host: int = 4  # requests in flight to one host, never more
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_redirects: int = 10
+    retries: int = 3  # attempts after the first, for transient failures only
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_cap: float = 300.0
+    max_size: int = 1_073_741_824  # bytes; a larger body is an error, not archived
+    user_agent: str = USER_AGENT
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """One URL to fetch, what it should be, and the validators of the copy we hold."""
+
+    url: str
+    expect: Expected = "any"
+    validators: Mapping[str, str] | None = None
+
+
+@dataclass
+class FetchResult:
+    """What became of one URL. ``blob`` is finished but not committed: the caller commits it."""
+
+    url: str
+    state: State
+    http_status: int | None = None
+    error: str | None = None  # one human line, e.g. "HTTP 404 Not Found"
+    error_class: str | None = None  # a short slug, e.g. "http-404", "dns", "soft-404"
+    final_url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None  # sniffed MIME, else the server's
+    status_line: str | None = None  # e.g. "HTTP/1.1 200 OK"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0  # seconds, backoff included
+    attempts: int = 0
+    bytes_received: int = 0  # body bytes over the wire, over all attempts and hops
+    not_modified: bool = False
+    unreachable: bool = False  # the last failure was name resolution or connecting
+    transient: bool = False  # the last failure was of a kind worth retrying later
+    blob: BlobWriter | None = field(default=None, repr=False)
+
+
+def should_retry(result: FetchResult) -> bool:
+    """Only transient failures are retried: connecting (not DNS), timeouts, resets,
+    truncated bodies, 408, 425, 429 and 5xx."""
+    if result.error_class in _TRANSIENT_CLASSES:
+        return True
+    status = result.http_status
+    return (
+        status is not None
+        and result.error_class == f"http-{status}"
+        and (status in _TRANSIENT_STATUSES or 500 <= status <= 599)
+    )
+
+
+def network_down(results: Iterable[FetchResult]) -> bool:
+    """True when network URLs were tried and no host answered any of them: we are offline.
+
+    A redirect proves a host answered, so a result whose final URL moved does not count.
+    """
+    seen = False
+    for r in results:
+        if urlsplit(r.url).scheme.lower() not in ("http", "https"):
+            continue
+        seen = True
+        if not r.unreachable or r.http_status is not None or r.final_url not in (None, r.url):
+            return False
+    return seen
+
+
+class HostMapTransport(httpx.AsyncBaseTransport):
+    """A resolver for tests: names in ``mapping`` go to their IP, any other name is unknown.
+
+    The Host header (and TLS SNI) keep the name, so servers see what they would in production.
+    """
+
+    def __init__(
+        self, mapping: Mapping[str, str], inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._map = {name.lower(): ip for name, ip in mapping.items()}
+        self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if not _is_ip(host):
+            ip = self._map.get(host.lower())
+            if ip is None:
+                raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+            request.extensions = {**request.extensions, "sni_hostname": host}
+            request.url = request.url.copy_with(host=ip)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Sink(Protocol):
+    size: int
+
+    @property
+    def sha256(self) -> str: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> str: ...
+
+    def abort(self) -> None: ...
+
+
+class _HashSink:
+    """Hashes and counts a body without keeping it (for checks that do not archive)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> str:
+        return self.sha256
+
+    def abort(self) -> None:
+        pass
+
+
+_Failure = tuple[State, str, str]  # state, error_class, human line
+
+
+class _Intake:
+    """Feeds a body into a sink, judging its head and enforcing the size cap on the way."""
+
+    def __init__(self, sink: _Sink, expect: Expected, max_size: int) -> None:
+        self.sink = sink
+        self._expect = expect
+        self._max_size = max_size
+        self._head = bytearray()
+        self.verdict: Verdict | None = None
+
+    def feed(self, chunk: bytes) -> _Failure | None:
+        if self.sink.size + len(chunk) > self._max_size:
+            return _too_large(self._max_size)
+        self.sink.write(chunk)
+        if self.verdict is None:
+            self._head += chunk[: HEAD_SIZE - len(self._head)]
+            if len(self._head) >= HEAD_SIZE:
+                return self._judge()
+        return None
+
+    def end(self) -> _Failure | None:
+        return self._judge() if self.verdict is None else None
+
+    def _judge(self) -> _Failure | None:
+        head = bytes(self._head)
+        self.verdict = verdict(self._expect, head)
+        if self.verdict.ok or self.verdict.reason is None:
+            return None
+        return "invalid", self.verdict.reason, describe(self._expect, self.verdict, head)
+
+
+@dataclass
+class _Hop:
+    """The outcome of one request: a result, or a redirect to follow."""
+
+    result: FetchResult
+    location: str | None = None
+    retry_after: float | None = None
+
+
+class Fetcher:
+    """Fetches URLs within the limits of ``settings``; use ``async with``."""
+
+    def __init__(
+        self,
+        settings: FetchSettings | None = None,
+        *,
+        store: Store | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings or FetchSettings()
+        self._store = store
+        self._transport = transport
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._client: httpx.AsyncClient | None = None
+        self._global: anyio.CapacityLimiter | None = None
+        self._hosts: dict[str, anyio.CapacityLimiter] = {}
+
+    @property
+    def store(self) -> Store | None:
+        """Where ok bodies go; None when fetching only checks."""
+        return self._store
+
+    async def __aenter__(self) -> Fetcher:
+        s = self.settings
+        # Keep-alive and one DNS lookup per host come from the transport; the limits here
+        # already cap connections per host, so its pool only has to keep them.
+        transport = self._transport or Http11Transport(max_idle_per_origin=s.per_host)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            headers={"User-Agent": s.user_agent, "Accept-Encoding": "identity"},
+            timeout=httpx.Timeout(
+                None, connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout
+            ),
+            follow_redirects=False,
+        )
+        self._global = anyio.CapacityLimiter(s.concurrency)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        expect: Expected = "any",
+        validators: Mapping[str, str] | None = None,
+        probe: bool = False,
+    ) -> FetchResult:
+        """Fetches one URL (http, https or file) and returns its result; never raises for it.
+
+        ``probe=True`` checks without archiving: it asks for the first bytes only and reads
+        no more than the verdict needs, so the result has no blob and no sha256.
+        """
+        started = anyio.current_time()
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:
+            scheme = ""
+        if scheme in ("http", "https"):
+            result = await self._fetch_http(url, expect, dict(validators or {}), probe)
+        elif scheme == "file":
+            result = await self._fetch_file(url, expect, probe)
+        else:
+            result = _failed(url, "dead", "bad-url", f"not a fetchable URL: {url}")
+        result.elapsed = anyio.current_time() - started
+        return result
+
+    async def run_all(
+        self,
+        requests: Iterable[FetchRequest | tuple[str, Expected]],
+        on_result: Callable[[FetchResult], Awaitable[None] | None] | None = None,
+    ) -> list[FetchResult]:
+        """Fetches all concurrently within the limits, calling ``on_result`` as each completes."""
+        results: list[FetchResult] = []
+
+        async def one(req: FetchRequest) -> None:
+            result = await self.fetch(req.url, expect=req.expect, validators=req.validators)
+            results.append(result)
+            if on_result is not None:
+                pending = on_result(result)
+                if inspect.isawaitable(pending):
+                    await pending
+
+        async with anyio.create_task_group() as tg:
+            for item in requests:
+                tg.start_soon(one, item if isinstance(item, FetchRequest) else FetchRequest(*item))
+        return results
+
+    async def _fetch_http(
+        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
+    ) -> FetchResult:
+        attempts = received = 0
+
+        async def attempt() -> _Hop:
+            nonlocal attempts, received
+            attempts += 1
+            hop = await self._follow(url, expect, validators, probe)
+            received += hop.result.bytes_received
+            return hop
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retries + 1),
+            wait=self._wait,
+            retry=retry_if_result(lambda hop: should_retry(hop.result)),
+            sleep=self._clock.sleep,
+            retry_error_callback=_last_outcome,
+            reraise=True,
+        )
+        hop = cast(_Hop, await retrying(attempt))
+        result = hop.result
+        result.attempts, result.bytes_received = attempts, received
+        result.transient = result.state != "ok" and should_retry(result)
+        return result
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Retry-After when the server sent one (capped), else exponential backoff, equal jitter."""
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            retry_after = cast(_Hop, outcome.result()).retry_after
+            if retry_after is not None:
+                return min(retry_after, self.settings.retry_after_cap)
+        s = self.settings
+        delay = min(s.backoff_max, s.backoff_base * 2.0 ** min(state.attempt_number - 1, 62))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    async def _follow(
+        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
+    ) -> _Hop:
+        """One attempt: requests ``url`` and follows its redirects, each hop within the limits."""
+        current = url
+        visited = {_normal(url)}
+        for _ in range(self.settings.max_redirects + 1):
+            hop = await self._exchange(current, expect, validators, probe)
+            hop.result.url, hop.result.final_url = url, current
+            if hop.location is None:
+                return hop
+            target = urljoin(current, hop.location.strip())
+            if urlsplit(target).scheme.lower() not in ("http", "https"):
+                return _hop_failed(hop, "dead", "bad-url", f"redirect to {target}")
+            key = _normal(target)
+            if key in visited:
+                return _hop_failed(hop, "dead", "redirect-loop", f"redirect loop via {target}")
+            visited.add(key)
+            current = target
+        limit = self.settings.max_redirects
+        return _hop_failed(hop, "dead", "too-many-redirects", f"more than {limit} redirects")
+
+    @asynccontextmanager
+    async def _slot(self, host: str) -> AsyncIterator[None]:
+        """Takes the host's slot before a global one: a request queued behind a busy host
+        must not sit on a global slot another host could use."""
+        limiter = self._hosts.get(host)
+        if limiter is None:
+            limiter = self._hosts[host] = anyio.CapacityLimiter(self.settings.per_host)
+        assert self._global is not None
+        async with limiter, self._global:
+            yield
+
+    async def _exchange(
+        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
+    ) -> _Hop:
+        """Sends one request, without following redirects, and reads the body if it is the asset."""
+        if self._client is None:
+            raise RuntimeError("use the Fetcher inside 'async with'")
+        headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
+        try:
+            request = self._client.build_request("GET", url, headers=headers)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return _Hop(_failed(url, "dead", "bad-url", f"invalid URL: {exc}"))
+        async with self._slot(request.url.host.lower()):
+            try:
+                response = await self._client.send(request, stream=True)
+                if probe and response.status_code == 416:
+                    # An empty file, or a server that mishandles ranges: asking again without
+                    # a range lets the body speak for itself, as it would in a crawl.
+                    await response.aclose()
+                    request = self._client.build_request("GET", url, headers=validators)
+                    response = await self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                return _Hop(_transport_failed(url, exc))
+            try:
+                return await self._answer(url, response, expect, bool(validators), probe)
+            finally:
+                await response.aclose()
+
+    async def _answer(
+        self,
+        url: str,
+        response: httpx.Response,
+        expect: Expected,
+        conditional: bool,
+        probe: bool = False,
+    ) -> _Hop:
+        status = response.status_code
+        reason = response.reason_phrase or _phrase(status)
+        result = FetchResult(
+            url=url,
+            state="ok",
+            http_status=status,
+            status_line=f"{response.http_version} {status} {reason}",
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw],
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+        if status in _REDIRECTS and "location" in response.headers:
+            return _Hop(result, location=response.headers["location"])
+        if status == 304 and conditional:
+            result.not_modified = True
+            return _Hop(result)
+        if 200 <= status < 300:
+            receive = self._probe if probe else self._receive
+            return _Hop(await receive(result, response, expect))
+        transient = status in _TRANSIENT_STATUSES or 500 <= status <= 599
+        state: State = "dead" if 400 <= status < 500 and not transient else "error"
+        _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")
+        return _Hop(result, retry_after=self._retry_after(response) if transient else None)
+
+    async def _receive(
+        self, result: FetchResult, response: httpx.Response, expect: Expected
+    ) -> FetchResult:
+        """Streams the body into a sink; any failure aborts the sink, so nothing partial stays."""
+        declared = _content_length(response)
+        cap = self.settings.max_size
+        if declared is not None and declared > cap:
+            return _fail(result, *_too_large(cap))
+        intake = _Intake(self._sink(), expect, cap)
+        try:
+            failure: _Failure | None = None
+            try:
+                async for chunk in response.aiter_bytes():
+                    if failure := intake.feed(chunk):
+                        break
+            except httpx.HTTPError as exc:
+                failure = _classify(exc)[:3]
+            got = result.bytes_received = response.num_bytes_downloaded
+            short = declared is not None and got < declared
+            if short and (failure is None or failure[1] == "truncated"):
+                failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
+            failure = failure or intake.end()
+            if failure is not None:
+                intake.sink.abort()
+                return _fail(result, *failure)
+            return await self._finished(result, intake, response.headers.get("content-type"))
+        except BaseException:
+            intake.sink.abort()
+            raise
+
+    async def _probe(
+        self, result: FetchResult, response: httpx.Response, expect: Expected
+    ) -> FetchResult:
+        """Reads only as much body as the verdict needs; nothing is hashed into the result.
+
+        A 206 carries just the head and is read to its end, so the connection stays
+        reusable; so is a small 200. A large 200 (a server that ignores Range) is dropped
+        as soon as its type is known: closing the stream closes the connection, and the
+        rest of the body is never downloaded.
+        """
+        total = _total_size(response)
+        cap = self.settings.max_size
+        if total is not None and total > cap:
+            return _fail(result, *_too_large(cap))
+        declared = _content_length(response)
+        drain = response.status_code == 206 or (declared is not None and declared <= _PROBE_DRAIN)
+        intake = _Intake(_HashSink(), expect, cap)
+        failure: _Failure | None = None
+        stopped = False
+        try:
+            async for chunk in response.aiter_bytes():
+                if failure := intake.feed(chunk):
+                    break
+                if intake.verdict is not None and (not drain or intake.sink.size > _PROBE_DRAIN):
+                    stopped = True
+                    break
+        except httpx.HTTPError as exc:
+            failure = _classify(exc)[:3]
+        got = result.bytes_received = response.num_bytes_downloaded
+        short = not stopped and declared is not None and got < declared
+        if short and (failure is None or failure[1] == "truncated"):
+            failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
+        failure = failure or intake.end()
+        if failure is not None:
+            return _fail(result, *failure)
+        return _judged(result, intake, response.headers.get("content-type"), total)
+
+    async def _finished(
+        self, result: FetchResult, intake: _Intake, server_type: str | None
+    ) -> FetchResult:
+        sink = intake.sink
+        if isinstance(sink, BlobWriter):
+            await anyio.to_thread.run_sync(sink.finish)  # fsync off the event loop
+            result.blob = sink
+        result.sha256, result.size = sink.sha256, sink.size
+        sniffed = intake.verdict.content_type if intake.verdict else None
+        result.content_type = sniffed or _media_type(server_type)
+        return result
+
+    async def _fetch_file(self, url: str, expect: Expected, probe: bool = False) -> FetchResult:
+        """Reads a ``file://`` URL from disk, judged and stored like a download.
+
+        A probe reads the head only and stores nothing, as it would over HTTP.
+        """
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            return _failed(url, "dead", "bad-url", f"file URL on another host: {url}")
+        path = Path(unquote(parts.path))
+        result = FetchResult(url=url, state="ok", final_url=url, attempts=1)
+        try:
+            f = await anyio.open_file(path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return _fail(result, "dead", "missing-file", f"no such file: {path}")
+        except OSError as exc:
+            return _fail(result, "error", "unreadable", f"cannot read {path}: {exc.strerror}")
+        cap = self.settings.max_size
+        intake = _Intake(_HashSink() if probe else self._sink(), expect, cap)
+        try:
+            async with f:
+                size = os.fstat(f.wrapped.fileno()).st_size
+                failure: _Failure | None = _too_large(cap) if probe and size > cap else None
+                while not failure and (chunk := await f.read(HEAD_SIZE if probe else _FILE_CHUNK)):
+                    failure = intake.feed(chunk)
+                    if probe and intake.verdict is not None:
+                        break
+            result.bytes_received = intake.sink.size
+            failure = failure or intake.end()
+            if failure is not None:
+                intake.sink.abort()
+                return _fail(result, *failure)
+            if probe:
+                return _judged(result, intake, None, size)
+            return await self._finished(result, intake, None)
+        except OSError as exc:
+            intake.sink.abort()
+            return _fail(result, "error", "unreadable", f"cannot read {path}: {exc.strerror}")
+        except BaseException:
+            intake.sink.abort()
+            raise
+
+    def _sink(self) -> _Sink:
+        return self._store.writer() if self._store is not None else _HashSink()
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), if any."""
+        value = response.headers.get("retry-after", "").strip()
+        if not value:
+            return None
+        if value.isdigit():
+            return float(value)
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - self._clock.now()).total_seconds())
+
+
+def _judged(
+    result: FetchResult, intake: _Intake, server_type: str | None, size: int | None
+) -> FetchResult:
+    """A probed result: the type as sniffed and the full size if known, but no sha256.
+
+    Nor validators: an ETag or Last-Modified recorded from a probe would describe bytes
+    that were never archived, and a later crawl would send them and take the 304 as
+    "the copy we hold is current" when it is not. The headers still keep them.
+    """
+    sniffed = intake.verdict.content_type if intake.verdict else None
+    result.etag = result.last_modified = None
+    result.content_type = sniffed or _media_type(server_type)
+    result.size = size
+    return result
+
+
+def _last_outcome(state: RetryCallState) -> _Hop:
+    """When retries run out, the last failure is the answer (a value, not a RetryError)."""
+    assert state.outcome is not None
+    return cast(_Hop, state.outcome.result())
+
+
+def _failed(url: str, state: State, error_class: str, error: str) -> FetchResult:
+    return FetchResult(url=url, state=state, error_class=error_class, error=error, final_url=url)
+
+
+def _fail(result: FetchResult, state: State, error_class: str, error: str) -> FetchResult:
+    result.state, result.error_class, result.error = state, error_class, error
+    return result
+
+
+def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
+    return _Hop(_fail(hop.result, state, error_class, error))
+
+
+def _too_large(cap: int) -> _Failure:
+    return "error", "too-large", f"larger than the size cap of {cap} bytes"
+
+
+def _transport_failed(url: str, exc: httpx.HTTPError) -> FetchResult:
+    state, error_class, error, unreachable = _classify(exc)
+    result = _failed(url, state, error_class, error)
+    result.unreachable = unreachable
+    return result
+
+
+def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:
+    """Maps a transport exception to (state, error class, human line, unreachable)."""
+    chain = list(_causes(exc))
+    text = _strip_errno(str(exc))
+    lowered = text.lower()
+    tls = any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in lowered
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "error", "timeout", "timed out connecting", True
+    if isinstance(exc, httpx.TimeoutException):
+        return "error", "timeout", "timed out waiting for the server", False
+    if isinstance(exc, httpx.ConnectError):
+        if any(isinstance(e, socket.gaierror) for e in chain) or any(
+            m in lowered for m in _DNS_MESSAGES
+        ):
+            return "dead", "dns", text or "Name or service not known", True
+        if tls:
+            return "error", "tls", f"TLS failed: {text}", False
+        if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in lowered:
+            return "error", "refused", "Connection refused", True
+        return "error", "connect", text or "could not connect", True
+    if tls:
+        return "error", "tls", f"TLS failed: {text}", False
+    if isinstance(exc, httpx.RemoteProtocolError) and "message body" in lowered:
+        return "error", "truncated", f"body truncated: {text}", False
+    if isinstance(exc, httpx.ReadError | httpx.WriteError) or "disconnected" in lowered:
+        return "error", "reset", text or "Connection reset by peer", False
+    return "error", "protocol", text or type(exc).__name__, False
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and the members of any exception group."""
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(e.exceptions)
+        stack.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+
+
+def _strip_errno(text: str) -> str:
+    """'[Errno -2] Name or service not known' -> 'Name or service not known'."""
+    if text.startswith("[Errno") and "] " in text:
+        return text.split("] ", 1)[1]
+    return text
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _normal(url: str) -> str:
+    """A URL as compared for redirect loops: httpx's normal form, without the fragment."""
+    try:
+        return str(httpx.URL(url).copy_with(fragment=None))
+    except httpx.InvalidURL:
+        return url
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _total_size(response: httpx.Response) -> int | None:
+    """The whole resource's size: from ``Content-Range: bytes 0-8191/123456`` on a 206."""
+    if response.status_code != 206:
+        return _content_length(response)
+    total = response.headers.get("content-range", "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _media_type(value: str | None) -> str | None:
+    return value.split(";", 1)[0].strip().lower() or None if value else None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

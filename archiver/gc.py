@@ -1,0 +1,97 @@
+"""Garbage collection: removing blobs that no URL version references any more.
+
+Owns the only deletions from the store. A blob is removed only when no
+version and no URL names it *and* both its file and its row are older than
+a grace period, so a blob a concurrent crawl has just committed (file first,
+row after) is never taken. Plans by default; deletes only when asked.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .db import Database
+from .store import Store
+
+__all__ = ["GcResult", "collect_garbage"]
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Garbage:
+    sha256: str
+    path: Path
+    size: int
+
+
+@dataclass
+class GcResult:
+    """Unreferenced blobs: those old enough (``garbage``) and those still in grace (``young``)."""
+
+    garbage: list[Garbage] = field(default_factory=list)
+    young: int = 0
+    removed: bool = False
+
+    @property
+    def bytes(self) -> int:
+        return sum(g.size for g in self.garbage)
+
+    def line(self) -> str:
+        verb = "removed" if self.removed else "would remove"
+        young = f"; {self.young} unreferenced but still in the grace period" if self.young else ""
+        return f"gc: {verb} {len(self.garbage)} blobs ({self.bytes} bytes){young}"
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def collect_garbage(
+    db: Database, store: Store, *, grace: float, apply: bool = False, now: float | None = None
+) -> GcResult:
+    """Finds (with ``apply`` removes) blobs no version or URL names, older than ``grace``."""
+    now = time.time() if now is None else now
+    referenced = {
+        r[0]
+        for r in db.conn.execute(
+            "SELECT sha256 FROM versions UNION SELECT sha256 FROM urls WHERE sha256 IS NOT NULL"
+        )
+    }
+    stored = {r["sha256"]: _epoch(r["first_stored"]) for r in db.rows("SELECT * FROM blobs")}
+    result = GcResult()
+    for path in store.iter_blobs():
+        sha = path.name
+        if not _SHA.fullmatch(sha) or path.parent.name != sha[:2] or sha in referenced:
+            continue  # not a blob under its own name: verify reports it, gc never guesses
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        first = stored.get(sha)
+        if now - st.st_mtime < grace or (first is not None and now - first < grace):
+            result.young += 1
+            continue
+        result.garbage.append(Garbage(sha, path, st.st_size))
+    if apply:
+        removed = []
+        for g in result.garbage:
+            with db.transaction():
+                # Re-checked under the write lock: a run may have named it meanwhile.
+                if db.scalar(
+                    "SELECT 1 FROM versions WHERE sha256=? UNION SELECT 1 FROM urls WHERE sha256=?",
+                    (g.sha256, g.sha256),
+                ):
+                    continue
+                db.conn.execute("DELETE FROM blobs WHERE sha256=?", (g.sha256,))
+                g.path.unlink(missing_ok=True)
+            removed.append(g)
+        result.garbage = removed
+        result.removed = True
+    return result

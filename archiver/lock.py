@@ -1,0 +1,57 @@
+"""One run at a time per database and store.
+
+Owns the lock file beside the database. It is an OS lock (``flock``), so the
+kernel releases it when the process dies: a killed run never leaves a stale
+lock. The file records who holds it, for the message the next run prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import ConfigError, LockedError
+
+__all__ = ["run_lock"]
+
+
+def _holder(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 200).decode("utf-8", "replace").strip()
+    pid, _, started = text.partition(" ")
+    return f"pid {pid or '?'}, started at {started or '?'}"
+
+
+@contextlib.contextmanager
+def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator[None]:
+    """Holds ``<db>.lock`` for the duration; waits up to ``wait`` seconds for it."""
+    path = db_path.with_name(db_path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot create lock file {path}: {exc.strerror}") from exc
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"another run ({_holder(fd)}) holds the lock {path};"
+                        " wait for it to finish or pass --wait SECONDS"
+                    ) from None
+                time.sleep(poll)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {stamp}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

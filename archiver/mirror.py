@@ -1,0 +1,394 @@
+"""A static mirror of archived assets: ``DIR/<host>/<path>`` plus ``DIR/manifest.json``.
+
+Owns the mapping from a URL to a file name inside the mirror, and writing the
+mirror. The mapping must never produce a name outside ``DIR``: dot segments
+(plain or percent-encoded), backslashes and absolute paths are neutralised,
+and every name is valid on Linux, macOS and Windows. A name that had to be
+changed gets a short hash of the URL, so two URLs never share a file; the
+names handed out are remembered in the database (``mirror_paths``) so they
+stay stable across runs and ``restore --rewrite`` can point posts at them.
+
+``db`` imports this module for its migration: never import ``db`` here at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import ArchiverError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .db import Database
+    from .store import Store
+
+__all__ = ["MirrorSummary", "assign_paths", "build_mirror", "mirror_url_for", "safe_relpath"]
+
+MANIFEST = "manifest.json"
+
+# Characters Windows forbids in names, plus controls; '%' stays (it is legal everywhere).
+_BAD = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{p}{i}" for p in ("COM", "LPT") for i in "123456789¹²³"
+}
+_QUERY_SAFE = "=&,+-_.~!$'();@"
+_MAX_NAME = 180  # bytes; leaves room for a hash suffix under the usual 255
+_TYPE_EXT = {
+    "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/svg+xml": ".svg",
+    "image/avif": ".avif",
+    "image/bmp": ".bmp",
+    "image/x-icon": ".ico",
+    "image/vnd.microsoft.icon": ".ico",
+}
+
+
+def _m101_mirror_paths(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    db.execute(
+        """
+        CREATE TABLE mirror_paths (
+            url_id INTEGER PRIMARY KEY REFERENCES urls(id),
+            path TEXT NOT NULL,
+            -- case-folded: two names that differ only in case collide on macOS and Windows
+            key TEXT NOT NULL UNIQUE
+        )
+        """
+    )
+
+
+def _url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def _clean_segment(seg: str) -> tuple[str, bool]:
+    """A path segment as a portable file name; True when it had to change."""
+    name = unicodedata.normalize("NFC", seg)
+    name = _BAD.sub("_", name)
+    # Windows drops trailing dots and spaces, which would merge names.
+    stripped = name.rstrip(". ")
+    name = stripped if stripped else "_"
+    if name.split(".", 1)[0].upper() in _RESERVED:
+        name = "_" + name
+    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME:
+        stem, ext = _split_ext(name)
+        name = _truncate(stem, _MAX_NAME - len(ext.encode())) + ext
+    return name, name != seg
+
+
+def _truncate(text: str, limit: int) -> str:
+    data = text.encode("utf-8", "surrogatepass")[:limit]
+    return data.decode("utf-8", "ignore")
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and 0 < len(ext) <= 8 and ext.isalnum():
+        return stem, "." + ext
+    return name, ""
+
+
+def safe_relpath(url: str, content_type: str | None = None) -> str:
+    """The mirror path ``<host>/<path>`` of a URL, as a relative POSIX path.
+
+    Dot segments are resolved the way a browser would, never above the host
+    directory; a query string becomes part of the name; a name without an
+    extension gets one from the content type, so a static server sends the
+    right type. Any lossy change adds ``~<hash of the URL>`` to the name.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "unknown-host").lower()
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}_{parts.port}"
+    host, host_changed = _clean_segment(host)
+    lossy = host_changed
+    segments: list[str] = []
+    raw = parts.path.replace("\\", "/")
+    if raw != parts.path or "//" in raw:
+        lossy = True
+    trailing = raw.endswith("/") or not raw
+    for seg in raw.split("/"):
+        decoded = unquote(seg, errors="replace")
+        # An encoded separator is part of the name, not a path; bad UTF-8 is replaced.
+        if "/" in decoded or "\\" in decoded or decoded.count("\ufffd") > seg.count("\ufffd"):
+            lossy = True
+        seg = decoded
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            lossy = True
+            if segments:
+                segments.pop()
+            continue
+        clean, changed = _clean_segment(seg)
+        lossy |= changed
+        segments.append(clean)
+    if trailing or not segments:
+        segments.append("index")
+        lossy = True
+    stem, ext = _split_ext(segments[-1])
+    if parts.query:
+        # '%' is escaped too, so two different queries never give one name.
+        stem = f"{stem}~{quote(parts.query, safe=_QUERY_SAFE)}"
+        lossy = True
+    type_ext = _TYPE_EXT.get((content_type or "").split(";")[0].strip().lower())
+    if type_ext and (not ext or parts.query) and ext.lower() not in (type_ext, ".jpeg"):
+        ext += type_ext
+        lossy = True
+    if lossy:
+        stem = f"{stem}~{_url_hash(url)}"
+    name, changed = _clean_segment(stem + ext)
+    if changed:
+        name, _ = _clean_segment(f"{_truncate(stem, _MAX_NAME - 30)}~{_url_hash(url)}{ext}")
+    segments[-1] = name
+    return "/".join([host, *segments])
+
+
+def _fallback(url: str, path: str, attempt: int) -> str:
+    """A name for a URL whose natural name is taken: beside nothing else, under ``_/``."""
+    host, _, rest = path.partition("/")
+    digest = hashlib.sha256(f"{attempt}:{url}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{host}/_~{digest[:16]}/{PurePosixPath(rest).name}"
+
+
+class _Taken:
+    """The names already handed out: files and the directories they need, case-folded."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.files: set[str] = set()
+        self.dirs: set[str] = set()
+        for p in paths:
+            self.add(p)
+
+    def add(self, path: str) -> None:
+        key = path.casefold()
+        self.files.add(key)
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            self.dirs.add("/".join(parts[:i]))
+
+    def clashes(self, path: str) -> bool:
+        key = path.casefold()
+        if key in self.files or key in self.dirs:
+            return True
+        parts = key.split("/")
+        return any("/".join(parts[:i]) in self.files for i in range(1, len(parts)))
+
+
+def assign_paths(db: Database, items: list[tuple[int, str, str | None]]) -> dict[int, str]:
+    """Mirror paths for (url_id, url, content_type) items, handing out and recording new ones.
+
+    A path once given to a URL stays its path, so re-runs write the same files.
+    """
+    known = {r["url_id"]: r["path"] for r in db.rows("SELECT url_id, path FROM mirror_paths")}
+    taken = _Taken(list(known.values()))
+    out: dict[int, str] = {}
+    new: list[tuple[int, str]] = []
+    for url_id, url, content_type in sorted(items, key=lambda i: i[1]):
+        if url_id in known:
+            out[url_id] = known[url_id]
+            continue
+        path = safe_relpath(url, content_type)
+        attempt = 0
+        while taken.clashes(path):
+            attempt += 1
+            path = _fallback(url, path, attempt)
+        taken.add(path)
+        out[url_id] = path
+        new.append((url_id, path))
+    if new:
+        with db.transaction():
+            db.conn.executemany(
+                "INSERT INTO mirror_paths (url_id, path, key) VALUES (?, ?, ?)",
+                [(i, p, p.casefold()) for i, p in new],
+            )
+    return out
+
+
+def mirror_url_for(base: str, path: str) -> str:
+    """The public URL of a mirror file, with each segment percent-encoded."""
+    return base.rstrip("/") + "/" + quote(path, safe="/")
+
+
+@dataclass
+class MirrorSummary:
+    """What a mirror run did; ``skipped`` says why a URL has no file."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    linked: int = 0
+    copied: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (
+            f"mirror: {len(self.written)} written ({self.linked} hard links, {self.copied}"
+            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+        )
+
+
+def _inside(root: Path, target: Path) -> bool:
+    """True when ``target`` (after resolving symlinks) stays under ``root``."""
+    try:
+        return Path(os.path.realpath(target)).is_relative_to(os.path.realpath(root))
+    except OSError:
+        return False
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _is_link_to(target: Path, blob: Path) -> bool:
+    """A hard link to the blob already is the blob (whose health ``verify`` watches)."""
+    try:
+        return os.path.samefile(target, blob)
+    except OSError:
+        return False
+
+
+def _same_bytes(path: Path, sha256: str) -> bool:
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                h.update(chunk)
+    except OSError:
+        return False
+    return h.hexdigest() == sha256
+
+
+def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> None:
+    """Puts the blob at ``dest``: a hard link when possible, else a verified copy."""
+    from .restore import RestoreError, copy_verified
+
+    blob = store.path_for(sha256)
+    if not _same_bytes(blob, sha256):
+        raise RestoreError(f"blob {sha256} is corrupt or missing; run 'archiver verify --repair'")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".mirror-{os.getpid()}-{dest.name[:40]}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(blob, tmp)
+        summary.linked += 1
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        fd, name = tempfile.mkstemp(prefix=".mirror-", dir=dest.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                copy_verified(store, sha256, out)
+            os.chmod(tmp, 0o444)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        summary.copied += 1
+    os.replace(tmp, dest)
+
+
+def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]) -> MirrorSummary:
+    """Writes ``dest/<host>/<path>`` for the newest good copy of each URL in ``states``.
+
+    Idempotent: a file already holding the right bytes is left alone. The
+    manifest keeps entries of earlier runs whose files are still there.
+    """
+    from .restore import RestoreError, copies, newest_good
+
+    dest = Path(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiverError(f"cannot create the mirror {dest}: {exc.strerror}") from exc
+    marks = ",".join("?" for _ in states)
+    urls = db.rows(f"SELECT id, url FROM urls WHERE state IN ({marks}) ORDER BY url", states)
+    versions = copies(db, [u["id"] for u in urls])
+    summary = MirrorSummary()
+    chosen = []
+    for u in urls:
+        good = newest_good(versions.get(u["id"], []), store)
+        if good is None:
+            why = "no archived copy" if not versions.get(u["id"]) else "archived copy damaged"
+            summary.skipped.append((u["url"], why))
+            continue
+        chosen.append(good)
+    paths = assign_paths(db, [(c.url_id, c.url, c.content_type) for c in chosen])
+    manifest = _read_manifest(dest)
+    for c in chosen:
+        rel = paths[c.url_id]
+        target = dest / rel
+        if not _inside(dest, _nearest_existing(target.parent)):
+            summary.skipped.append((c.url, f"{rel} would leave the mirror"))
+            continue
+        try:
+            if _is_link_to(target, store.path_for(c.sha256)) or _same_bytes(target, c.sha256):
+                summary.unchanged.append(c.url)
+            else:
+                _place(store, c.sha256, target, summary)
+                if not _inside(dest, target):
+                    target.unlink()
+                    summary.skipped.append((c.url, f"{rel} would leave the mirror"))
+                    continue
+                summary.written.append(c.url)
+        except RestoreError as exc:
+            summary.skipped.append((c.url, str(exc)))
+            continue
+        except OSError as exc:
+            raise ArchiverError(f"cannot write {target}: {exc.strerror}") from exc
+        manifest[c.url] = {"path": rel, "sha256": c.sha256, "content_type": c.content_type}
+    manifest = {u: e for u, e in manifest.items() if (dest / e["path"]).is_file()}
+    _write_json(dest / MANIFEST, manifest)
+    summary.manifest = manifest
+    return summary
+
+
+def _read_manifest(dest: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        u: e
+        for u, e in data.items()
+        if isinstance(e, dict)
+        and isinstance(e.get("path"), str)
+        and _inside(dest, dest / e["path"])
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

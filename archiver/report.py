@@ -1,0 +1,279 @@
+"""Reports: which URLs are in which state, where they are used, and what we hold.
+
+Owns the queries behind ``archiver report`` and the text formatters that
+render them (the HTML page lives in ``report_html``). Reads the database and
+stats the store only; never fetches, never writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from .db import STATES, Database
+from .errors import ConfigError
+from .restore import copies, newest_good
+from .store import Store
+
+__all__ = ["FIELDS", "FORMATS", "ReportFilter", "parse_since", "parse_states", "render", "url_rows"]
+
+FORMATS = ("table", "markdown", "json", "csv", "html")
+
+#: Fields of each URL object in the JSON report, in order. Add, never rename.
+FIELDS = (
+    "url",
+    "state",
+    "http_status",
+    "error",
+    "error_class",
+    "sha256",
+    "size",
+    "content_type",
+    "last_checked",
+    "last_ok",
+    "failing_since",
+    "referenced",
+    "posts",
+    # Added by the restore issue:
+    "host",
+    "restorable",
+    "copy_sha256",
+    "copy_verified_at",
+    "versions",
+)
+
+
+def parse_states(text: str | None) -> tuple[str, ...]:
+    """``--state``: a comma list of states or ``all``; default everything not ``ok``."""
+    if text is None:
+        return tuple(s for s in STATES if s != "ok")
+    if text.strip() == "all":
+        return STATES
+    states = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in states if s not in STATES]
+    if bad or not states:
+        raise ConfigError(
+            f"unknown state {', '.join(bad) or repr(text)} for --state"
+            f" (use a comma list of {', '.join(STATES)}, or all)"
+        )
+    return states
+
+
+def parse_since(text: str | None) -> str | None:
+    """``--since``: a date (YYYY-MM-DD) or an ISO time, as a string comparable to ours."""
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) == 10:
+            return date.fromisoformat(text.strip()).isoformat()
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"invalid date {text!r} for --since (use YYYY-MM-DD, e.g. 2026-01-31)"
+        ) from None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    states: tuple[str, ...] = tuple(s for s in STATES if s != "ok")
+    post: str | None = None
+    host: str | None = None
+    since: str | None = None
+    #: Only URLs whose bytes changed: more than one archived version.
+    changed: bool = False
+
+
+def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[dict[str, Any]]:
+    """Every URL matching the filter with its posts, ordered by first post then line.
+
+    With ``--post``, each URL lists only the matching posts. ``restorable`` needs
+    the store: without one nothing is restorable.
+    """
+    marks = ",".join("?" for _ in flt.states)
+    params: list[Any] = list(flt.states)
+    where = f"u.state IN ({marks})"
+    if flt.host:
+        where += " AND u.host = ?"
+        params.append(flt.host.lower())
+    if flt.since:
+        where += " AND u.failing_since IS NOT NULL AND u.failing_since >= ?"
+        params.append(flt.since)
+    if flt.changed:
+        where += " AND (SELECT COUNT(*) FROM versions v WHERE v.url_id = u.id) > 1"
+    urls = db.rows(
+        "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class, u.sha256,"
+        " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since, u.referenced"
+        f" FROM urls u WHERE {where}",
+        params,
+    )
+    refs = db.rows(
+        "SELECT r.url_id, p.source, p.path, r.line, r.kind FROM refs r"
+        " JOIN posts p ON p.id = r.post_id ORDER BY p.path, r.line, r.start"
+    )
+    by_url: dict[int, list[dict[str, Any]]] = {}
+    for r in refs:
+        by_url.setdefault(r["url_id"], []).append(
+            {"source": r["source"], "path": r["path"], "line": r["line"], "kind": r["kind"]}
+        )
+    versions = copies(db, [u["id"] for u in urls])
+    out = []
+    for u in urls:
+        posts = by_url.get(u["id"], [])
+        if flt.post:
+            posts = [p for p in posts if fnmatch.fnmatch(p["path"], flt.post)]
+            if not posts:
+                continue
+        row = {k: u.get(k) for k in FIELDS if k in u}
+        row["referenced"] = bool(u["referenced"])
+        row["posts"] = posts
+        held = versions.get(u["id"], [])
+        good = newest_good(held, store)
+        row["restorable"] = good is not None
+        row["copy_sha256"] = good.sha256 if good else None
+        row["copy_verified_at"] = good.verified_at if good else None
+        row["versions"] = len(held)
+        out.append({k: row[k] for k in FIELDS})
+    out.sort(key=_order_key)
+    return out
+
+
+def _order_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    posts = row["posts"]
+    if posts:
+        return (0, posts[0]["path"], posts[0]["line"], row["url"])
+    return (1, "", 0, row["url"])
+
+
+def render(
+    rows: list[dict[str, Any]],
+    fmt: str,
+    *,
+    color: bool = False,
+    store: Store | None = None,
+    output: Path | None = None,
+) -> str:
+    """The report as text; ``store`` and ``output`` let the HTML page link archived copies."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return _csv(rows)
+    if fmt == "markdown":
+        return _markdown(rows)
+    if fmt == "table":
+        return _table(rows, color=color)
+    if fmt == "html":
+        from .report_html import render_html
+
+        return render_html(rows, store=store, output=output)
+    raise ConfigError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")
+
+
+def _where(row: dict[str, Any]) -> str:
+    return "; ".join(f"{p['path']}:{p['line']}" for p in row["posts"]) or "(no post)"
+
+
+def _status(row: dict[str, Any]) -> str:
+    if row["error"]:
+        return str(row["error"])
+    return str(row["http_status"] or "")
+
+
+def copy_label(row: dict[str, Any]) -> str:
+    """Whether we hold a copy: ``restorable``, ``damaged`` (versions, none good) or ``none``."""
+    if row["restorable"]:
+        return "restorable"
+    return "damaged" if row["versions"] else "none"
+
+
+def _csv(rows: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [f for f in FIELDS if f != "posts"] + ["posts"]
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([r[c] if c != "posts" else _where(r) for c in cols])
+    return buf.getvalue()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No links match.\n"
+    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for r in rows:
+        for p in r["posts"] or [{"path": "(no post)", "line": 0}]:
+            groups.setdefault(p["path"], []).append((p["line"], r))
+    lines = []
+    for path in sorted(groups):
+        lines.append(f"### {_md(path)}\n")
+        lines.append("| where | URL | state | status | failing since | last worked | copy |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"])):
+            lines.append(
+                f"| {_md(path)}:{line} | <{r['url']}> | {r['state']} | {_md(_status(r))} |"
+                f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_label(r)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+#: Rich styles for each state in the terminal table.
+STATE_STYLES = {
+    "ok": "green",
+    "failing": "yellow",
+    "dead": "bold red",
+    "invalid": "magenta",
+    "error": "red",
+    "pending": "dim",
+}
+
+
+def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
+    if not rows:
+        return "No links match.\n"
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    cols = ("state", "status", "url", "where", "failing since", "copy")
+    data = [
+        (
+            r["state"],
+            _status(r),
+            r["url"],
+            _where(r),
+            (r["failing_since"] or "")[:10],
+            copy_label(r),
+        )
+        for r in rows
+    ]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in cols:
+        table.add_column(c.upper(), overflow="fold")
+    for d in data:
+        table.add_row(*d, style=STATE_STYLES.get(d[0], "") if color else "")
+    # Off a terminal nothing wraps: the table is exactly as wide as its content.
+    natural = sum(max(len(c), *(len(d[i]) for d in data)) for i, c in enumerate(cols))
+    width = shutil.get_terminal_size().columns if color else natural + 3 * len(cols)
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=width,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        highlight=False,
+    )
+    console.print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"

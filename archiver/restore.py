@@ -1,0 +1,225 @@
+"""Getting archived bytes back out: which copy is good, and writing it somewhere.
+
+Owns the notion of a *good copy* of a URL (its blob is in the store with the
+recorded size and its last hash check passed) and the one way bytes leave the
+store: re-hashed while they are copied, refused when the hash does not match.
+A refused copy never leaves a partial file behind. Never fetches anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .db import Database
+from .errors import ArchiverError
+from .store import Store
+
+__all__ = [
+    "Copy",
+    "RestoreError",
+    "copies",
+    "is_good",
+    "newest_good",
+    "pick_copy",
+    "record_verification",
+    "restore_to",
+    "restore_to_stream",
+    "restore_url",
+]
+
+_CHUNK = 1024 * 1024
+
+
+class RestoreError(ArchiverError):
+    """Unknown URL, no copy held, or a damaged blob: nothing was written (exit 1)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One archived version of a URL, with what we last learnt about its blob."""
+
+    url_id: int
+    url: str
+    sha256: str
+    size: int | None
+    content_type: str | None
+    first_seen: str
+    last_seen: str
+    check_id: int | None
+    #: The blob row exists (a version whose blob row is missing points nowhere).
+    known: bool
+    verified_at: str | None
+    #: 1 passed, 0 failed, None never re-checked since the store hashed it on the way in.
+    verify_ok: int | None
+
+
+def copies(db: Database, url_ids: Iterable[int] | None = None) -> dict[int, list[Copy]]:
+    """Every version of the given URLs (all when None), newest first."""
+    sql = (
+        "SELECT v.url_id, u.url, v.sha256, b.size, b.content_type, v.first_seen, v.last_seen,"
+        " v.check_id, b.sha256 IS NOT NULL AS known, b.verified_at, b.verify_ok"
+        " FROM versions v JOIN urls u ON u.id = v.url_id"
+        " LEFT JOIN blobs b ON b.sha256 = v.sha256"
+    )
+    params: list[int] = []
+    if url_ids is not None:
+        params = sorted(set(url_ids))
+        if not params:
+            return {}
+        sql += f" WHERE v.url_id IN ({','.join('?' for _ in params)})"
+    sql += " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256"
+    out: dict[int, list[Copy]] = {}
+    for r in db.rows(sql, params):
+        r["known"] = bool(r["known"])
+        out.setdefault(r["url_id"], []).append(Copy(**r))
+    return out
+
+
+def is_good(copy: Copy, store: Store | None) -> bool:
+    """Restorable: blob present with its recorded size, and its last hash check passed.
+
+    The hash computed while the store wrote the blob counts as its first check,
+    so a blob never re-verified is good until ``verify`` (or a refused restore)
+    finds it damaged. A non-null sha256 alone proves nothing.
+    """
+    if store is None or not copy.known or copy.verify_ok == 0:
+        return False
+    try:
+        size = store.path_for(copy.sha256).stat().st_size
+    except OSError:
+        return False
+    return copy.size is None or size == copy.size
+
+
+def newest_good(versions: list[Copy], store: Store | None) -> Copy | None:
+    return next((c for c in versions if is_good(c, store)), None)
+
+
+def pick_copy(db: Database, store: Store, url: str, sha256: str | None = None) -> Copy:
+    """The copy ``restore URL`` writes: the newest good one, or the version ``sha256`` names."""
+    url_id = db.scalar("SELECT id FROM urls WHERE url=?", (url,))
+    if url_id is None:
+        raise RestoreError(f"unknown URL {url}: it is in no crawled post (check the spelling)")
+    versions = copies(db, [url_id]).get(url_id, [])
+    if not versions:
+        raise RestoreError(f"no archived copy of {url}: it was never fetched successfully")
+    if sha256 is not None:
+        chosen = [c for c in versions if c.sha256 == sha256.lower()]
+        if not chosen:
+            known = ", ".join(c.sha256[:12] for c in versions)
+            raise RestoreError(f"{url} has no version {sha256} (versions: {known})")
+        if not is_good(chosen[0], store):
+            raise RestoreError(_damaged(chosen[0]))
+        return chosen[0]
+    good = newest_good(versions, store)
+    if good is None:
+        raise RestoreError(_damaged(versions[0]))
+    return good
+
+
+def _damaged(copy: Copy) -> str:
+    return (
+        f"the archived copy of {copy.url} (sha256 {copy.sha256}) is missing or damaged;"
+        " run 'archiver verify --repair'"
+    )
+
+
+def record_verification(db: Database, sha256: str, ok: bool, now: str) -> None:
+    """Remembers a hash check so reports stop calling a damaged blob restorable."""
+    with db.transaction():
+        db.conn.execute(
+            "UPDATE blobs SET verified_at=?, verify_ok=? WHERE sha256=?", (now, int(ok), sha256)
+        )
+
+
+def copy_verified(store: Store, sha256: str, out: IO[bytes]) -> int:
+    """Copies a blob into ``out`` while hashing it; raises when the bytes do not match."""
+    h = hashlib.sha256()
+    n = 0
+    try:
+        with store.open(sha256) as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+                n += len(chunk)
+    except FileNotFoundError:
+        raise RestoreError(f"blob {sha256} is missing from the store at {store.root}") from None
+    if h.hexdigest() != sha256:
+        raise RestoreError(
+            f"blob {sha256} is corrupt (its bytes hash to {h.hexdigest()[:12]}…);"
+            " refusing to restore it: run 'archiver verify --repair'"
+        )
+    return n
+
+
+def restore_to(store: Store, copy: Copy, dest: Path) -> int:
+    """Writes the copy to ``dest`` atomically; a refused copy leaves ``dest`` untouched."""
+    dest = Path(dest)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".restore-", dir=dest.parent)
+    except OSError as exc:
+        raise RestoreError(f"cannot write {dest}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as out:
+            n = copy_verified(store, copy.sha256, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise RestoreError(f"cannot write {dest}: {exc.strerror}") from exc
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def restore_to_stream(store: Store, copy: Copy, out: IO[bytes]) -> int:
+    """Writes the copy to a stream only once all of it has hashed correctly."""
+    with tempfile.SpooledTemporaryFile(max_size=16 * _CHUNK) as buf:
+        n = copy_verified(store, copy.sha256, buf)
+        buf.seek(0)
+        while chunk := buf.read(_CHUNK):
+            out.write(chunk)
+        out.flush()
+    return n
+
+
+def restore_url(
+    db: Database,
+    store: Store,
+    url: str,
+    *,
+    now: str,
+    dest: Path | None = None,
+    out: IO[bytes] | None = None,
+    sha256: str | None = None,
+) -> Copy:
+    """Writes the newest good copy of ``url`` (or version ``sha256``) to ``dest`` or ``out``.
+
+    A copy found corrupt while copying is recorded as failing verification.
+    """
+    copy = pick_copy(db, store, url, sha256)
+    try:
+        if dest is not None:
+            restore_to(store, copy, dest)
+        else:
+            assert out is not None
+            restore_to_stream(store, copy, out)
+    except RestoreError:
+        if store.hash_file(copy.sha256) != copy.sha256:
+            record_verification(db, copy.sha256, False, now)
+        raise
+    return copy

@@ -1,0 +1,396 @@
+"""Pointing broken links in posts at the mirror, and putting them back.
+
+Owns the only writes archiver makes to post files. Only the recorded spans of
+the URLs as written change; every other byte of a post stays identical. A post
+is touched only when its bytes still hash to what the last crawl parsed and
+each span still holds the URL as written; otherwise it is skipped with a
+warning. Each change is recorded (``rewrites``) before the file is replaced
+atomically, so ``undo`` can restore the original URLs.
+
+``db`` imports this module for its migration: never import ``db`` here at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import itertools
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArchiverError, ConfigError
+from .mirror import mirror_url_for
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .db import Database
+    from .store import Store
+
+__all__ = ["PostChange", "RewritePlan", "Span", "apply_plan", "plan_rewrite", "plan_undo"]
+
+
+def _m102_rewrites(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    db.execute(
+        """
+        CREATE TABLE rewrites (
+            id INTEGER PRIMARY KEY,
+            post_id INTEGER NOT NULL REFERENCES posts(id),
+            url_id INTEGER NOT NULL REFERENCES urls(id),
+            old_text TEXT NOT NULL,
+            new_text TEXT NOT NULL,
+            -- where new_text is in the post file as we last wrote it (character offsets)
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            rewritten_at TEXT NOT NULL,
+            undone_at TEXT,
+            status TEXT NOT NULL DEFAULT 'active'  -- active, undone, abandoned
+        )
+        """
+    )
+    db.execute("CREATE INDEX rewrites_post ON rewrites (post_id)")
+    db.execute(
+        "CREATE TABLE rewrite_posts (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
+        " sha256 TEXT NOT NULL)"  # the post's bytes right after our last write
+    )
+
+
+@dataclass
+class Span:
+    """One replacement: ``text[start:end]`` was ``old`` and becomes ``new``."""
+
+    url_id: int
+    start: int
+    end: int
+    old: str
+    new: str
+    rewrite_id: int | None = None  # set when undoing a recorded rewrite
+
+
+@dataclass
+class PostChange:
+    """The edit to one post file."""
+
+    post_id: int
+    path: str
+    file: Path
+    before_sha256: str
+    before: str
+    after: str
+    spans: list[Span]
+    #: Recorded rewrites of this post that stay active, with their offsets after the change.
+    keep: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def diff(self) -> str:
+        lines = difflib.unified_diff(
+            self.before.splitlines(keepends=True),
+            self.after.splitlines(keepends=True),
+            f"a/{self.path}",
+            f"b/{self.path}",
+        )
+        out = []
+        for line in lines:
+            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        return "".join(out)
+
+
+@dataclass
+class RewritePlan:
+    """What a rewrite or undo will do; ``warnings`` name the posts it must skip."""
+
+    undo: bool
+    changes: list[PostChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Broken URLs that have no good archived copy, so nothing to point at.
+    no_copy: list[str] = field(default_factory=list)
+
+    def diff(self) -> str:
+        return "".join(c.diff() for c in self.changes)
+
+    def line(self, applied: bool) -> str:
+        n = sum(len(c.spans) for c in self.changes)
+        verb = ("restored" if self.undo else "rewrote") if applied else "would change"
+        return f"{verb} {n} links in {len(self.changes)} posts; {len(self.warnings)} posts skipped"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _post_file(source: str, path: str) -> Path:
+    return Path(source) / path
+
+
+def _read(file: Path) -> bytes | None:
+    try:
+        return file.read_bytes()
+    except OSError:
+        return None
+
+
+def _replace(text: str, spans: list[Span]) -> str:
+    out = []
+    pos = 0
+    for s in sorted(spans, key=lambda s: s.start):
+        out.append(text[pos : s.start])
+        out.append(s.new)
+        pos = s.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _shift(pos: int, spans: Iterable[Span]) -> int:
+    """Where an offset before or after the changed spans lands once they are replaced."""
+    return pos + sum(len(s.new) - (s.end - s.start) for s in spans if s.end <= pos)
+
+
+def _overlaps(spans: list[Span]) -> bool:
+    ordered = sorted(spans, key=lambda s: s.start)
+    return any(a.end > b.start for a, b in itertools.pairwise(ordered))
+
+
+def plan_rewrite(
+    db: Database,
+    store: Store,
+    mirror_url: str,
+    states: tuple[str, ...],
+    post: str | None = None,
+) -> RewritePlan:
+    """The edits that point every broken, mirrored link in the posts at ``mirror_url``."""
+    import fnmatch
+
+    from .restore import copies, newest_good
+
+    if not mirror_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            "--mirror-url must be an http(s) URL like https://mirror.example.org/,"
+            f" got {mirror_url!r}"
+        )
+    plan = RewritePlan(undo=False)
+    marks = ",".join("?" for _ in states)
+    refs = db.rows(
+        'SELECT r.post_id, r.url_id, r.as_written, r.start, r."end", u.url, p.source, p.path,'
+        " p.content_sha256, mp.path AS mirror_path FROM refs r"
+        " JOIN urls u ON u.id = r.url_id JOIN posts p ON p.id = r.post_id"
+        " LEFT JOIN mirror_paths mp ON mp.url_id = r.url_id"
+        f" WHERE u.state IN ({marks}) AND p.gone_since IS NULL"
+        " ORDER BY p.source, p.path, r.start",
+        states,
+    )
+    good = {
+        url_id: newest_good(vs, store) is not None
+        for url_id, vs in copies(db, {r["url_id"] for r in refs}).items()
+    }
+    by_post: dict[int, list[dict[str, Any]]] = {}
+    unmirrored: set[str] = set()
+    for r in refs:
+        if post and not fnmatch.fnmatch(r["path"], post):
+            continue
+        if not good.get(r["url_id"]):
+            if r["url"] not in plan.no_copy:
+                plan.no_copy.append(r["url"])
+            continue
+        if r["mirror_path"] is None:
+            unmirrored.add(r["url"])
+            continue
+        by_post.setdefault(r["post_id"], []).append(r)
+    for url in sorted(unmirrored):
+        plan.warnings.append(
+            f"{url}: not in a mirror yet; run 'archiver restore --mirror DIR' first"
+        )
+    ours = {r["post_id"]: r["sha256"] for r in db.rows("SELECT * FROM rewrite_posts")}
+    for post_id, rows in by_post.items():
+        first = rows[0]
+        file = _post_file(first["source"], first["path"])
+        data = _read(file)
+        if data is None:
+            plan.warnings.append(f"{first['path']}: cannot read {file}; skipped")
+            continue
+        digest = _sha(data)
+        if digest != first["content_sha256"]:
+            if digest != ours.get(post_id):  # an earlier rewrite is simply already done
+                plan.warnings.append(
+                    f"{first['path']}: changed since the last crawl; run 'archiver crawl'"
+                    " first; skipped"
+                )
+            continue
+        text = data.decode("utf-8")
+        spans = [
+            Span(
+                r["url_id"],
+                r["start"],
+                r["end"],
+                r["as_written"],
+                mirror_url_for(mirror_url, r["mirror_path"]),
+            )
+            for r in rows
+        ]
+        bad = [s for s in spans if text[s.start : s.end] != s.old]
+        if bad or _overlaps(spans):
+            where = bad[0].old if bad else "overlapping links"
+            plan.warnings.append(
+                f"{first['path']}: recorded link {where!r} is not where the last crawl saw it;"
+                " run 'archiver crawl' first; skipped"
+            )
+            continue
+        after = _replace(text, spans)
+        keep = (
+            [
+                (k["id"], _shift(k["start"], spans), _shift(k["end"], spans))
+                for k in db.rows(
+                    "SELECT id, start, \"end\" FROM rewrites WHERE post_id=? AND status='active'",
+                    (post_id,),
+                )
+            ]
+            if digest == ours.get(post_id)
+            else []
+        )
+        plan.changes.append(
+            PostChange(post_id, first["path"], file, digest, text, after, spans, keep)
+        )
+    return plan
+
+
+def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
+    """The edits that put back the original URLs (of ``urls`` only, when given)."""
+    plan = RewritePlan(undo=True)
+    wanted = set(urls)
+    rows = db.rows(
+        'SELECT w.id, w.post_id, w.url_id, w.old_text, w.new_text, w.start, w."end", u.url,'
+        " p.source, p.path, rp.sha256 FROM rewrites w JOIN urls u ON u.id = w.url_id"
+        " JOIN posts p ON p.id = w.post_id LEFT JOIN rewrite_posts rp ON rp.post_id = w.post_id"
+        " WHERE w.status = 'active' ORDER BY p.source, p.path, w.start"
+    )
+    unknown = wanted - {r["url"] for r in rows}
+    if unknown:
+        from .restore import RestoreError
+
+        raise RestoreError(
+            f"no rewrite of {sorted(unknown)[0]} to undo (see 'archiver restore --undo --dry-run')"
+        )
+    by_post: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_post.setdefault(r["post_id"], []).append(r)
+    for post_id, group in by_post.items():
+        chosen = [r for r in group if not wanted or r["url"] in wanted]
+        if not chosen:
+            continue
+        first = group[0]
+        file = _post_file(first["source"], first["path"])
+        data = _read(file)
+        if data is None:
+            plan.warnings.append(f"{first['path']}: cannot read {file}; skipped")
+            continue
+        digest = _sha(data)
+        text = data.decode("utf-8", "replace")
+        if digest != first["sha256"] or any(
+            text[r["start"] : r["end"]] != r["new_text"] for r in group
+        ):
+            plan.warnings.append(
+                f"{first['path']}: edited since archiver rewrote it; put the original URLs"
+                " back by hand; skipped"
+            )
+            continue
+        spans = [
+            Span(r["url_id"], r["start"], r["end"], r["new_text"], r["old_text"], r["id"])
+            for r in chosen
+        ]
+        keep = [
+            (r["id"], _shift(r["start"], spans), _shift(r["end"], spans))
+            for r in group
+            if r not in chosen
+        ]
+        plan.changes.append(
+            PostChange(
+                post_id, first["path"], file, digest, text, _replace(text, spans), spans, keep
+            )
+        )
+    return plan
+
+
+def _write_atomic(file: Path, data: bytes) -> None:
+    """Replaces the file in one rename, keeping its mode; a crash leaves old or new, never half."""
+    mode = stat.S_IMODE(file.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(file.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:
+    """Writes each change and records it; returns warnings for posts that changed meanwhile."""
+    warnings: list[str] = []
+    for change in plan.changes:
+        data = _read(change.file)
+        if data is None or _sha(data) != change.before_sha256:
+            warnings.append(f"{change.path}: changed while planning; skipped")
+            continue
+        new = change.after.encode("utf-8")
+        with db.transaction():
+            _record(db, change, plan.undo, now, _sha(new))
+            try:
+                _write_atomic(change.file, new)
+            except OSError as exc:
+                raise ArchiverError(f"cannot write {change.file}: {exc.strerror}") from exc
+    return warnings
+
+
+def _record(db: Database, change: PostChange, undo: bool, now: str, after_sha: str) -> None:
+    conn = db.conn
+    if undo:
+        for s in change.spans:
+            conn.execute(
+                "UPDATE rewrites SET status='undone', undone_at=? WHERE id=?", (now, s.rewrite_id)
+            )
+    else:
+        # Rewrites recorded for an older state of this post can no longer be undone by offset.
+        keep_ids = {k[0] for k in change.keep}
+        for (rid,) in conn.execute(
+            "SELECT id FROM rewrites WHERE post_id=? AND status='active'", (change.post_id,)
+        ).fetchall():
+            if rid not in keep_ids:
+                conn.execute(
+                    "UPDATE rewrites SET status='abandoned', undone_at=? WHERE id=?", (now, rid)
+                )
+        delta = 0
+        for s in sorted(change.spans, key=lambda s: s.start):
+            start = s.start + delta
+            conn.execute(
+                'INSERT INTO rewrites (post_id, url_id, old_text, new_text, start, "end",'
+                " rewritten_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (change.post_id, s.url_id, s.old, s.new, start, start + len(s.new), now),
+            )
+            delta += len(s.new) - (s.end - s.start)
+    for rid, start, end in change.keep:
+        conn.execute('UPDATE rewrites SET start=?, "end"=? WHERE id=?', (start, end, rid))
+    active = conn.execute(
+        "SELECT COUNT(*) FROM rewrites WHERE post_id=? AND status='active'", (change.post_id,)
+    ).fetchone()[0]
+    if active:
+        conn.execute(
+            "INSERT INTO rewrite_posts (post_id, sha256) VALUES (?, ?)"
+            " ON CONFLICT (post_id) DO UPDATE SET sha256=excluded.sha256",
+            (change.post_id, after_sha),
+        )
+    else:
+        conn.execute("DELETE FROM rewrite_posts WHERE post_id=?", (change.post_id,))

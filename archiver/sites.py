@@ -1,0 +1,232 @@
+"""Indexing live sites: each HTML page a ``Discovery`` reaches becomes a post in the database.
+
+Owns what is remembered about crawled pages (HTTP status, validators for the
+next conditional request, the links they had) in the columns the
+``201_site_pages`` migration adds to ``posts``, and the rule for pages that
+disappear: a page is gone when it answers 404/410 (or another permanent
+failure), or when a *complete* walk of its source no longer reaches it. A page
+that fails for a run, or a walk cut short (source down, robots.txt unreachable,
+``max_pages``), changes nothing: offline is not gone. A gone page loses its
+references, never its archived assets. The migration also adds ``urls.fetch_url``,
+where a ``[remap]`` rule sends the fetch of a URL.
+
+``db`` imports this module for its migration: never import ``db`` here at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .clock import Clock
+from .config import Source
+from .discover import Discovery, Known, Link, Page
+from .extract import Reference, extract
+from .fetch import FetchSettings
+from .pagefetch import PageFetcher
+from .rules import UrlRules
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .db import Database
+
+__all__ = ["SiteIndex", "index_site", "record_fetch_urls"]
+
+#: Turns a page's references into the rows ``Database.save_post`` takes, URL rules applied.
+RowsFn = Callable[[Sequence[Reference]], list[dict[str, Any]]]
+
+
+def _m201_site_pages(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    for column in (
+        "page_status INTEGER",  # HTTP status of the page's last answer (304 when unchanged)
+        "page_error TEXT",  # why the last fetch failed, if it did
+        "page_etag TEXT",
+        "page_last_modified TEXT",
+        "page_final_url TEXT",  # where redirects ended
+        "page_checked TEXT",  # when the page was last asked for
+        "page_links TEXT",  # JSON [[url, pagination], ...]: followed again when it is a 304
+    ):
+        db.execute(f"ALTER TABLE posts ADD COLUMN {column}")
+    db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
+
+
+def record_fetch_urls(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+    """Stores where each URL is fetched from (``None``: from itself). Call inside a transaction."""
+    db.conn.executemany(
+        "UPDATE urls SET fetch_url=? WHERE url=? AND fetch_url IS NOT ?",
+        [(r.get("fetch_url"), r["url"], r.get("fetch_url")) for r in rows],
+    )
+
+
+@dataclass
+class SiteIndex:
+    """What indexing one site source did, for the run's summary."""
+
+    post_ids: set[int] = field(default_factory=set)
+    posts: int = 0
+    parsed: int = 0
+
+
+async def index_site(
+    db: Database,
+    source: Source,
+    *,
+    settings: FetchSettings,
+    max_page_size: int,
+    version: str,
+    rows: RowsFn,
+    now: str,
+    warn: Callable[[str], None],
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    ignore_robots: bool = False,
+    rules: UrlRules | None = None,
+) -> SiteIndex:
+    """Discovers the source's pages, saves each as a post, and marks the ones that are gone.
+
+    ``version`` is the parse version posts are saved under: a page saved under
+    another one is fetched in full and parsed again.
+    """
+    label = source.label
+    out = SiteIndex()
+    indexer = _Indexer(db, label, version, rows, now, warn, out)
+    async with PageFetcher(
+        settings, max_size=max_page_size, transport=transport, clock=clock
+    ) as fetcher:
+        discovery = Discovery(
+            source,
+            fetcher,
+            on_page=indexer.page,
+            known=indexer.known,
+            warn=warn,
+            rules=rules,
+            ignore_robots=ignore_robots,
+        )
+        outcome = await discovery.run()
+    with db.transaction():
+        for row in db.rows(
+            "SELECT id, path FROM posts WHERE source=? AND gone_since IS NULL", (label,)
+        ):
+            if row["id"] in out.post_ids or row["id"] in indexer.gone:
+                continue
+            if outcome.complete:
+                warn(f"page gone: {row['path']} is no longer reached from {label}")
+                _mark_gone(db, row["id"], now)
+            else:
+                out.post_ids.add(row["id"])  # not reached this time: kept, still checked
+    return out
+
+
+class _Indexer:
+    """The database side of one discovery: answers ``known`` and records each ``Page``."""
+
+    def __init__(
+        self,
+        db: Database,
+        label: str,
+        version: str,
+        rows: RowsFn,
+        now: str,
+        warn: Callable[[str], None],
+        out: SiteIndex,
+    ) -> None:
+        self.db, self.label, self.version, self.rows = db, label, version, rows
+        self.now, self.warn, self.out = now, warn, out
+        self.gone: set[int] = set()
+
+    def _row(self, url: str) -> dict[str, Any] | None:
+        found = self.db.rows(
+            "SELECT id, content_sha256, extractor_version, gone_since, page_etag,"
+            " page_last_modified, page_links FROM posts WHERE source=? AND path=?",
+            (self.label, url),
+        )
+        return found[0] if found else None
+
+    def known(self, url: str) -> Known | None:
+        """Validators only for a page whose references we hold under the current version."""
+        row = self._row(url)
+        if row is None:
+            return None
+        links = tuple(Link(u, bool(p)) for u, p in json.loads(row["page_links"] or "[]"))
+        if row["gone_since"] is not None or row["extractor_version"] != self.version:
+            return Known(links=links)
+        return Known(row["page_etag"], row["page_last_modified"], links)
+
+    def page(self, page: Page) -> None:
+        row = self._row(page.url)
+        r = page.result
+        if page.outcome in ("gone", "failed"):
+            what = r.error or r.error_class or "failed"
+            if row is None:
+                self.warn(f"linked page could not be fetched: {page.url} ({what})")
+                return
+            with self.db.transaction():
+                self._state(row["id"], page)
+            if page.outcome == "failed":
+                self.warn(f"page could not be fetched this run, kept as it was: {page.url} ({what})")
+                self.out.post_ids.add(row["id"])
+            elif row["gone_since"] is None:
+                self.warn(f"page gone: {page.url} ({what}); its assets stay archived")
+                with self.db.transaction():
+                    _mark_gone(self.db, row["id"], self.now)
+                self.gone.add(row["id"])
+            return
+        self.out.posts += 1
+        unchanged = page.outcome == "unchanged" or (
+            row is not None
+            and row["content_sha256"] == page.sha256
+            and row["extractor_version"] == self.version
+            and row["gone_since"] is None
+        )
+        if row is not None and unchanged:
+            with self.db.transaction():
+                self.db.touch_post(row["id"], self.now)
+                self._state(row["id"], page)
+            self.out.post_ids.add(row["id"])
+            return
+        assert page.html is not None and page.sha256 is not None
+        extraction = extract(page.html, "html", base_url=page.base_url)
+        for w in extraction.warnings:
+            self.warn(f"{page.url}:{w.line}: {w.message}")
+        refs = self.rows([ref for ref in extraction.references if not ref.relative])
+        with self.db.transaction():
+            post_id = self.db.save_post(
+                source=self.label,
+                path=page.url,
+                content_sha256=page.sha256,
+                extractor_version=self.version,
+                refs=refs,
+                now=self.now,
+            )
+            record_fetch_urls(self.db, refs)
+            self.db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (post_id,))
+            self._state(post_id, page)
+        self.out.parsed += 1
+        self.out.post_ids.add(post_id)
+
+    def _state(self, post_id: int, page: Page) -> None:
+        """Records the page's last answer; validators and links only from a full 2xx."""
+        r = page.result
+        self.db.conn.execute(
+            "UPDATE posts SET page_status=?, page_error=?, page_final_url=?, page_checked=?"
+            " WHERE id=?",
+            (r.http_status, r.error, r.final_url, self.now, post_id),
+        )
+        if page.outcome == "parsed":
+            links = json.dumps([[link.url, int(link.pagination)] for link in page.links])
+            self.db.conn.execute(
+                "UPDATE posts SET page_etag=?, page_last_modified=?, page_links=? WHERE id=?",
+                (r.etag, r.last_modified, links, post_id),
+            )
+
+
+def _mark_gone(db: Database, post_id: int, now: str) -> None:
+    """A gone page keeps its row (reports say so) but loses its links; blobs stay."""
+    db.conn.execute("DELETE FROM refs WHERE post_id=?", (post_id,))
+    db.conn.execute("UPDATE posts SET gone_since=? WHERE id=?", (now, post_id))

@@ -1,0 +1,69 @@
+"""``archiver status``: how the last runs went and how big the archive is.
+
+Reads the database and sizes the store; never writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .db import Database
+from .store import Store
+
+__all__ = ["render_status", "status"]
+
+
+def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
+    """The figures an operator looks at first, as one JSON-ready dict."""
+    last_runs = db.rows(
+        "SELECT id, command, started, ended, exit_code, posts, urls, counts, bytes, new_blobs,"
+        " message FROM runs ORDER BY id DESC LIMIT ?",
+        (runs,),
+    )
+    for r in last_runs:
+        r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+    states = {
+        r["state"]: r["n"]
+        for r in db.rows("SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state")
+    }
+    oldest = db.rows(
+        "SELECT url, last_checked FROM urls WHERE referenced=1"
+        " ORDER BY last_checked IS NOT NULL, last_checked LIMIT 1"
+    )
+    blobs = db.rows("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs")[0]
+    return {
+        "posts": db.scalar("SELECT COUNT(*) FROM posts WHERE gone_since IS NULL"),
+        "urls": db.scalar("SELECT COUNT(*) FROM urls WHERE referenced=1"),
+        "unreferenced_urls": db.scalar("SELECT COUNT(*) FROM urls WHERE referenced=0"),
+        "states": states,
+        "blobs": blobs["n"],
+        "blob_bytes": blobs["bytes"],
+        "store_bytes": store.total_size(),
+        "oldest_check": oldest[0] if oldest else None,
+        "runs": last_runs,
+    }
+
+
+def render_status(s: dict[str, Any]) -> str:
+    lines = [
+        f"posts: {s['posts']}   URLs: {s['urls']} (+{s['unreferenced_urls']} unreferenced)",
+        "states: " + (", ".join(f"{k} {v}" for k, v in sorted(s["states"].items())) or "none"),
+        f"store: {s['blobs']} blobs, {s['store_bytes']:,} bytes on disk",
+    ]
+    oldest = s["oldest_check"]
+    if oldest:
+        when = oldest["last_checked"] or "never checked"
+        lines.append(f"oldest check: {when}  {oldest['url']}")
+    lines.append("last runs:")
+    if not s["runs"]:
+        lines.append("  (none)")
+    for r in s["runs"]:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))
+        code = "running" if r["ended"] is None else f"exit {r['exit_code']}"
+        lines.append(
+            f"  #{r['id']} {r['command']} {r['started']} {code}  posts={r['posts'] or 0}"
+            f" urls={r['urls'] or 0} {counts} bytes={r['bytes'] or 0}"
+            + (f"  ({r['message']})" if r["message"] else "")
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,251 @@
+"""Keeping the store honest: re-hash blobs, find rows that point nowhere and files no row knows.
+
+Owns ``blobs.verified_at`` / ``blobs.verify_ok``, which reports read to say
+whether a copy is restorable. Checks the least recently verified blobs first,
+so a time budget (``max_duration``) checks a large store a slice per run.
+Repair only ever puts back the exact bytes a blob is named after: from a
+misnamed file in the store, or from the origin when it still serves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .db import Database
+from .errors import StoreError
+from .restore import record_verification
+from .store import Store
+
+__all__ = ["VerifyResult", "verify"]
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+#: Files younger than this may belong to a crawl that has not recorded them yet.
+YOUNG = 3600.0
+
+
+@dataclass
+class VerifyResult:
+    """What a verification found; ``wrong`` decides the exit code."""
+
+    checked: int = 0
+    ok: int = 0
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+    #: Database rows that name a blob no ``blobs`` row knows, as one line each.
+    dangling: list[str] = field(default_factory=list)
+    #: Files in the store that are not a known blob under its own name.
+    unknown: list[Path] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    unrepaired: list[tuple[str, str]] = field(default_factory=list)
+    #: Blobs left for the next run when the time budget ran out.
+    remaining: int = 0
+
+    @property
+    def wrong(self) -> bool:
+        broken = (set(self.missing) | set(self.corrupt)) - set(self.repaired)
+        return bool(broken or self.dangling or self.unknown)
+
+    def lines(self) -> list[str]:
+        fixed = set(self.repaired)
+        out = [f"missing blob: {s}" for s in self.missing if s not in fixed]
+        out += [f"corrupt blob: {s}" for s in self.corrupt if s not in fixed]
+        out += [f"repaired blob: {s}" for s in self.repaired]
+        out += [f"could not repair {s}: {why}" for s, why in self.unrepaired]
+        out += [f"dangling row: {d}" for d in self.dangling]
+        out += [f"unknown file: {p}" for p in self.unknown]
+        return out
+
+    def line(self) -> str:
+        rest = f", {self.remaining} left for the next run" if self.remaining else ""
+        return (
+            f"verify: {self.checked} blobs checked, {self.ok} ok, {len(self.missing)} missing,"
+            f" {len(self.corrupt)} corrupt, {len(self.repaired)} repaired,"
+            f" {len(self.dangling)} dangling rows, {len(self.unknown)} unknown files{rest}"
+        )
+
+
+def _dangling(db: Database) -> list[str]:
+    rows = db.rows(
+        "SELECT u.url, v.sha256 FROM versions v JOIN urls u ON u.id = v.url_id"
+        " WHERE v.sha256 NOT IN (SELECT sha256 FROM blobs) ORDER BY u.url, v.sha256"
+    )
+    out = [f"version {r['sha256']} of {r['url']} has no blob row" for r in rows]
+    rows = db.rows(
+        "SELECT url, sha256 FROM urls WHERE sha256 IS NOT NULL"
+        " AND sha256 NOT IN (SELECT sha256 FROM blobs) ORDER BY url"
+    )
+    out += [f"{r['url']} names blob {r['sha256']} which has no blob row" for r in rows]
+    return out
+
+
+def _unknown(store: Store, known: set[str], now: float, young: float) -> list[Path]:
+    out = []
+    for path in store.iter_blobs():
+        if _SHA.fullmatch(path.name) and path.parent.name == path.name[:2] and path.name in known:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime >= young:
+                out.append(path)
+    return out
+
+
+def verify(
+    db: Database,
+    store: Store,
+    *,
+    now: str,
+    max_duration: float | None = None,
+    limit: int | None = None,
+    repair: bool = False,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 30.0,
+    user_agent: str = "archiver-verify",
+    monotonic: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    young: float = YOUNG,
+) -> VerifyResult:
+    """Re-hashes blobs (oldest check first, within the budget), then checks rows and files."""
+    result = VerifyResult()
+    blobs = db.rows(
+        "SELECT sha256, size FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
+    )
+    started = monotonic()
+    for i, b in enumerate(blobs):
+        out_of_time = max_duration is not None and monotonic() - started >= max_duration
+        if (limit is not None and i >= limit) or (out_of_time and i > 0):
+            result.remaining = len(blobs) - i
+            break
+        sha = b["sha256"]
+        actual = store.hash_file(sha)
+        result.checked += 1
+        if actual == sha:
+            result.ok += 1
+        elif actual is None:
+            result.missing.append(sha)
+        else:
+            result.corrupt.append(sha)
+        record_verification(db, sha, actual == sha, now)
+    result.dangling = _dangling(db)
+    result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), young)
+    if repair:
+        _repair(db, store, result, now, transport, timeout, user_agent)
+    return result
+
+
+def _repair(
+    db: Database,
+    store: Store,
+    result: VerifyResult,
+    now: str,
+    transport: httpx.BaseTransport | None,
+    timeout: float,
+    user_agent: str,
+) -> None:
+    damaged = [*result.missing, *result.corrupt]
+    if not damaged:
+        return
+    # A blob renamed or moved inside the store is found again by its bytes.
+    by_hash: dict[str, Path] = {}
+    for path in result.unknown:
+        digest = _hash_path(path)
+        if digest in damaged:
+            by_hash.setdefault(digest, path)
+    with httpx.Client(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=True,
+        headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
+    ) as client:
+        for sha in damaged:
+            if sha in by_hash:
+                why = _put_back(store, sha, by_hash[sha])
+                if why is None:
+                    by_hash[sha].unlink(missing_ok=True)
+                    result.unknown.remove(by_hash[sha])
+            else:
+                why = _refetch(db, store, sha, client)
+            if why is None:
+                result.repaired.append(sha)
+                record_verification(db, sha, True, now)
+            else:
+                result.unrepaired.append((sha, why))
+
+
+def _hash_path(path: Path) -> str | None:
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1024 * 1024):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _put_back(store: Store, sha: str, source: Path) -> str | None:
+    """Stores ``source`` under ``sha`` when its bytes hash to it; None on success."""
+    with store.writer() as w:
+        try:
+            with source.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    w.write(chunk)
+        except OSError as exc:
+            return f"cannot read {source}: {exc.strerror}"
+        if w.finish() != sha:
+            return f"{source} no longer holds the same bytes"
+        store.path_for(sha).unlink(missing_ok=True)  # the damaged file, if any
+        w.commit()
+    return None
+
+
+def _refetch(db: Database, store: Store, sha: str, client: httpx.Client) -> str | None:
+    """Fetches the blob again from a URL that had it; None on success, else why not."""
+    urls = [
+        r["url"]
+        for r in db.rows(
+            "SELECT u.url FROM versions v JOIN urls u ON u.id = v.url_id WHERE v.sha256=?"
+            " ORDER BY v.last_seen DESC",
+            (sha,),
+        )
+    ]
+    if not urls:
+        return "no URL ever served these bytes"
+    reasons = []
+    for url in urls:
+        why = _fetch_into(store, sha, url, client)
+        if why is None:
+            return None
+        reasons.append(f"{url} {why}")
+    return "; ".join(reasons)
+
+
+def _fetch_into(store: Store, sha: str, url: str, client: httpx.Client) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return _put_back(store, sha, Path(unquote(parts.path)))
+    try:
+        with store.writer() as w:
+            with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    return f"answers HTTP {response.status_code}"
+                for chunk in response.iter_bytes():
+                    w.write(chunk)
+            if w.finish() != sha:
+                return "now serves different bytes"
+            store.path_for(sha).unlink(missing_ok=True)
+            w.commit()
+    except httpx.HTTPError as exc:
+        return f"cannot be fetched ({type(exc).__name__}: {exc})"
+    except StoreError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,37 @@
+"""Shared fixtures: real HTTP servers on two loopback hosts and a clock that never waits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archiver.clock import FakeClock
+
+# The helpers live next to the tests; import them by module name whether or not
+# ``tests`` is a package.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from server import LoopbackServer
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """A scriptable HTTP/1.1 server on 127.0.0.1."""
+    with LoopbackServer("127.0.0.1") as srv:
+        yield srv
+
+
+@pytest.fixture
+def server2() -> Iterator[LoopbackServer]:
+    """A second server on 127.0.0.2: another host, for per-host limits and cross-host redirects."""
+    with LoopbackServer("127.0.0.2") as srv:
+        yield srv
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()

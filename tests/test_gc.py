@@ -1,0 +1,88 @@
+"""gc removes only blobs no version references, and only once they are past the grace period."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from server import LoopbackServer
+from test_report import FINE, PDF, PNG, World, make_world, sha
+
+from archiver.gc import collect_garbage
+
+
+@pytest.fixture
+def world(tmp_path: Path, server: LoopbackServer) -> World:
+    return make_world(tmp_path, server)
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_referenced_blobs_are_never_garbage(world: World) -> None:
+    code, out, err = world.run("gc", "--grace", "0.001", "--yes")
+    assert (code, out, err) == (0, "", "gc: removed 0 blobs (0 bytes)\n")
+    for body in (PDF, PNG, FINE):
+        assert world.store().has(sha(body))
+
+
+def test_dry_run_lists_then_yes_removes_old_unreferenced_blobs(world: World) -> None:
+    store = world.store()
+    # a crawl killed between storing a body and recording it leaves a blob no row names
+    leftover = store.put_bytes(b"%PDF-1.4 left behind")
+    age(leftover.path, 3 * 86400)
+    fresh = store.put_bytes(b"%PDF-1.4 a crawl is recording me right now")
+    code, out, err = world.run("gc")
+    assert code == 0
+    assert out == f"would remove {leftover.sha256} (20 bytes)\n"
+    assert (
+        err == "gc: would remove 1 blobs (20 bytes); 1 unreferenced but still in the grace period\n"
+    )
+    assert leftover.path.exists()
+    code, out, err = world.run("gc", "--yes")
+    assert out == f"removed {leftover.sha256} (20 bytes)\n"
+    assert not leftover.path.exists() and fresh.path.exists()
+    for body in (PDF, PNG, FINE):
+        assert store.has(sha(body))
+
+
+def test_a_blob_row_without_versions_goes_with_its_file(world: World) -> None:
+    db, store = world.db(), world.store()
+    with db.transaction():
+        db.conn.execute("DELETE FROM versions WHERE sha256=?", (sha(FINE),))
+        db.conn.execute("UPDATE urls SET sha256=NULL WHERE sha256=?", (sha(FINE),))
+    future = time.time() + 400 * 86400  # past both the file's age and the row's first_stored
+    planned = collect_garbage(db, store, grace=86400, now=future)
+    assert [g.sha256 for g in planned.garbage] == [sha(FINE)] and store.has(sha(FINE))
+    done = collect_garbage(db, store, grace=86400, now=future, apply=True)
+    assert done.line() == f"gc: removed 1 blobs ({len(FINE)} bytes)"
+    assert not store.has(sha(FINE))
+    assert db.scalar("SELECT COUNT(*) FROM blobs WHERE sha256=?", (sha(FINE),)) == 0
+    db.close()
+
+
+def test_a_recent_row_keeps_an_old_file(world: World) -> None:
+    db, store = world.db(), world.store()
+    with db.transaction():
+        db.conn.execute("DELETE FROM versions WHERE sha256=?", (sha(FINE),))
+        db.conn.execute("UPDATE urls SET sha256=NULL WHERE sha256=?", (sha(FINE),))
+        db.conn.execute(
+            "UPDATE blobs SET first_stored='2099-01-01T00:00:00Z' WHERE sha256=?", (sha(FINE),)
+        )
+    age(store.path_for(sha(FINE)), 30 * 86400)
+    result = collect_garbage(db, store, grace=86400, apply=True)
+    db.close()
+    assert (result.garbage, result.young) == ([], 1)
+    assert store.has(sha(FINE))
+
+
+def test_bad_grace_is_a_usage_error(world: World) -> None:
+    code, _, err = world.run("gc", "--grace", "forever")
+    assert code == 2
+    assert err == (
+        "archiver: config key '--grace' must be a duration like \"1h\" or \"1d\", got 'forever'\n"
+    )

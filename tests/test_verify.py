@@ -1,0 +1,162 @@
+"""verify finds flipped bytes, renamed and missing blobs, dangling rows and stray files."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+
+import pytest
+from server import LoopbackServer
+from test_report import FINE, PDF, PNG, World, make_world, sha
+
+from archiver.verify import verify
+
+
+@pytest.fixture
+def world(tmp_path: Path, server: LoopbackServer) -> World:
+    return make_world(tmp_path, server)
+
+
+def age(path: Path, seconds: float = 7200) -> None:
+    """Makes a file look older than a running crawl could have left it."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def clean_line(n: int = 3) -> str:
+    return (
+        f"verify: {n} blobs checked, {n} ok, 0 missing, 0 corrupt, 0 repaired,"
+        " 0 dangling rows, 0 unknown files\n"
+    )
+
+
+def test_a_healthy_store_passes_and_is_recorded(world: World) -> None:
+    assert world.run("verify") == (0, "", clean_line())
+    db = world.db()
+    assert (
+        db.rows("SELECT verify_ok, verified_at IS NOT NULL AS v FROM blobs")
+        == [{"verify_ok": 1, "v": 1}] * 3
+    )
+    db.close()
+
+
+def test_a_flipped_byte_is_found(world: World) -> None:
+    blob = world.store().path_for(sha(PDF))
+    os.chmod(blob, 0o644)
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 0x40
+    blob.write_bytes(bytes(data))
+    code, out, err = world.run("verify")
+    assert code == 1
+    assert out == f"corrupt blob: {sha(PDF)}\n"
+    assert err == (
+        "verify: 3 blobs checked, 2 ok, 0 missing, 1 corrupt, 0 repaired,"
+        " 0 dangling rows, 0 unknown files\n"
+    )
+    db = world.db()
+    assert db.scalar("SELECT verify_ok FROM blobs WHERE sha256=?", (sha(PDF),)) == 0
+    db.close()
+    # the deck is dead, so the origin cannot give the bytes back
+    code, out, _ = world.run("verify", "--repair")
+    assert code == 1
+    assert out == (
+        f"corrupt blob: {sha(PDF)}\ncould not repair {sha(PDF)}: {world.deck} answers HTTP 404\n"
+    )
+
+
+def test_a_renamed_blob_is_missing_plus_an_unknown_file_and_repair_puts_it_back(
+    world: World,
+) -> None:
+    store = world.store()
+    blob = store.path_for(sha(PNG))
+    renamed = blob.with_name("photo.png")
+    blob.rename(renamed)
+    age(renamed)
+    code, out, _ = world.run("verify")
+    assert code == 1
+    assert out == f"missing blob: {sha(PNG)}\nunknown file: {renamed}\n"
+    code, out, _ = world.run("verify", "--repair")
+    assert code == 0
+    assert out == f"repaired blob: {sha(PNG)}\n"
+    assert blob.read_bytes() == PNG and not renamed.exists()
+    assert world.run("verify")[0] == 0
+
+
+def test_a_missing_blob_is_refetched_when_the_origin_still_serves_it(world: World) -> None:
+    store = world.store()
+    store.path_for(sha(FINE)).unlink()
+    store.path_for(sha(PDF)).unlink()
+    code, out, _ = world.run("verify", "--repair")
+    assert code == 1
+    assert out == (
+        f"missing blob: {sha(PDF)}\n"
+        f"repaired blob: {sha(FINE)}\n"
+        f"could not repair {sha(PDF)}: {world.deck} answers HTTP 404\n"
+    )
+    assert store.path_for(sha(FINE)).read_bytes() == FINE
+
+
+def test_the_origin_serving_other_bytes_is_not_a_repair(world: World) -> None:
+    world.store().path_for(sha(FINE)).unlink()
+    world.bodies["/fine.pdf"] = FINE + b"% changed\n"
+    code, out, _ = world.run("verify", "--repair")
+    assert code == 1
+    assert f"could not repair {sha(FINE)}: {world.fine} now serves different bytes\n" in out
+    assert not world.store().path_for(sha(FINE)).exists()
+
+
+def test_rows_that_point_nowhere_and_stray_files(world: World) -> None:
+    db = world.db()
+    db.conn.execute("PRAGMA foreign_keys=OFF")  # as a hand edit or an old bug would
+    db.conn.execute("DELETE FROM blobs WHERE sha256=?", (sha(PNG),))
+    db.close()
+    age(world.store().path_for(sha(PNG)))
+    stray = world.store().root / "ab" / ("ab" + "0" * 62)
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"nobody knows me")
+    age(stray)
+    fresh = world.store().root / "cd" / ("cd" + "1" * 62)
+    fresh.parent.mkdir(exist_ok=True)
+    fresh.write_bytes(b"a crawl is about to record me")  # young: not reported
+    code, out, _ = world.run("verify")
+    assert code == 1
+    assert out == (
+        f"dangling row: version {sha(PNG)} of {world.photo} has no blob row\n"
+        f"dangling row: {world.photo} names blob {sha(PNG)} which has no blob row\n"
+        f"unknown file: {world.store().path_for(sha(PNG))}\n"
+        f"unknown file: {stray}\n"
+    )
+
+
+def test_a_time_budget_checks_the_least_recently_verified_first(world: World) -> None:
+    db, store = world.db(), world.store()
+    first = verify(db, store, now="2026-02-01T00:00:00Z", limit=1)
+    assert (first.checked, first.remaining) == (1, 2)
+    clock = itertools.count(0, 10)  # each look at the clock: 10 s later
+    second = verify(
+        db, store, now="2026-02-02T00:00:00Z", max_duration=25, monotonic=lambda: next(clock)
+    )
+    assert (second.checked, second.remaining) == (2, 1)
+    third = verify(db, store, now="2026-02-03T00:00:00Z", limit=1)
+    checked = db.rows("SELECT sha256, verified_at FROM blobs ORDER BY verified_at")
+    db.close()
+    assert third.checked == 1
+    # every blob got its turn before any was checked twice
+    assert sorted(r["verified_at"][:10] for r in checked) == [
+        "2026-02-02",
+        "2026-02-02",
+        "2026-02-03",
+    ]
+
+
+def test_max_duration_on_the_command_line(world: World) -> None:
+    code, _, err = world.run("verify", "--max-duration", "1h")
+    assert (code, err) == (0, clean_line())
+    code, _, err = world.run("verify", "--max-duration", "soon")
+    assert code == 2
+    assert err == (
+        'archiver: config key \'--max-duration\' must be a duration like "1h" or "1d",'
+        " got 'soon'\n"
+    )
