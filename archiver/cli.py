@@ -169,12 +169,13 @@ def crawl(
             bytes=summary.bytes,
             new_blobs=summary.new_blobs,
             newly_broken=summary.newly_broken,
+            transient=summary.transient,
             exit_code=summary.exit_code,
         )
     else:
         log.emit("info", summary.line())
         for url in summary.newly_broken:
-            log.emit("info", f"newly broken: {url}")
+            log.emit("warning", f"newly broken: {url}")
     sys.exit(summary.exit_code)
 
 
@@ -188,9 +189,10 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._progress = Progress(transient=True)
+            self._progress = Progress(console=Console(stderr=True), transient=True)
             self._progress.start()
         return self
 
@@ -225,9 +227,8 @@ def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> Non
                 raise ConfigError(f"source {arg} does not exist (give a folder or file of posts)")
             for post in collect.collect(root, source=arg, base_url=base_url):
                 for w in post.warnings:
-                    click.echo(
-                        f"archiver: warning: {post.abs_path}:{w.line}: {w.message}", err=True
-                    )
+                    where = f"{post.abs_path}:{w.line}" if w.line else str(post.abs_path)
+                    click.echo(f"archiver: warning: {where}: {w.message}", err=True)
                 for r in post.references:
                     out.append(
                         {

@@ -14,12 +14,13 @@ import hashlib
 import os
 import signal
 import sqlite3
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -76,6 +77,8 @@ class RunSummary:
 
     def line(self) -> str:
         states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())) or "none checked"
+        if self.transient:
+            states += f" ({self.transient} transient)"
         return (
             f"{self.posts} posts, {self.urls} URLs, checked {self.checked}: {states};"
             f" {_human_bytes(self.bytes)} downloaded, {self.new_blobs} new blobs,"
@@ -179,11 +182,7 @@ def _index_source(
     rules: UrlRules | None = None,
 ) -> set[int]:
     """Parses the source's new or changed posts into the database; returns its post ids."""
-    if source.path is None:
-        raise ConfigError(
-            f"source {source.url}: crawling sites by URL is not supported yet;"
-            " give a folder of posts"
-        )
+    assert source.path is not None, "URL sources are indexed by archiver.sites"
     root = source.path
     label = source.label
     static_roots = list(source.static_roots) or collect.default_static_roots(root)
@@ -214,7 +213,7 @@ def _index_source(
             root, file, source=label, base_url=source.base_url, static_roots=static_roots
         )
         for w in post.warnings:
-            warn(f"{file}:{w.line}: {w.message}")
+            warn(f"{file}{f':{w.line}' if w.line else ''}: {w.message}")
         refs = _ref_rows(post.references, rules)
         with db.transaction():
             post_id = db.save_post(
@@ -406,53 +405,71 @@ async def _crawl_async(
         else 0
     )
     deferred: list[tuple[dict[str, Any], FetchResult]] = []
-    results: list[FetchResult] = []
+    reach = _Reachability()
     done = 0
+    # Results wait here, blobs already committed, until one transaction records a batch:
+    # a commit per result would cost a disk sync per URL and stall the event loop.
+    pending: list[tuple[dict[str, Any], FetchResult, datetime]] = []
+    oldest = 0.0
 
-    def record(row: dict[str, Any], result: FetchResult) -> None:
+    def flush() -> None:
+        if not pending:
+            return
+        with db.transaction():
+            for row, result, when in pending:
+                prev = Previous(row["state"], *_confirm_of(db, row["id"]))
+                t = transition(
+                    prev,
+                    result.state,
+                    when,
+                    confirm_runs=config.confirm_runs,
+                    confirm_after=config.confirm_after,
+                )
+                db.record_check(
+                    url_id=row["id"],
+                    run_id=summary.run_id,
+                    now=_iso(when),
+                    state=t.state,
+                    outcome=result,
+                    confirm_count=t.confirm_count,
+                    confirm_last=_iso(t.confirm_last) if t.confirm_last else None,
+                    became=_iso(when) if t.newly_broken else None,
+                )
+                summary.counts[t.state] += 1
+                summary.checked += 1
+                if t.newly_broken:
+                    summary.newly_broken.append(row["url"])
+                if result.transient and result.state != "ok":
+                    summary.transient += 1
+            _fault("before-commit")
+        pending.clear()
+
+    async def record(row: dict[str, Any], result: FetchResult) -> None:
+        nonlocal oldest
         when = clock.now()
-        prev = Previous(row["state"], *_confirm_of(db, row["id"]))
-        t = transition(
-            prev,
-            result.state,
-            when,
-            confirm_runs=config.confirm_runs,
-            confirm_after=config.confirm_after,
-        )
         if result.state == "ok" and result.blob is not None:
             _fault("after-temp-write")
-            stored = result.blob.commit()  # the blob is in place before any row names it
+            # The blob is in place before any row names it; the rename and directory
+            # fsync run off the event loop, which other transfers need meanwhile.
+            stored = await anyio.to_thread.run_sync(result.blob.commit)
             _fault("after-rename")
             if stored.new:
                 summary.new_blobs += 1
-        with db.transaction():
-            db.record_check(
-                url_id=row["id"],
-                run_id=summary.run_id,
-                now=_iso(when),
-                state=t.state,
-                outcome=result,
-                confirm_count=t.confirm_count,
-                confirm_last=_iso(t.confirm_last) if t.confirm_last else None,
-                became=_iso(when) if t.newly_broken else None,
-            )
-            _fault("before-commit")
-        summary.counts[t.state] += 1
-        summary.checked += 1
-        if t.newly_broken:
-            summary.newly_broken.append(row["url"])
-        if result.transient and result.state != "ok":
-            summary.transient += 1
+        if not pending:
+            oldest = anyio.current_time()
+        pending.append((row, result, when))
+        if len(pending) >= _BATCH_ROWS or anyio.current_time() - oldest >= _BATCH_SECONDS:
+            flush()
 
     async def on_result(row: dict[str, Any], result: FetchResult) -> None:
         nonlocal done
         done += 1
         summary.bytes += result.bytes_received
-        results.append(result)
+        reach.add(result)
         if result.unreachable:
             deferred.append((row, result))  # maybe we are offline: decide at the end
         else:
-            record(row, result)
+            await record(row, result)
         if progress is not None:
             progress(row["url"], done, len(due))
 
@@ -468,12 +485,13 @@ async def _crawl_async(
                     f"network unreachable: the canary {config.canary} did not answer"
                     f" ({canary.error}); no link state was changed"
                 )
-        async with anyio.create_task_group() as tg:
-            for row in due:
-                tg.start_soon(_fetch_one, fetcher, row, on_result, probe)
+        try:
+            await _fetch_all(fetcher, due, on_result, probe)
+        finally:
+            flush()  # what finished is recorded, even when the run stops early
 
     canary_answered = bool(config.canary)
-    if not canary_answered and network_down(results):
+    if not canary_answered and reach.down:
         for _, r in deferred:
             _discard(r)
         summary.network_down = True
@@ -483,7 +501,8 @@ async def _crawl_async(
             " and run again"
         )
     for row, result in deferred:
-        record(row, result)
+        await record(row, result)
+    flush()
     _mark_referenced(db)
     summary.not_ok = (
         int(
@@ -555,6 +574,75 @@ def _confirm_of(db: Database, url_id: int) -> tuple[int, datetime | None]:
         "SELECT confirm_count, confirm_last FROM urls WHERE id=?", (url_id,)
     ).fetchone()
     return int(row[0]), _parse_iso(row[1])
+
+
+#: A batch of results is recorded in one transaction once it has this many rows...
+_BATCH_ROWS = 500
+#: ...or once its oldest result has waited this long (a kill loses at most this much work).
+_BATCH_SECONDS = 0.5
+
+
+class _Reachability:
+    """Whether any host answered, decided as results arrive so none has to be kept."""
+
+    def __init__(self) -> None:
+        self.tried = False  # some network URL was tried
+        self.answered = False  # some host answered (or a redirect proved it did)
+
+    def add(self, result: FetchResult) -> None:
+        if urlsplit(result.url).scheme.lower() in ("http", "https"):
+            self.tried = True
+            self.answered = self.answered or not network_down([result])
+
+    @property
+    def down(self) -> bool:
+        return self.tried and not self.answered
+
+
+async def _fetch_all(
+    fetcher: Fetcher,
+    due: list[dict[str, Any]],
+    on_result: Callable[[dict[str, Any], FetchResult], Any],
+    probe: bool,
+) -> None:
+    """Fetches every due URL with a bounded number of tasks, fair across hosts.
+
+    URLs wait in one queue per host, and a host gets a new task only while it has fewer
+    than its share running, so a host with 90,000 URLs never holds up one with ten (no
+    head-of-line blocking) and memory stays flat however many URLs are due. The fetcher's
+    limiters still enforce the real limits (redirects to other hosts included); the slack
+    here, twice those limits, keeps a host busy while some of its tasks sleep in a backoff.
+    """
+    settings = fetcher.settings
+    host_cap, total_cap = 2 * settings.per_host, 2 * settings.concurrency
+    queues: dict[str, deque[dict[str, Any]]] = {}
+    for row in due:
+        queues.setdefault(urlsplit(row["url"]).hostname or "", deque()).append(row)
+    ready = deque(queues)  # hosts with queued URLs and room for another task
+    running: Counter[str] = Counter()
+    total = 0
+    finishing, finished = anyio.create_memory_object_stream[str](total_cap)
+
+    async def one(host: str, row: dict[str, Any]) -> None:
+        try:
+            await _fetch_one(fetcher, row, on_result, probe)
+        finally:
+            finishing.send_nowait(host)  # never blocks: the buffer holds every running task
+
+    async with anyio.create_task_group() as tg, finished, finishing:
+        while ready or total:
+            while ready and total < total_cap:
+                host = ready.popleft()
+                tg.start_soon(one, host, queues[host].popleft())
+                running[host] += 1
+                total += 1
+                if queues[host] and running[host] < host_cap:
+                    ready.append(host)  # round robin: the next host goes first
+            host = await finished.receive()
+            running[host] -= 1
+            total -= 1
+            if queues[host] and running[host] == host_cap - 1:
+                ready.append(host)  # it was full, so it was not waiting in ``ready``
 
 
 def _discard(result: FetchResult) -> None:

@@ -287,6 +287,15 @@ class Discovery:
                 " pages not reached are kept as they were (raise max_pages to go further)"
             )
             items = items[: max(budget, 0)]
+        # In batches, so that only a batch of page bodies is ever held in memory at once.
+        step = max(1, 2 * self.fetcher.settings.concurrency)
+        following: list[_Item] = []
+        for start in range(0, len(items), step):
+            following.extend(await self._batch(items[start : start + step]))
+        return following
+
+    async def _batch(self, items: list[_Item]) -> list[_Item]:
+        """Fetches ``items`` concurrently, then handles them in order."""
         await self._load_robots({origin(i.url) for i in items})
         allowed = [i for i in items if self._robots_allow(i)]
         responses: list[PageResponse | None] = [None] * len(allowed)

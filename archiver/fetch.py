@@ -410,7 +410,7 @@ class Fetcher:
     ) -> _Hop:
         """One attempt: requests ``url`` and follows its redirects, each hop within the limits."""
         current = url
-        visited = {_normal(url)}
+        visited: set[str] = set()  # filled on the first redirect: most URLs never need it
         for _ in range(self.settings.max_redirects + 1):
             hop = await self._exchange(current, expect, validators, probe)
             hop.result.url, hop.result.final_url = url, current
@@ -419,6 +419,7 @@ class Fetcher:
             target = urljoin(current, hop.location.strip())
             if urlsplit(target).scheme.lower() not in ("http", "https"):
                 return _hop_failed(hop, "dead", "bad-url", f"redirect to {target}")
+            visited = visited or {_normal(url)}
             key = _normal(target)
             if key in visited:
                 return _hop_failed(hop, "dead", "redirect-loop", f"redirect loop via {target}")

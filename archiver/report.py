@@ -48,6 +48,8 @@ FIELDS = (
     "copy_sha256",
     "copy_verified_at",
     "versions",
+    # Added by the live-sites issue: where a [remap] rule sends the fetch, else null.
+    "remapped_url",
 )
 
 
@@ -111,8 +113,8 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
         where += " AND (SELECT COUNT(*) FROM versions v WHERE v.url_id = u.id) > 1"
     urls = db.rows(
         "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class, u.sha256,"
-        " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since, u.referenced"
-        f" FROM urls u WHERE {where}",
+        " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since, u.referenced,"
+        f" u.fetch_url AS remapped_url FROM urls u WHERE {where}",
         params,
     )
     refs = db.rows(
@@ -208,6 +210,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _remap_note(row: dict[str, Any]) -> str:
+    """Where a [remap] rule sent the fetch, beside the URL as the post has it."""
+    return f" (fetched as <{row['remapped_url']}>)" if row.get("remapped_url") else ""
+
+
 def _markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "No links match.\n"
@@ -222,7 +229,8 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
         lines.append("|---|---|---|---|---|---|---|")
         for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"])):
             lines.append(
-                f"| {_md(path)}:{line} | <{r['url']}> | {r['state']} | {_md(_status(r))} |"
+                f"| {_md(path)}:{line} | <{r['url']}>{_remap_note(r)} | {r['state']} |"
+                f" {_md(_status(r))} |"
                 f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_label(r)} |"
             )
         lines.append("")
@@ -252,7 +260,7 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
         (
             r["state"],
             _status(r),
-            r["url"],
+            r["url"] + (f" -> {r['remapped_url']}" if r.get("remapped_url") else ""),
             _where(r),
             (r["failing_since"] or "")[:10],
             copy_label(r),

@@ -103,10 +103,16 @@ def _row(line: int, row: dict[str, Any], store: Store | None, output: Path | Non
     status = escape(str(row["error"] or row["http_status"] or ""))
     url = escape(row["url"])
     state = escape(row["state"])
+    remapped = row.get("remapped_url")
+    remap = (
+        f'<br><small>fetched as <a href="{escape(remapped)}">{escape(remapped)}</a></small>'
+        if remapped
+        else ""
+    )
     return (
         f'<tr class="link" data-state="{state}" data-host="{escape(row["host"] or "")}">'
         f"<td>{line}</td>"
-        f'<td class="url"><a href="{url}">{url}</a></td>'
+        f'<td class="url"><a href="{url}">{url}</a>{remap}</td>'
         f'<td><span class="state s-{state}">{state}</span></td>'
         f"<td>{status}</td>"
         f"<td>{escape(row['failing_since'] or '')}</td>"

@@ -193,6 +193,8 @@ def plan_rewrite(
     for r in refs:
         if post and not fnmatch.fnmatch(r["path"], post):
             continue
+        if r["source"].startswith(("http://", "https://")):
+            continue  # a page of a live site: there is no file of ours to edit
         if not good.get(r["url_id"]):
             if r["url"] not in plan.no_copy:
                 plan.no_copy.append(r["url"])

@@ -127,9 +127,12 @@ def parse_feed(body: bytes, base_url: str) -> Listing:
     pages: list[str] = []
     if kind == "feed":  # Atom: <entry><link rel="alternate" href="..."/>
         for entry in _children(root, "entry"):
-            links = _children(entry, "link")
-            chosen = [x for x in links if x.get("rel", "alternate") == "alternate"] or links
-            href = chosen[0].get("href", "").strip() if chosen else ""
+            # The entry's page is its "alternate" link (the default rel); "edit",
+            # "enclosure" and the like point at other things.
+            links = [
+                x for x in _children(entry, "link") if x.get("rel", "alternate") == "alternate"
+            ]
+            href = links[0].get("href", "").strip() if links else ""
             if href:
                 pages.append(urljoin(base_url, href))
     elif kind in ("rss", "rdf"):

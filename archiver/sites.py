@@ -169,7 +169,9 @@ class _Indexer:
             with self.db.transaction():
                 self._state(row["id"], page)
             if page.outcome == "failed":
-                self.warn(f"page could not be fetched this run, kept as it was: {page.url} ({what})")
+                self.warn(
+                    f"page could not be fetched this run, kept as it was: {page.url} ({what})"
+                )
                 self.out.post_ids.add(row["id"])
             elif row["gone_since"] is None:
                 self.warn(f"page gone: {page.url} ({what}); its assets stay archived")

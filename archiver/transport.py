@@ -28,8 +28,8 @@ __all__ = ["Http11Transport", "Resolver"]
 #: ``(host, port) -> [(family, address tuple), ...]``; swappable so tests never touch DNS.
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
 
-_MAX_HEAD = 64 * 1024  # a response head larger than this is a protocol error
-_READ_SIZE = 64 * 1024
+_MAX_HEAD = 256 * 1024  # a longer response head is a protocol error; also the read buffer
+_READ_SIZE = 256 * 1024
 _IDLE_EXPIRY = 4.0  # seconds; servers commonly drop idle connections after 5 s or more
 _NO_BODY = frozenset({204, 304})
 _Origin = tuple[str, str, int]

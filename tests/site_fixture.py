@@ -24,6 +24,7 @@ what each part is there to prove:
 from __future__ import annotations
 
 import gzip
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -103,7 +104,7 @@ class Site:
             path,
             conditional(
                 body,
-                etag=f'"{hash(body) & 0xFFFF:x}"',
+                etag=f'"{hashlib.sha256(body).hexdigest()[:12]}"',
                 last_modified=LAST_MODIFIED,
                 content_type="text/html; charset=utf-8",
             ),

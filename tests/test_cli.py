@@ -197,6 +197,8 @@ def test_kill_9_at_each_point_then_rerun_completes(site: Path, point: str) -> No
     again = run("crawl", cwd=site)
     assert again.returncode == 0, again.stderr
     check_store_consistent(site)
+    verify = run("verify", cwd=site)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     conn = sqlite3.connect(site / "state" / "archive.db")
     assert {r[0] for r in conn.execute("SELECT state FROM urls")} == {"ok"}
     conn.close()
@@ -218,6 +220,8 @@ def test_kill_9_at_random_points(site: Path, server: LoopbackServer) -> None:
         check_store_consistent(site, after_kill=True)
     assert run("crawl", "--all", cwd=site).returncode == 0
     check_store_consistent(site)
+    verify = run("verify", cwd=site)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_kill_9_mid_body_leaves_no_partial_blob(site: Path, server: LoopbackServer) -> None:

@@ -1,0 +1,615 @@
+"""archiver's benchmarks: one command, a table of figures, each next to what it is compared with.
+
+    .venv/bin/python benchmarks/run.py              # the full run (~6 min, ~3.5 GB temp disk)
+    .venv/bin/python benchmarks/run.py --smoke      # tiny sizes, < 60 s, no targets judged
+    .venv/bin/python benchmarks/run.py --only check,report
+
+Everything talks to loopback only: a light latency server (``latency_server.py``, run as a
+subprocess that reports its own CPU time) stands in for a CDN, and Debian's nginx serves
+the large files (the smoke run falls back to Python's http.server and skips curl when
+nginx or curl is missing). archiver runs as a real ``python -m archiver`` process, so
+its figures include interpreter start-up; peak RSS comes from ``wait4`` on that process.
+All files live in one temp directory on the disk under test, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MB = 1_000_000
+SECTIONS = ("check", "archive", "memory", "extract", "report")
+
+
+@dataclass
+class Row:
+    """One line of the table: a figure, what it is compared with, and the target."""
+
+    name: str
+    figure: str
+    against: str = ""
+    ratio: str = ""
+    target: str = ""
+    ok: bool | None = None  # None: informational, or not judged (smoke)
+
+
+@dataclass
+class Run:
+    """What one archiver process cost."""
+
+    wall: float
+    cpu: float
+    maxrss_mb: float
+    code: int
+    stderr: str
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def archiver(*args: str, cwd: Path) -> Run:
+    """Runs ``python -m archiver ARGS`` and measures it (wall, CPU, peak RSS via wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archiver", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        proc.returncode,
+        stderr.strip(),
+    )
+
+
+def checked(run: Run, what: str, allowed: tuple[int, ...] = (0, 1)) -> Run:
+    if run.code not in allowed:
+        raise SystemExit(f"benchmark: {what} failed with exit code {run.code}:\n{run.stderr}")
+    return run
+
+
+@contextmanager
+def latency_server(latency: float, host: str = "127.0.0.1") -> Iterator[dict[str, float]]:
+    """Starts ``latency_server.py``; yields a dict with its port, then its CPU figures."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "latency_server.py"), "--latency", str(latency), "--host", host],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    info: dict[str, float] = {"port": int(proc.stdout.readline().split()[1])}
+    try:
+        yield info
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        info.update(json.loads(out.strip().splitlines()[-1]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"benchmark: no server came up on 127.0.0.1:{port}")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def file_server(root: Path, work: Path) -> Iterator[dict[str, object]]:
+    """nginx on loopback serving ``root`` (one process, so its CPU is one /proc read);
+    Python's http.server when nginx is missing (smoke runs only)."""
+    port = free_port()
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    info: dict[str, object] = {"port": port, "kind": "nginx" if nginx else "http.server"}
+    if nginx:
+        prefix = work / "nginx"
+        (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log error;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/tmp_body;
+    proxy_temp_path {prefix}/tmp_proxy;
+    fastcgi_temp_path {prefix}/tmp_fastcgi;
+    uwsgi_temp_path {prefix}/tmp_uwsgi;
+    scgi_temp_path {prefix}/tmp_scgi;
+    types {{ application/pdf pdf; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+        )
+        cmd = [nginx, "-p", str(prefix), "-c", str(conf)]
+    else:
+        cmd = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(root), str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        info["cpu_start"] = proc_cpu(proc.pid)
+        info["pid"] = proc.pid
+        yield info
+    finally:
+        info["cpu"] = proc_cpu(proc.pid) - float(info["cpu_start"])  # type: ignore[arg-type]
+        proc.terminate()
+        proc.wait(30)
+
+
+# -- generated inputs -----------------------------------------------------------------------
+
+
+def link_posts(folder: Path, urls: list[str], per_post: int = 10) -> Path:
+    """Posts that link ``urls``, ``per_post`` to a post, as slides and as images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(urls), per_post):
+        lines = ["---", f"title: Meetup {start}", "---", ""]
+        for url in urls[start : start + per_post]:
+            if url.endswith(".png"):
+                lines.append(f"![photo]({url})\n")
+            else:
+                lines.append(f"Slides: [deck]({url})\n")
+        (folder / f"post-{start:07d}.md").write_text("\n".join(lines), encoding="utf-8")
+    return folder
+
+
+def asset_urls(port: int, n: int, host: str = "127.0.0.1") -> list[str]:
+    return [f"http://{host}:{port}/a/{i}.{'png' if i % 2 else 'pdf'}" for i in range(n)]
+
+
+def corpus(folder: Path, n: int) -> Path:
+    """Posts like a real event site's: front matter, prose, code, Markdown and HTML links."""
+    rng = random.Random(6)
+    words = "cloud native mesh proxy meetup slides talk service runtime sidecar".split()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        prose = " ".join(rng.choice(words) for _ in range(120))
+        text = f"""---
+title: "Meetup #{i}"
+date: 2021-0{i % 9 + 1}-1{i % 9}
+cover: "https://cdn.example.org/covers/{i}.jpg"
+---
+
+{prose}
+
+[Slides of talk {i}](https://files.example.org/{i}/deck.pdf) and [the video](https://video.example.org/{i}).
+
+![speaker](https://cdn.example.org/img/A*{i:06d}/original)
+
+<img src="https://cdn.example.org/{i}/photo.png" width="600"/>
+
+```java
+String url = "https://not.a.link.example.org/{i}.pdf";
+```
+
+{prose}
+"""
+        sub = folder / f"{i % 100:02d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"post-{i}.md").write_text(text, encoding="utf-8")
+    return folder
+
+
+def pdf_files(root: Path, total: int, low: int, high: int) -> list[tuple[str, int]]:
+    """Random-content files that open like PDFs, sizes uniform in [low, high], ~``total``."""
+    rng = random.Random(500)
+    out: list[tuple[str, int]] = []
+    made = 0
+    (root / "f").mkdir(parents=True, exist_ok=True)
+    while made < total:
+        size = rng.randint(low, high)
+        name = f"f/{len(out):04d}.pdf"
+        with (root / name).open("wb") as f:
+            f.write(b"%PDF-1.7\n")
+            left = size - 9
+            while left > 0:
+                block = os.urandom(min(left, 4 * 1024 * 1024))
+                f.write(block)
+                left -= len(block)
+        out.append((name, size))
+        made += size
+    return out
+
+
+def run_bytes(db: Path) -> int:
+    """Body bytes of the last run, as the run recorded them."""
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT bytes FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0])
+    finally:
+        conn.close()
+
+
+# -- the raw-socket floor --------------------------------------------------------------------
+
+
+async def _raw_floor(port: int, urls: list[str], connections: int) -> None:
+    """The same ranged GETs from a minimal asyncio client: what loopback and the server allow."""
+    paths = [u.split(str(port), 1)[1] for u in urls]
+
+    async def worker(k: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for path in paths[k::connections]:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-8191\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+        writer.close()
+
+    await asyncio.gather(*(worker(k) for k in range(connections)))
+
+
+# -- the benchmarks -------------------------------------------------------------------------
+
+
+def bench_check(work: Path, args: argparse.Namespace) -> list[Row]:
+    rows = []
+    latency, per_host = args.latency, 8
+    for n in (50, 200) if args.smoke else (1000, 10000):
+        urls_floor = None
+        with latency_server(latency) as floor_srv:
+            urls_floor = asset_urls(int(floor_srv["port"]), n)
+            t = time.perf_counter()
+            asyncio.run(_raw_floor(int(floor_srv["port"]), urls_floor, per_host))
+            floor = time.perf_counter() - t
+        with latency_server(latency) as srv:
+            posts = link_posts(work / f"check-{n}", asset_urls(int(srv["port"]), n))
+            state = work / f"check-{n}-state"
+            run = checked(
+                archiver(
+                    "check", str(posts), "--db", str(state / "a.db"), "--store",
+                    str(state / "store"), "--per-host", str(per_host), "--concurrency", "64",
+                    "--fail-on", "none", cwd=work,
+                ),
+                "archiver check",
+            )
+        ideal = n * latency / per_host
+        ratio = run.wall / ideal
+        rows.append(
+            Row(
+                f"check {n:,} links, {latency * 1000:.0f} ms, per-host {per_host}",
+                f"{n / run.wall:,.0f} URL/s ({run.wall:.2f} s)",
+                f"ideal {n / ideal:,.0f} URL/s ({ideal:.2f} s)",
+                f"{ratio:.2f}x ideal",
+                "<= 1.3x",
+                None if args.smoke else ratio <= 1.3,
+            )
+        )
+        rows.append(
+            Row(
+                "  CPU per URL (archiver / server)",
+                f"{run.cpu / n * 1000:.2f} ms / {srv['cpu_seconds'] / srv['requests'] * 1000:.2f} ms",
+                f"raw-socket client {floor:.2f} s",
+                f"{run.wall / floor:.2f}x floor",
+                "",
+                None,
+            )
+        )
+        rows.append(
+            Row(
+                "  requests / connections opened",
+                f"{srv['requests']:.0f} / {srv['connections']:.0f}",
+                "one request per URL, keep-alive",
+            )
+        )
+    return rows
+
+
+def bench_archive(work: Path, args: argparse.Namespace) -> list[Row]:
+    site = work / "site"
+    total, low, high = (3 * MB, MB // 10, MB // 2) if args.smoke else (500 * MB, MB // 2, 10 * MB)
+    files = pdf_files(site, total, low, high)
+    size = sum(s for _, s in files)
+    rows: list[Row] = []
+    with file_server(site, work) as srv:
+        port = srv["port"]
+        urls = [f"http://127.0.0.1:{port}/{name}" for name, _ in files]
+        posts = link_posts(work / "archive-posts", urls, per_post=20)
+        state = work / "archive-state"
+        opts = ["--db", str(state / "a.db"), "--store", str(state / "store")]
+        limits = ["--per-host", "8", "--concurrency", "16", "--fail-on", "none"]
+        first = checked(archiver("crawl", str(posts), *opts, *limits, cwd=work), "archiver crawl")
+        first_bytes = run_bytes(state / "a.db")
+        again = checked(
+            archiver("crawl", "--all", str(posts), *opts, *limits, cwd=work), "archiver crawl --all"
+        )
+        again_bytes = run_bytes(state / "a.db")
+        curl = shutil.which("curl")
+        disk = null = None
+        if curl and srv["kind"] == "nginx":
+            disk = _curl(curl, urls, work / "curl-out")
+            null = _curl(curl, urls, None)
+    rate = size / MB / first.wall
+    name = f"archive {len(files)} files, {size / MB:,.0f} MB"
+    if disk is not None and null is not None:
+        curl_rate = size / MB / disk
+        rows.append(
+            Row(
+                name,
+                f"{rate:,.0f} MB/s ({first.wall:.2f} s)",
+                f"curl --parallel + sync {curl_rate:,.0f} MB/s ({disk:.2f} s)",
+                f"{rate / curl_rate:.2f}x curl",
+                ">= 0.8x",
+                None if args.smoke else rate / curl_rate >= 0.8,
+            )
+        )
+        rows.append(Row("  curl to /dev/null", f"{size / MB / null:,.0f} MB/s ({null:.2f} s)"))
+    else:
+        rows.append(Row(name, f"{rate:,.0f} MB/s ({first.wall:.2f} s)", "curl/nginx missing: skipped"))
+    rows.append(
+        Row(
+            "  archiver CPU / server CPU",
+            f"{first.cpu:.2f} s / {float(srv['cpu']):.2f} s ({srv['kind']})",  # type: ignore[arg-type]
+        )
+    )
+    wall_ratio = again.wall / first.wall
+    rows.append(
+        Row(
+            "re-run: crawl --all, unchanged",
+            f"{again.wall:.2f} s, {again_bytes:,} body bytes",
+            f"first run {first.wall:.2f} s, {first_bytes:,} bytes",
+            f"{wall_ratio:.2f}x time",
+            "<= 0.1x, 0 bytes",
+            None if args.smoke else wall_ratio <= 0.1 and again_bytes == 0,
+        )
+    )
+    shutil.rmtree(state, ignore_errors=True)
+    return rows
+
+
+def _curl(curl: str, urls: list[str], out: Path | None) -> float:
+    """Seconds for ``curl --parallel`` to fetch every URL (to disk, then ``sync``, or to null)."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    config = out.parent / "curl.cfg" if out is not None else Path(tempfile.mktemp())
+    lines = []
+    for i, url in enumerate(urls):
+        target = out / f"{i:04d}.pdf" if out is not None else Path("/dev/null")
+        lines.append(f'url = "{url}"\noutput = "{target}"')
+    config.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    subprocess.run(
+        [curl, "--silent", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "8", "-K", str(config)],
+        check=True,
+    )
+    if out is not None:
+        os.sync()  # our writes are fsynced; curl's must reach the disk too to compare
+    took = time.perf_counter() - started
+    config.unlink()
+    if out is not None:
+        shutil.rmtree(out)
+    return took
+
+
+def bench_memory(work: Path, args: argparse.Namespace) -> tuple[list[Row], Path | None]:
+    rows = []
+    big = work / "big"
+    size = 20 * MB if args.smoke else 1000 * MB
+    (big / "f").mkdir(parents=True)
+    with (big / "f" / "big.pdf").open("wb") as f:
+        f.write(b"%PDF-1.7\n" + os.urandom(1024 * 1024))
+        f.truncate(size)  # sparse: the bytes still cross the wire and reach the store
+    with file_server(big, work) as srv:
+        posts = link_posts(work / "big-posts", [f"http://127.0.0.1:{srv['port']}/f/big.pdf"])
+        state = work / "big-state"
+        run = checked(
+            archiver(
+                "crawl", str(posts), "--db", str(state / "a.db"), "--store", str(state / "store"),
+                cwd=work,
+            ),
+            "archiver crawl (1 GB)",
+        )
+    shutil.rmtree(state, ignore_errors=True)
+    shutil.rmtree(big, ignore_errors=True)
+    rows.append(
+        Row(
+            f"memory: archive one {size / MB:,.0f} MB file",
+            f"peak RSS {run.maxrss_mb:.0f} MB",
+            f"{size / MB / run.wall:,.0f} MB/s",
+            "",
+            "< 150 MB",
+            None if args.smoke else run.maxrss_mb < 150,
+        )
+    )
+    n = 500 if args.smoke else 100_000
+    with latency_server(0.0) as one, latency_server(0.0, "127.0.0.2") as two:
+        urls = asset_urls(int(one["port"]), n // 2) + asset_urls(int(two["port"]), n // 2, "127.0.0.2")
+        posts = link_posts(work / "many-posts", urls)
+        state = work / "many-state"
+        run = checked(
+            archiver(
+                "check", str(posts), "--db", str(state / "a.db"), "--store", str(state / "store"),
+                "--per-host", "16", "--concurrency", "64", "--fail-on", "none", cwd=work,
+            ),
+            "archiver check (100,000)",
+        )
+    rows.append(
+        Row(
+            f"memory: check {n:,} URLs (2 hosts, no latency)",
+            f"peak RSS {run.maxrss_mb:.0f} MB",
+            f"{n / run.wall:,.0f} URL/s, {run.cpu / n * 1000:.2f} ms CPU/URL",
+            "",
+            "< 150 MB",
+            None if args.smoke else run.maxrss_mb < 150,
+        )
+    )
+    return rows, state
+
+
+def bench_extract(work: Path, args: argparse.Namespace) -> list[Row]:
+    from archiver import collect
+
+    n = 200 if args.smoke else 10_000
+    root = corpus(work / "corpus", n)
+    started = time.perf_counter()
+    posts = refs = 0
+    for post in collect.collect(root, source="bench"):
+        posts += 1
+        refs += len(post.references)
+    took = time.perf_counter() - started
+    shutil.rmtree(root, ignore_errors=True)
+    return [
+        Row(
+            f"extraction: {n:,} generated posts",
+            f"{posts / took:,.0f} posts/s ({took:.2f} s)",
+            f"{refs:,} references found",
+        )
+    ]
+
+
+def bench_report(work: Path, args: argparse.Namespace, state: Path | None) -> list[Row]:
+    if state is None:
+        return [Row("report", "skipped: needs the memory benchmark's database")]
+    conn = sqlite3.connect(state / "a.db")
+    n = conn.execute("SELECT COUNT(*) FROM urls").fetchone()[0]
+    conn.close()
+    rows = []
+    for fmt in ("json", "html"):
+        out = work / f"report.{fmt}"
+        run = checked(
+            archiver(
+                "report", "--db", str(state / "a.db"), "--store", str(state / "store"),
+                "--format", fmt, "--state", "all", "-o", str(out), cwd=work,
+            ),
+            f"archiver report --format {fmt}",
+        )
+        rows.append(
+            Row(
+                f"report: {fmt.upper()} for {n:,} URLs",
+                f"{run.wall:.2f} s, {out.stat().st_size / MB:,.1f} MB",
+                f"peak RSS {run.maxrss_mb:.0f} MB",
+                "",
+                "< 5 s",
+                None if args.smoke else run.wall < 5,
+            )
+        )
+    return rows
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def table(rows: list[Row]) -> str:
+    head = Row("benchmark", "figure", "compared with", "ratio", "target")
+    cells = [
+        [r.name, r.figure, r.against, r.ratio, r.target, {None: "", True: "met", False: "MISSED"}[r.ok]]
+        for r in [head, *rows]
+    ]
+    cells[0][5] = ""
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(6)).rstrip() for c in cells]
+    lines.insert(1, "-" * len(max(lines, key=len)))
+    return "\n".join(lines)
+
+
+def need_disk(path: Path, smoke: bool, only: set[str]) -> None:
+    need = 0.1e9 if smoke else 0.2e9 + ("archive" in only) * 1.6e9 + ("memory" in only) * 2.2e9
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise SystemExit(
+            f"benchmark: {free / 1e9:.1f} GB free in {path}, need {need / 1e9:.1f} GB;"
+            " free some space or pass --workdir on a larger disk"
+        )
+    print(f"disk: {free / 1e9:.1f} GB free in {path}, this run needs about {need / 1e9:.1f} GB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, no targets judged (CI)")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {SECTIONS}")
+    ap.add_argument("--latency", type=float, default=None, help="seconds per request (0.02)")
+    ap.add_argument("--workdir", type=Path, default=None, help="temp files go under this folder")
+    args = ap.parse_args(argv)
+    if args.latency is None:
+        args.latency = 0.005 if args.smoke else 0.02
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if unknown := only - set(SECTIONS):
+        ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
+    base = args.workdir or Path(tempfile.gettempdir())
+    need_disk(base, args.smoke, only)
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" {platform.system()} {platform.release()}"
+    )
+    work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=base))
+    rows: list[Row] = []
+    started = time.perf_counter()
+    try:
+        if "check" in only:
+            rows += bench_check(work, args)
+        if "archive" in only:
+            rows += bench_archive(work, args)
+        state = None
+        if "memory" in only:
+            more, state = bench_memory(work, args)
+            rows += more
+        if "extract" in only:
+            rows += bench_extract(work, args)
+        if "report" in only:
+            rows += bench_report(work, args, state)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    took = time.perf_counter() - started
+    mode = "smoke run: sizes are tiny and no target is judged" if args.smoke else "full run"
+    print(f"\n{mode}, {took:.0f} s; archiver peak RSS of this process tree: "
+          f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
