@@ -1,28 +1,46 @@
 """archiver: keep the slides and pictures of event posts alive.
 
-The library behind the ``archiver`` command: ``crawl`` runs the pipeline
-(collect -> extract -> fetch -> store -> record); the stages are usable alone.
+The library behind the ``archiver`` command: ``archiver.crawl.crawl`` runs the
+pipeline (collect -> extract -> fetch -> store -> record); each stage is a module
+usable alone (``archiver.extract.extract`` is pure: text in, references out).
+Names are imported on first use, so ``archiver --version`` and cron runs do not
+pay for modules they never touch.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .clock import Clock, FakeClock, SystemClock
-from .config import Config, FetchConfig, Source, load_config
-from .crawl import RunSummary, crawl
-from .db import STATES, Database
-from .errors import (
-    ArchiverError,
-    ConfigError,
-    DatabaseError,
-    LockedError,
-    NetworkDownError,
-    StoreError,
-)
-from .extract import Reference, extract, normalize_url
-from .fetch import Fetcher, FetchResult, FetchSettings, HostMapTransport
-from .store import Store, StoredBlob
+#: Public name -> the private module that defines it.
+_EXPORTS = {
+    "STATES": "db",
+    "ArchiverError": "errors",
+    "Clock": "clock",
+    "Config": "config",
+    "ConfigError": "errors",
+    "Database": "db",
+    "DatabaseError": "errors",
+    "FakeClock": "clock",
+    "FetchConfig": "config",
+    "FetchResult": "fetch",
+    "FetchSettings": "fetch",
+    "Fetcher": "fetch",
+    "HostMapTransport": "fetch",
+    "LockedError": "errors",
+    "NetworkDownError": "errors",
+    "Reference": "extract",
+    "RunSummary": "crawl",
+    "Source": "config",
+    "Store": "store",
+    "StoreError": "errors",
+    "StoredBlob": "store",
+    "SystemClock": "clock",
+    "load_config": "config",
+    "normalize_url": "extract",
+}
 
 __all__ = [
     "STATES",
@@ -48,8 +66,33 @@ __all__ = [
     "StoredBlob",
     "SystemClock",
     "__version__",
-    "crawl",
-    "extract",
     "load_config",
     "normalize_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archiver' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .clock import Clock, FakeClock, SystemClock
+    from .config import Config, FetchConfig, Source, load_config
+    from .crawl import RunSummary
+    from .db import STATES, Database
+    from .errors import (
+        ArchiverError,
+        ConfigError,
+        DatabaseError,
+        LockedError,
+        NetworkDownError,
+        StoreError,
+    )
+    from .extract import Reference, normalize_url
+    from .fetch import Fetcher, FetchResult, FetchSettings, HostMapTransport
+    from .store import Store, StoredBlob

@@ -78,31 +78,81 @@ def cli() -> None:
     """
 
 
+def _run_options(fn: F) -> F:
+    """The options ``crawl`` and ``check`` share: they run the same pipeline."""
+    for option in reversed(
+        [
+            click.argument("sources", nargs=-1),
+            _state_options,
+            click.option(
+                "--concurrency", type=click.IntRange(min=1), help="Requests in flight in all."
+            ),
+            click.option(
+                "--per-host", type=click.IntRange(min=1), help="Requests in flight to one host."
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0.001),
+                help="Connect and read timeout, seconds.",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(["new", "any", "none"]),
+                default="new",
+                show_default=True,
+                help="Exit 1 when a link newly broke (new), when any link is broken (any),"
+                " or never.",
+            ),
+            click.option(
+                "--wait",
+                type=click.FloatRange(min=0),
+                default=0,
+                help="Wait this many seconds for another run's lock instead of exiting 75.",
+            ),
+            click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
+            click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain"),
+            click.option(
+                "--ignore-robots",
+                is_flag=True,
+                help="Fetch the pages of sites (SOURCES given as URLs) whatever robots.txt says.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
-@click.argument("sources", nargs=-1)
-@_state_options
-@click.option("--concurrency", type=click.IntRange(min=1), help="Requests in flight in all.")
-@click.option("--per-host", type=click.IntRange(min=1), help="Requests in flight to one host.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), help="Connect and read timeout, s.")
+@_run_options
 @click.option("--all", "all_", is_flag=True, help="Re-check every URL, due or not.")
-@click.option(
-    "--fail-on",
-    type=click.Choice(["new", "any", "none"]),
-    default="new",
-    show_default=True,
-    help="Exit 1 when a link newly broke (new), when any link is broken (any), or never.",
-)
-@click.option(
-    "--wait", type=click.FloatRange(min=0), default=0, help="Wait this long for the lock."
-)
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
-@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain")
-@click.option(
-    "--ignore-robots",
-    is_flag=True,
-    help="Fetch the pages of sites (SOURCES given as URLs) whatever robots.txt says.",
-)
-def crawl(
+def crawl(all_: bool, **options: Any) -> None:
+    """Extract asset links from SOURCES, fetch them, archive them, record their state.
+
+    SOURCES are folders or files of posts, or URLs of a site to crawl (a listing page,
+    a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
+
+    Example: archiver crawl data/posts
+    """
+    _run("crawl", all_=all_, **options)
+
+
+@cli.command()
+@_run_options
+def check(**options: Any) -> None:
+    """Check every asset link of SOURCES and record its state, without archiving.
+
+    Each URL is asked for its first bytes only (a ranged GET), enough to tell a real
+    PDF or image from a soft 404; every referenced URL is checked, once per run. A
+    later 'archiver crawl' still downloads every URL that has no archived copy.
+
+    Example: archiver check data/posts --fail-on any
+    """
+    _run("check", all_=True, **options)
+
+
+def _run(
+    mode: str,
+    *,
     sources: tuple[str, ...],
     config_path: Path | None,
     db: Path | None,
@@ -117,13 +167,7 @@ def crawl(
     log_format: str,
     ignore_robots: bool,
 ) -> None:
-    """Extract asset links from SOURCES, fetch them, archive them, record their state.
-
-    SOURCES are folders or files of posts, or URLs of a site to crawl (a listing page,
-    a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
-
-    Example: archiver crawl data/posts
-    """
+    """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
 
     from .crawl import crawl as run_crawl
@@ -151,6 +195,7 @@ def crawl(
                 progress=progress.update,
                 warn=lambda m: log.emit("warning", m),
                 ignore_robots=ignore_robots,
+                mode=mode,
             )
     except ArchiverError as exc:
         if log_format == "json":
@@ -328,4 +373,4 @@ def main() -> None:
 
 
 # Commands defined in their own modules register themselves on import.
-from . import cli_check, cli_ops, cli_store  # noqa: E402, F401
+from . import cli_ops, cli_store  # noqa: E402, F401

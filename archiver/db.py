@@ -21,9 +21,6 @@ from urllib.parse import urlsplit
 import sqlite_utils
 
 from .errors import DatabaseError
-from .mirror import _m101_mirror_paths
-from .rewrite import _m102_rewrites
-from .sites import _m201_site_pages
 
 __all__ = ["STATES", "Database", "PostRow"]
 
@@ -32,8 +29,13 @@ STATES = ("ok", "failing", "dead", "invalid", "error", "pending")
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
+    # Statement by statement: executescript would commit the migration's transaction.
+    for statement in _SCHEMA_001.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+_SCHEMA_001 = """
         CREATE TABLE posts (
             id INTEGER PRIMARY KEY,
             source TEXT NOT NULL,
@@ -137,7 +139,61 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (url_id, sha256)
         );
         """
+
+
+def _m101_mirror_paths(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    db.execute(
+        """
+        CREATE TABLE mirror_paths (
+            url_id INTEGER PRIMARY KEY REFERENCES urls(id),
+            path TEXT NOT NULL,
+            -- case-folded: two names that differ only in case collide on macOS and Windows
+            key TEXT NOT NULL UNIQUE
+        )
+        """
     )
+
+
+def _m102_rewrites(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    db.execute(
+        """
+        CREATE TABLE rewrites (
+            id INTEGER PRIMARY KEY,
+            post_id INTEGER NOT NULL REFERENCES posts(id),
+            url_id INTEGER NOT NULL REFERENCES urls(id),
+            old_text TEXT NOT NULL,
+            new_text TEXT NOT NULL,
+            -- where new_text is in the post file as we last wrote it (character offsets)
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            rewritten_at TEXT NOT NULL,
+            undone_at TEXT,
+            status TEXT NOT NULL DEFAULT 'active'  -- active, undone, abandoned
+        )
+        """
+    )
+    db.execute("CREATE INDEX rewrites_post ON rewrites (post_id)")
+    db.execute(
+        "CREATE TABLE rewrite_posts (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
+        " sha256 TEXT NOT NULL)"  # the post's bytes right after our last write
+    )
+
+
+def _m201_site_pages(db: sqlite_utils.Database) -> None:
+    # One statement at a time: executescript would commit the migration's transaction.
+    for column in (
+        "page_status INTEGER",  # HTTP status of the page's last answer (304 when unchanged)
+        "page_error TEXT",  # why the last fetch failed, if it did
+        "page_etag TEXT",
+        "page_last_modified TEXT",
+        "page_final_url TEXT",  # where redirects ended
+        "page_checked TEXT",  # when the page was last asked for
+        "page_links TEXT",  # JSON [[url, pagination], ...]: followed again when it is a 304
+    ):
+        db.execute(f"ALTER TABLE posts ADD COLUMN {column}")
+    db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
 
 
 #: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
@@ -299,6 +355,16 @@ class Database:
         )
         return post_id
 
+    def record_fetch_urls(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Stores where each URL is fetched from (``None``: from itself, no [remap] rule).
+
+        Call inside a transaction.
+        """
+        self.conn.executemany(
+            "UPDATE urls SET fetch_url=? WHERE url=? AND fetch_url IS NOT ?",
+            [(r.get("fetch_url"), r["url"], r.get("fetch_url")) for r in rows],
+        )
+
     def touch_post(self, post_id: int, now: str) -> None:
         self.conn.execute("UPDATE posts SET last_seen=? WHERE id=?", (now, post_id))
 
@@ -404,17 +470,25 @@ class Database:
                     " confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
                     (r.http_status, now, now, became, url_id),
                 )
+            elif sha is None:
+                # A probe (``check``): the link works, but what we hold (its hash, type and
+                # validators) still describes the last archived copy, so leave those alone.
+                self.conn.execute(
+                    "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
+                    " final_url=?, last_checked=?, last_ok=?, failing_since=NULL,"
+                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    (r.http_status, r.final_url, now, now, became, url_id),
+                )
             else:
                 self.conn.execute(
                     "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
-                    " sha256=COALESCE(?, sha256), size=COALESCE(?, size),"
-                    " content_type=COALESCE(?, content_type), final_url=?, etag=?,"
+                    " sha256=?, size=?, content_type=?, final_url=?, etag=?,"
                     " last_modified=?, last_checked=?, last_ok=?, failing_since=NULL,"
                     " fail_count=0, confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
                     (
                         r.http_status,
                         sha,
-                        r.size if sha else None,
+                        r.size,
                         r.content_type,
                         r.final_url,
                         r.etag,

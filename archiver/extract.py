@@ -30,8 +30,6 @@ from typing import Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import yaml
-from bs4 import BeautifulSoup, Tag
-from markdown_it.common.utils import normalizeReference
 
 __all__ = [
     "ASSET_EXTENSIONS",
@@ -745,6 +743,10 @@ class _Extractor:
             )
 
     def html_document(self) -> None:
+        # bs4 is imported here, not at the top: most runs read only Markdown, and its
+        # import (with soupsieve) is a fifth of archiver's start-up time.
+        from bs4 import BeautifulSoup, Tag
+
         text = self.text
         try:
             soup = BeautifulSoup(text, "html.parser")
@@ -890,6 +892,13 @@ class _Extractor:
             start += found
             end = start + len(stripped)
         self.emit(start, end, kind, "", image=image, markdown=False)
+
+
+def normalizeReference(label: str) -> str:
+    """CommonMark's label matching (markdown-it's), imported only when a post has labels."""
+    from markdown_it.common.utils import normalizeReference as normalize
+
+    return normalize(label)
 
 
 _YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

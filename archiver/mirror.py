@@ -29,8 +29,6 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import ArchiverError
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from .db import Database
     from .store import Store
 
@@ -57,20 +55,6 @@ _TYPE_EXT = {
     "image/x-icon": ".ico",
     "image/vnd.microsoft.icon": ".ico",
 }
-
-
-def _m101_mirror_paths(db: sqlite_utils.Database) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    db.execute(
-        """
-        CREATE TABLE mirror_paths (
-            url_id INTEGER PRIMARY KEY REFERENCES urls(id),
-            path TEXT NOT NULL,
-            -- case-folded: two names that differ only in case collide on macOS and Windows
-            key TEXT NOT NULL UNIQUE
-        )
-        """
-    )
 
 
 def _url_hash(url: str) -> str:

@@ -28,38 +28,10 @@ from .errors import ArchiverError, ConfigError
 from .mirror import mirror_url_for
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from .db import Database
     from .store import Store
 
 __all__ = ["PostChange", "RewritePlan", "Span", "apply_plan", "plan_rewrite", "plan_undo"]
-
-
-def _m102_rewrites(db: sqlite_utils.Database) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    db.execute(
-        """
-        CREATE TABLE rewrites (
-            id INTEGER PRIMARY KEY,
-            post_id INTEGER NOT NULL REFERENCES posts(id),
-            url_id INTEGER NOT NULL REFERENCES urls(id),
-            old_text TEXT NOT NULL,
-            new_text TEXT NOT NULL,
-            -- where new_text is in the post file as we last wrote it (character offsets)
-            start INTEGER NOT NULL,
-            "end" INTEGER NOT NULL,
-            rewritten_at TEXT NOT NULL,
-            undone_at TEXT,
-            status TEXT NOT NULL DEFAULT 'active'  -- active, undone, abandoned
-        )
-        """
-    )
-    db.execute("CREATE INDEX rewrites_post ON rewrites (post_id)")
-    db.execute(
-        "CREATE TABLE rewrite_posts (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
-        " sha256 TEXT NOT NULL)"  # the post's bytes right after our last write
-    )
 
 
 @dataclass

@@ -31,8 +31,6 @@ from .pagefetch import PageFetcher
 from .rules import UrlRules
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
     from .db import Database
 
 __all__ = ["SiteIndex", "index_site", "record_fetch_urls"]
@@ -41,27 +39,9 @@ __all__ = ["SiteIndex", "index_site", "record_fetch_urls"]
 RowsFn = Callable[[Sequence[Reference]], list[dict[str, Any]]]
 
 
-def _m201_site_pages(db: sqlite_utils.Database) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    for column in (
-        "page_status INTEGER",  # HTTP status of the page's last answer (304 when unchanged)
-        "page_error TEXT",  # why the last fetch failed, if it did
-        "page_etag TEXT",
-        "page_last_modified TEXT",
-        "page_final_url TEXT",  # where redirects ended
-        "page_checked TEXT",  # when the page was last asked for
-        "page_links TEXT",  # JSON [[url, pagination], ...]: followed again when it is a 304
-    ):
-        db.execute(f"ALTER TABLE posts ADD COLUMN {column}")
-    db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
-
-
 def record_fetch_urls(db: Database, rows: Sequence[dict[str, Any]]) -> None:
     """Stores where each URL is fetched from (``None``: from itself). Call inside a transaction."""
-    db.conn.executemany(
-        "UPDATE urls SET fetch_url=? WHERE url=? AND fetch_url IS NOT ?",
-        [(r.get("fetch_url"), r["url"], r.get("fetch_url")) for r in rows],
-    )
+    db.record_fetch_urls(rows)
 
 
 @dataclass

@@ -8,12 +8,18 @@ by ``benchmarks/run.py``). It speaks HTTP/1.1 only, sends request bodies whole, 
 only httpx exceptions (so ``fetch`` classifies failures the same whichever transport
 runs), and resends a request only when a kept-alive connection turns out to have been
 closed by the server before it answered anything, as browsers do. asyncio only.
+
+It must never reuse a connection for a name its certificate was not checked against, nor
+after a response whose framing is in doubt (RFC 9112 section 6.3): the next response on
+that connection could then be read from the middle of this one. It knows nothing of
+proxies: ``fetch`` hands a run to httpx's own transport when the environment names one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
 import time
@@ -32,7 +38,10 @@ _MAX_HEAD = 256 * 1024  # a longer response head is a protocol error; also the r
 _READ_SIZE = 256 * 1024
 _IDLE_EXPIRY = 4.0  # seconds; servers commonly drop idle connections after 5 s or more
 _NO_BODY = frozenset({204, 304})
-_Origin = tuple[str, str, int]
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: (scheme, host, port, TLS server name): a connection verified for one name never
+#: carries a request for another, even when both names resolve to the same address.
+_Origin = tuple[str, str, int, str]
 
 
 class _Stale(Exception):
@@ -89,7 +98,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}", request=request)
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        https = url.scheme == "https"
+        sni = str(request.extensions.get("sni_hostname") or url.host) if https else ""
+        origin = (url.scheme, url.host, url.port or (443 if https else 80), sni)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         if not isinstance(request.stream, httpx.AsyncByteStream):
             raise RuntimeError("Http11Transport needs an async request body")
@@ -149,9 +160,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _connect(
         self, request: httpx.Request, origin: _Origin, timeout: float | None
     ) -> _Connection:
-        scheme, host, port = origin
+        scheme, host, port, sni = origin
+        # The certificate is checked against the URL's name (or the name a test resolver
+        # mapped to this address), never against the address we connect to.
         context = self._context() if scheme == "https" else None
-        sni = request.extensions.get("sni_hostname") or host
         try:
             async with asyncio.timeout(timeout):
                 addresses = await self._resolve(host, port)
@@ -254,18 +266,27 @@ class _Body(httpx.AsyncByteStream):
         self._keep_alive = version == b"HTTP/1.1" and b"close" not in tokens
         self._length: int | None = None
         self._chunked = False
-        if request.method == "HEAD" or status in _NO_BODY:
+        self._frame(request.method == "HEAD" or status in _NO_BODY, fields)
+        self._done = self._length == 0
+
+    def _frame(self, no_body: bool, fields: dict[bytes, bytes]) -> None:
+        """Decides where the body ends, in the order of RFC 9112 section 6.3."""
+        if no_body:
             self._length = 0
-        elif b"chunked" in fields.get(b"transfer-encoding", b"").lower():
-            self._chunked = True
+            return
+        coding = fields.get(b"transfer-encoding")
+        if coding is not None:
+            # Transfer-Encoding overrides Content-Length. A message with both, or with a
+            # final coding other than chunked, is read as sent but never reused after:
+            # a server and we may disagree on where it ends (request smuggling).
+            final = coding.lower().split(b",")[-1].strip()
+            self._chunked = final == b"chunked"
+            if b"content-length" in fields or not self._chunked:
+                self._keep_alive = False
         elif b"content-length" in fields:
-            value = fields[b"content-length"].split(b",")[0].strip()
-            if not value.isdigit():
-                raise httpx.RemoteProtocolError("malformed Content-Length", request=request)
-            self._length = int(value)
+            self._length = _content_length(fields[b"content-length"], self._request)
         else:
             self._keep_alive = False  # the body ends when the server closes the connection
-        self._done = self._length == 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -309,7 +330,12 @@ class _Body(httpx.AsyncByteStream):
 
     async def _read_chunked(self) -> AsyncIterator[bytes]:
         while True:
-            size = int(bytes((await self._read_line()).split(b";", 1)[0].strip()), 16)
+            size_field = (await self._read_line()).split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_field):
+                raise httpx.RemoteProtocolError(
+                    f"malformed chunk size {size_field[:20]!r}", request=self._request
+                )
+            size = int(size_field, 16)
             if size == 0:
                 while await self._read_line() != b"\r\n":
                     pass  # trailers, unused
@@ -356,6 +382,16 @@ def _parse_head(
     return version, int(code), reason, headers
 
 
+def _content_length(value: bytes, request: httpx.Request) -> int:
+    """The length a Content-Length field declares; a list of differing values is an error."""
+    values = {v.strip() for v in value.split(b",")}
+    if len(values) != 1 or not (length := values.pop()).isdigit():
+        raise httpx.RemoteProtocolError(
+            f"malformed Content-Length {value[:40]!r}", request=request
+        )
+    return int(length)
+
+
 def _fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     out: dict[bytes, bytes] = {}
     for name, value in headers:
@@ -384,7 +420,12 @@ def _translate(exc: Exception, request: httpx.Request, doing: str) -> httpx.HTTP
         return httpx.RemoteProtocolError(
             "Server disconnected without sending a response.", request=request
         )
-    if isinstance(exc, asyncio.LimitOverrunError | ValueError):
+    if isinstance(exc, asyncio.LimitOverrunError):
+        return httpx.RemoteProtocolError(
+            f"malformed response: a header or chunk line longer than {_MAX_HEAD} bytes",
+            request=request,
+        )
+    if isinstance(exc, ValueError):
         return httpx.RemoteProtocolError(f"malformed response: {exc}", request=request)
     if isinstance(exc, OSError):
         return httpx.ReadError(str(exc), request=request)
