@@ -343,3 +343,41 @@ def test_report_changed_lists_urls_with_new_versions(
     rows = url_rows(db, ReportFilter(states=("ok",), changed=True))
     db.close()
     assert [r["url"] for r in rows] == [moving]
+
+
+def test_a_host_at_its_limit_never_slows_another(
+    tmp_path: Path, server: LoopbackServer, server2: LoopbackServer
+) -> None:
+    import threading
+
+    from server import Request
+
+    gate = server.gate()
+    slow = [server.route(f"/s{i}.pdf", Reply(body=PDF, hold=gate)) for i in range(8)]
+    served = threading.Semaphore(0)
+
+    def fast_reply(req: Request) -> Reply:
+        served.release()
+        return Reply(body=PNG, content_type="image/png")
+
+    fast = [server2.route(f"/f{i}.png", fast_reply) for i in range(6)]
+    posts = tmp_path / "posts"
+    lines = [f"[s]({u})" for u in slow] + [f"![f]({u})" for u in fast]
+    write_post(posts, "a.md", "\n".join(lines) + "\n")
+    cfg = make_config(tmp_path, fetch=FetchConfig(concurrency=4, per_host=2, retries=0))
+    result: list[object] = []
+    runner = threading.Thread(
+        target=lambda: result.append(crawl(cfg, [Source(path=posts)], clock=FakeClock()))
+    )
+    runner.start()
+    try:
+        assert server.wait_for_in_flight(2)  # host 1 is at its limit, its answers held
+        for _ in fast:  # ... and every asset of host 2 is still served meanwhile
+            assert served.acquire(timeout=10)
+        assert server.in_flight == 2
+    finally:
+        gate.set()
+        runner.join(60)
+    assert server.max_in_flight == 2
+    assert server2.max_in_flight <= 2
+    assert set(states(cfg).values()) == {"ok"}
