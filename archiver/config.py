@@ -55,6 +55,7 @@ class FetchConfig:
     max_size: int = 1024 * 1024 * 1024
     max_page_size: int = 10 * 1024 * 1024  # a crawled page (HTML, sitemap, feed) larger is skipped
     user_agent: str | None = None
+    transport: str = "auto"  # one of _TRANSPORTS: which HTTP transport a run uses
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,10 @@ def _remap(raw: Any) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
+# ``archiver.fetch.TransportChoice``, spelled out so that loading a config needs no httpx.
+_TRANSPORTS = ("auto", "lean", "httpx")
+
+
 def _fetch(raw: Any) -> FetchConfig:
     if not isinstance(raw, dict):
         raise ConfigError("config key 'fetch' must be a table")
@@ -246,6 +251,11 @@ def _fetch(raw: Any) -> FetchConfig:
             raise ConfigError(f"unknown config key '{name}' (known: {', '.join(sorted(known))})")
         if key == "user_agent":
             values[key] = _expect(name, value, str, "a string")
+        elif key == "transport":
+            if value not in _TRANSPORTS:
+                choices = ", ".join(repr(t) for t in _TRANSPORTS)
+                raise ConfigError(f"config key '{name}' must be one of {choices}, got {value!r}")
+            values[key] = value
         elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
             values[key] = _positive(name, value, integer=True)
         elif key == "retries":

@@ -126,6 +126,8 @@ def fetch_settings(config: Config) -> FetchSettings:
         "retries": f.retries,
         "retry_after_cap": f.retry_after_cap,
         "max_size": f.max_size,
+        "max_page_size": f.max_page_size,
+        "transport": f.transport,
     }
     if f.user_agent:
         kwargs["user_agent"] = f.user_agent

@@ -4,7 +4,7 @@ Owns the walk over a site: its scope (same site, ``include``/``exclude``, the
 global ``exclude_urls``, ``max_depth``, ``max_pages``), following links and
 pagination, reading sitemaps (indexes and gzipped ones too) and feeds,
 honouring robots.txt, and the visited set that keeps link cycles and redirects
-between pages from running forever. Pages are fetched with ``pagefetch``; what a
+between pages from running forever. Pages are fetched with ``Fetcher.fetch_page``; what a
 page refers to is ``extract``'s business and what to remember is the caller's:
 this module never touches the database or the store. Every HTML page reached is
 handed to the caller as a ``Page``, in a deterministic order.
@@ -26,8 +26,7 @@ from bs4.dammit import UnicodeDammit
 
 from .config import Source
 from .extract import is_asset_url, normalize_url
-from .fetch import FetchResult
-from .pagefetch import PageFetcher, PageResponse
+from .fetch import Fetcher, FetchResult, PageResult
 from .robots import Robots, origin, robots_url
 from .rules import UrlRules, compile_pattern
 from .sitemap import Listing, document_kind, gunzip, is_gzip, parse_feed, parse_sitemap
@@ -238,7 +237,7 @@ class Discovery:
     def __init__(
         self,
         source: Source,
-        fetcher: PageFetcher,
+        fetcher: Fetcher,
         *,
         on_page: Callable[[Page], None],
         known: Callable[[str], Known | None],
@@ -298,7 +297,7 @@ class Discovery:
         """Fetches ``items`` concurrently, then handles them in order."""
         await self._load_robots({origin(i.url) for i in items})
         allowed = [i for i in items if self._robots_allow(i)]
-        responses: list[PageResponse | None] = [None] * len(allowed)
+        responses: list[PageResult | None] = [None] * len(allowed)
 
         async def fetch(index: int, item: _Item) -> None:
             known = self._known(item)
@@ -307,7 +306,7 @@ class Discovery:
                 validators["If-None-Match"] = known.etag
             if known is not None and known.last_modified:
                 validators["If-Modified-Since"] = known.last_modified
-            responses[index] = await self.fetcher.get(item.url, validators or None)
+            responses[index] = await self.fetcher.fetch_page(item.url, validators=validators)
 
         async with anyio.create_task_group() as tg:
             for index, item in enumerate(allowed):
@@ -323,7 +322,7 @@ class Discovery:
         # Only HTML pages are remembered; sitemaps and feeds are read whole every run.
         return self.known(item.url) if item.role in ("auto", "listing", "page", "post") else None
 
-    def _handle(self, item: _Item, response: PageResponse) -> list[_Item]:
+    def _handle(self, item: _Item, response: PageResult) -> list[_Item]:
         result = response.result
         is_source = item.depth == 0 and item.role in ("auto", "listing", "page", "post", "feed")
         final = _normal(result.final_url or item.url) or item.url
@@ -344,7 +343,7 @@ class Discovery:
             return self._follow(_Item(item.url, role, item.depth), links)
         body = response.body
         if is_gzip(body):
-            unpacked = gunzip(body, self.fetcher.max_size)
+            unpacked = gunzip(body, self.fetcher.settings.max_page_size)
             if unpacked is None:
                 return self._failed_document(item, "a damaged or oversized gzip file")
             body = unpacked
@@ -455,7 +454,7 @@ class Discovery:
         missing = sorted(o for o in origins if o not in self._robots)
 
         async def load(o: str) -> None:
-            response = await self.fetcher.get(robots_url(o))
+            response = await self.fetcher.fetch_page(robots_url(o))
             r = response.result
             if r.state == "ok" and not r.not_modified:
                 text = response.body.decode("utf-8", "replace")

@@ -1,11 +1,13 @@
 """Fetching: from a URL to a state and, for a good asset, a finished blob.
 
-Owns the HTTP client, the concurrency limits (global and per host), redirects,
-retries with backoff, and streaming bodies through the validator into the store.
-A failing link is a value (a ``FetchResult`` with a state), never an exception:
-only the store (``StoreError``) or a bug stops a fetch. This module never
-commits a blob and never touches the database: it hands back a finished
-(fsynced) writer, and the caller commits it and records it, in that order.
+Owns the HTTP client (and which transport it runs on), the concurrency limits
+(global and per host), redirects, retries with backoff, and streaming bodies
+through the validator into the store. Pages to crawl (HTML, sitemaps, feeds,
+robots.txt) take the same road but end in memory, unjudged: HTML is what a page
+is, not a soft 404. A failing link is a value (a ``FetchResult`` with a state),
+never an exception: only the store (``StoreError``) or a bug stops a fetch. This
+module never commits a blob and never touches the database: it hands back a
+finished (fsynced) writer, and the caller commits it and records it, in that order.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol, cast, get_args
 from urllib.parse import unquote, urljoin, urlsplit
 
 import anyio
@@ -45,9 +47,12 @@ __all__ = [
     "FetchSettings",
     "Fetcher",
     "HostMapTransport",
+    "PageResult",
     "State",
+    "TransportChoice",
     "network_down",
     "should_retry",
+    "transport_kind",
 ]
 
 try:
@@ -66,6 +71,13 @@ State = Literal[
     "error",  # still failing after retries: 5xx, 429, timeout, reset, truncated, TLS, refused
 ]
 
+#: Which transport a run uses: ``lean`` (``transport.Http11Transport``), ``httpx`` (its own,
+#: which honours proxy variables), or ``auto``: lean unless the environment names a proxy.
+TransportChoice = Literal["auto", "lean", "httpx"]
+
+# What a fetch is for: archive the asset, probe its head only, or read a page into memory.
+_Mode = Literal["archive", "probe", "page"]
+
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _TRANSIENT_CLASSES = frozenset({"connect", "refused", "timeout", "reset", "truncated"})
@@ -76,6 +88,8 @@ _DNS_MESSAGES = (
     "nodename nor servname",
     "getaddrinfo failed",
 )
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+_IDLE_EXPIRY = 4.0  # seconds, as the lean transport keeps an idle connection
 _FILE_CHUNK = 1024 * 1024
 # A probe asks for exactly the head the validator judges, no more.
 _PROBE_RANGE = f"bytes=0-{HEAD_SIZE - 1}"
@@ -98,7 +112,14 @@ class FetchSettings:
     backoff_max: float = 30.0
     retry_after_cap: float = 300.0
     max_size: int = 1_073_741_824  # bytes; a larger body is an error, not archived
+    max_page_size: int = 10_485_760  # bytes; a larger page (``fetch_page``) is an error
     user_agent: str = USER_AGENT
+    transport: TransportChoice = "auto"
+
+    def __post_init__(self) -> None:
+        if self.transport not in get_args(TransportChoice):
+            choices = ", ".join(get_args(TransportChoice))
+            raise ValueError(f"transport must be one of {choices}, got {self.transport!r}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,29 @@ class FetchResult:
     blob: BlobWriter | None = field(default=None, repr=False)
 
 
+@dataclass
+class PageResult:
+    """A page fetched into memory: its ``result`` and, for a 2xx within the cap, its bytes."""
+
+    result: FetchResult
+    body: bytes = b""
+
+
+def transport_kind(
+    choice: TransportChoice, environ: Mapping[str, str] | None = None
+) -> Literal["lean", "httpx"]:
+    """The transport ``choice`` means here: ``auto`` is lean unless a proxy variable is set.
+
+    Only httpx's transport honours HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (in
+    any case), and a run that ignored a proxy it was told to use would find no host.
+    """
+    if choice == "lean" or choice == "httpx":
+        return choice
+    env = os.environ if environ is None else environ
+    proxied = any(name.lower() in _PROXY_VARIABLES and value.strip() for name, value in env.items())
+    return "httpx" if proxied else "lean"
+
+
 def should_retry(result: FetchResult) -> bool:
     """Only transient failures are retried: connecting (not DNS), timeouts, resets,
     truncated bodies, 408, 425, 429 and 5xx."""
@@ -156,7 +200,7 @@ def network_down(results: Iterable[FetchResult]) -> bool:
     """
     seen = False
     for r in results:
-        if urlsplit(r.url).scheme.lower() not in ("http", "https"):
+        if _scheme(r.url) not in ("http", "https"):
             continue
         seen = True
         if not r.unreachable or r.http_status is not None or r.final_url not in (None, r.url):
@@ -225,33 +269,55 @@ class _HashSink:
         pass
 
 
+class _MemorySink(_HashSink):
+    """Keeps a body in memory as well: a page, to be parsed rather than archived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        super().write(chunk)
+        self.data += chunk
+
+    def abort(self) -> None:
+        self.data = bytearray()
+
+
 _Failure = tuple[State, str, str]  # state, error_class, human line
 
 
 class _Intake:
-    """Feeds a body into a sink, judging its head and enforcing the size cap on the way."""
+    """Feeds a body into a sink, judging its head and enforcing the size cap on the way.
 
-    def __init__(self, sink: _Sink, expect: Expected, max_size: int) -> None:
+    ``expect=None`` judges nothing: a page is whatever it is, HTML included.
+    """
+
+    def __init__(
+        self, sink: _Sink, expect: Expected | None, max_size: int, *, page: bool = False
+    ) -> None:
         self.sink = sink
         self._expect = expect
         self._max_size = max_size
+        self._over = _too_large(max_size, page=page)
         self._head = bytearray()
         self.verdict: Verdict | None = None
 
     def feed(self, chunk: bytes) -> _Failure | None:
         if self.sink.size + len(chunk) > self._max_size:
-            return _too_large(self._max_size)
+            return self._over
         self.sink.write(chunk)
-        if self.verdict is None:
+        if self.verdict is None and self._expect is not None:
             self._head += chunk[: HEAD_SIZE - len(self._head)]
             if len(self._head) >= HEAD_SIZE:
                 return self._judge()
         return None
 
     def end(self) -> _Failure | None:
-        return self._judge() if self.verdict is None else None
+        return self._judge() if self.verdict is None and self._expect is not None else None
 
     def _judge(self) -> _Failure | None:
+        assert self._expect is not None
         head = bytes(self._head)
         self.verdict = verdict(self._expect, head)
         if self.verdict.ok or self.verdict.reason is None:
@@ -266,6 +332,7 @@ class _Hop:
     result: FetchResult
     location: str | None = None
     retry_after: float | None = None
+    body: bytes = b""  # a page's bytes (page mode only)
 
 
 class Fetcher:
@@ -279,10 +346,14 @@ class Fetcher:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``transport`` replaces the one ``settings.transport`` chooses (tests pass one);
+        ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked)."""
         self.settings = settings or FetchSettings()
         self._store = store
         self._transport = transport
+        self._ssl_context = ssl_context
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._client: httpx.AsyncClient | None = None
@@ -296,11 +367,24 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
-        # Keep-alive and one DNS lookup per host come from the transport; the limits here
-        # already cap connections per host, so its pool only has to keep them.
-        transport = self._transport or Http11Transport(max_idle_per_origin=s.per_host)
+        transport = self._transport
+        if transport is None and transport_kind(s.transport) == "lean":
+            # Keep-alive and one DNS lookup per host come from the transport; the limits
+            # here already cap connections per host, so its pool only has to keep them.
+            transport = Http11Transport(
+                max_idle_per_origin=s.per_host, ssl_context=self._ssl_context
+            )
+        # No transport: httpx builds its own from ``verify`` and ``limits``, and mounts the
+        # proxies the environment names (NO_PROXY too). The slots here cap connections.
         self._client = httpx.AsyncClient(
             transport=transport,
+            verify=self._ssl_context or True,
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=s.concurrency,
+                keepalive_expiry=_IDLE_EXPIRY,
+            ),
+            trust_env=True,
             headers={"User-Agent": s.user_agent, "Accept-Encoding": "identity"},
             timeout=httpx.Timeout(
                 None, connect=s.connect_timeout, read=s.read_timeout, write=s.read_timeout
@@ -334,18 +418,34 @@ class Fetcher:
         no more than the verdict needs, so the result has no blob and no sha256.
         """
         started = anyio.current_time()
-        try:
-            scheme = urlsplit(url).scheme.lower()
-        except ValueError:
-            scheme = ""
+        scheme = _scheme(url)
         if scheme in ("http", "https"):
-            result = await self._fetch_http(url, expect, dict(validators or {}), probe)
+            mode: _Mode = "probe" if probe else "archive"
+            result = (await self._fetch_http(url, expect, dict(validators or {}), mode)).result
         elif scheme == "file":
             result = await self._fetch_file(url, expect, probe)
         else:
             result = _failed(url, "dead", "bad-url", f"not a fetchable URL: {url}")
         result.elapsed = anyio.current_time() - started
         return result
+
+    async def fetch_page(
+        self, url: str, *, validators: Mapping[str, str] | None = None
+    ) -> PageResult:
+        """Fetches a page (HTML, sitemap, feed, robots.txt) into memory; never raises for it.
+
+        Redirects, retries, limits and failures are those of ``fetch``, but the body is
+        not judged as an asset and not stored: it comes back whole for a 2xx, or not at
+        all when it is larger than ``settings.max_page_size`` (``error``, ``too-large``).
+        """
+        started = anyio.current_time()
+        if _scheme(url) in ("http", "https"):
+            hop = await self._fetch_http(url, "any", dict(validators or {}), "page")
+            page = PageResult(hop.result, hop.body)
+        else:
+            page = PageResult(_failed(url, "dead", "bad-url", f"not a page URL: {url}"))
+        page.result.elapsed = anyio.current_time() - started
+        return page
 
     async def run_all(
         self,
@@ -369,14 +469,14 @@ class Fetcher:
         return results
 
     async def _fetch_http(
-        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
-    ) -> FetchResult:
+        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
+    ) -> _Hop:
         attempts = received = 0
 
         async def attempt() -> _Hop:
             nonlocal attempts, received
             attempts += 1
-            hop = await self._follow(url, expect, validators, probe)
+            hop = await self._follow(url, expect, validators, mode)
             received += hop.result.bytes_received
             return hop
 
@@ -392,7 +492,7 @@ class Fetcher:
         result = hop.result
         result.attempts, result.bytes_received = attempts, received
         result.transient = result.state != "ok" and should_retry(result)
-        return result
+        return hop
 
     def _wait(self, state: RetryCallState) -> float:
         """Retry-After when the server sent one (capped), else exponential backoff, equal jitter."""
@@ -406,13 +506,13 @@ class Fetcher:
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
     async def _follow(
-        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
+        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
     ) -> _Hop:
         """One attempt: requests ``url`` and follows its redirects, each hop within the limits."""
         current = url
         visited: set[str] = set()  # filled on the first redirect: most URLs never need it
         for _ in range(self.settings.max_redirects + 1):
-            hop = await self._exchange(current, expect, validators, probe)
+            hop = await self._exchange(current, expect, validators, mode)
             hop.result.url, hop.result.final_url = url, current
             if hop.location is None:
                 return hop
@@ -440,11 +540,12 @@ class Fetcher:
             yield
 
     async def _exchange(
-        self, url: str, expect: Expected, validators: dict[str, str], probe: bool
+        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
     ) -> _Hop:
         """Sends one request, without following redirects, and reads the body if it is the asset."""
         if self._client is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
+        probe = mode == "probe"
         headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
         try:
             request = self._client.build_request("GET", url, headers=headers)
@@ -462,7 +563,7 @@ class Fetcher:
             except httpx.HTTPError as exc:
                 return _Hop(_transport_failed(url, exc))
             try:
-                return await self._answer(url, response, expect, bool(validators), probe)
+                return await self._answer(url, response, expect, bool(validators), mode)
             finally:
                 await response.aclose()
 
@@ -472,7 +573,7 @@ class Fetcher:
         response: httpx.Response,
         expect: Expected,
         conditional: bool,
-        probe: bool = False,
+        mode: _Mode,
     ) -> _Hop:
         status = response.status_code
         reason = response.reason_phrase or _phrase(status)
@@ -491,22 +592,28 @@ class Fetcher:
             result.not_modified = True
             return _Hop(result)
         if 200 <= status < 300:
-            receive = self._probe if probe else self._receive
-            return _Hop(await receive(result, response, expect))
+            if mode == "probe":
+                return _Hop(await self._probe(result, response, expect))
+            return await self._receive(result, response, expect, page=mode == "page")
         transient = status in _TRANSIENT_STATUSES or 500 <= status <= 599
         state: State = "dead" if 400 <= status < 500 and not transient else "error"
         _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")
         return _Hop(result, retry_after=self._retry_after(response) if transient else None)
 
     async def _receive(
-        self, result: FetchResult, response: httpx.Response, expect: Expected
-    ) -> FetchResult:
-        """Streams the body into a sink; any failure aborts the sink, so nothing partial stays."""
+        self, result: FetchResult, response: httpx.Response, expect: Expected, *, page: bool
+    ) -> _Hop:
+        """Streams the body into a sink; any failure aborts the sink, so nothing partial stays.
+
+        A page goes to memory, unjudged and capped at ``max_page_size``; an asset to the
+        store (or only a hash, without one), judged and capped at ``max_size``.
+        """
         declared = _content_length(response)
-        cap = self.settings.max_size
+        cap = self.settings.max_page_size if page else self.settings.max_size
         if declared is not None and declared > cap:
-            return _fail(result, *_too_large(cap))
-        intake = _Intake(self._sink(), expect, cap)
+            return _Hop(_fail(result, *_too_large(cap, page=page)))
+        sink = _MemorySink() if page else self._sink()
+        intake = _Intake(sink, None if page else expect, cap, page=page)
         try:
             failure: _Failure | None = None
             try:
@@ -522,8 +629,9 @@ class Fetcher:
             failure = failure or intake.end()
             if failure is not None:
                 intake.sink.abort()
-                return _fail(result, *failure)
-            return await self._finished(result, intake, response.headers.get("content-type"))
+                return _Hop(_fail(result, *failure))
+            result = await self._finished(result, intake, response.headers.get("content-type"))
+            return _Hop(result, body=bytes(sink.data) if isinstance(sink, _MemorySink) else b"")
         except BaseException:
             intake.sink.abort()
             raise
@@ -672,7 +780,9 @@ def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
     return _Hop(_fail(hop.result, state, error_class, error))
 
 
-def _too_large(cap: int) -> _Failure:
+def _too_large(cap: int, *, page: bool = False) -> _Failure:
+    if page:
+        return "error", "too-large", f"page larger than the max_page_size of {cap} bytes"
     return "error", "too-large", f"larger than the size cap of {cap} bytes"
 
 
@@ -733,6 +843,14 @@ def _strip_errno(text: str) -> str:
     return text
 
 
+def _scheme(url: str) -> str:
+    """The URL's scheme, lower-cased; empty for a URL too broken to split."""
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -750,6 +868,10 @@ def _normal(url: str) -> str:
 
 
 def _content_length(response: httpx.Response) -> int | None:
+    """The body length the server declared; none when Transfer-Encoding frames the body
+    (it overrides Content-Length, RFC 9112 section 6.3: the bytes are not short of it)."""
+    if "transfer-encoding" in response.headers:
+        return None
     value = response.headers.get("content-length", "")
     return int(value) if value.strip().isdigit() else None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,8 +26,7 @@ from .clock import Clock
 from .config import Source
 from .discover import Discovery, Known, Link, Page
 from .extract import Reference, extract
-from .fetch import FetchSettings
-from .pagefetch import PageFetcher
+from .fetch import Fetcher, FetchSettings
 from .rules import UrlRules
 
 if TYPE_CHECKING:
@@ -76,9 +75,8 @@ async def index_site(
     label = source.label
     out = SiteIndex()
     indexer = _Indexer(db, label, version, rows, now, warn, out)
-    async with PageFetcher(
-        settings, max_size=max_page_size, transport=transport, clock=clock
-    ) as fetcher:
+    page_settings = replace(settings, max_page_size=max_page_size)
+    async with Fetcher(page_settings, transport=transport, clock=clock) as fetcher:
         discovery = Discovery(
             source,
             fetcher,

@@ -386,9 +386,7 @@ def _content_length(value: bytes, request: httpx.Request) -> int:
     """The length a Content-Length field declares; a list of differing values is an error."""
     values = {v.strip() for v in value.split(b",")}
     if len(values) != 1 or not (length := values.pop()).isdigit():
-        raise httpx.RemoteProtocolError(
-            f"malformed Content-Length {value[:40]!r}", request=request
-        )
+        raise httpx.RemoteProtocolError(f"malformed Content-Length {value[:40]!r}", request=request)
     return int(length)
 
 

@@ -49,10 +49,18 @@ def _loopback_only_getaddrinfo(host: object, *args: object, **kwargs: object) ->
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:
         if name != "localhost":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
     return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
 def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's HTTP(S)_PROXY must not send loopback test traffic elsewhere."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)

@@ -1,5 +1,5 @@
 """Discovery pieces on their own: links and pagination, sitemaps, feeds, robots.txt, scope,
-and the page fetcher against a real loopback server."""
+and page fetching (``Fetcher.fetch_page``) against a real loopback server."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from server import LoopbackServer, Reply, conditional
 from archiver.clock import FakeClock
 from archiver.config import Source
 from archiver.discover import Link, Scope, page_links
-from archiver.fetch import FetchSettings
-from archiver.pagefetch import PageFetcher, PageResponse
+from archiver.fetch import Fetcher, FetchSettings, PageResult
 from archiver.robots import Robots, origin, robots_url
 from archiver.rules import UrlRules
 from archiver.sitemap import document_kind, gunzip, parse_feed, parse_sitemap
+from archiver.transport import Http11Transport
 
 BASE = "https://site.example/events/"
 
@@ -147,12 +147,12 @@ def fetch(
     *,
     max_size: int = 1000,
     validators: dict[str, str] | None = None,
-) -> PageResponse:
-    settings = FetchSettings(retries=2, connect_timeout=5, read_timeout=5)
+) -> PageResult:
+    settings = FetchSettings(retries=2, connect_timeout=5, read_timeout=5, max_page_size=max_size)
 
-    async def go() -> PageResponse:
-        async with PageFetcher(settings, max_size=max_size, clock=FakeClock()) as f:
-            return await f.get(server.url(path), validators)
+    async def go() -> PageResult:
+        async with Fetcher(settings, clock=FakeClock()) as f:
+            return await f.fetch_page(server.url(path), validators=validators)
 
     return anyio.run(go)
 
@@ -201,3 +201,28 @@ def test_page_fetcher_conditional(server: LoopbackServer) -> None:
     assert (first.result.etag, first.result.last_modified) == ('"v1"', lm)
     again = fetch(server, "/p", validators={"If-None-Match": '"v1"'})
     assert again.result.not_modified and again.body == b""
+
+
+def test_page_fetcher_keeps_no_partial_body(server: LoopbackServer) -> None:
+    server.route("/stream", Reply(body=b"x" * 5000, until_close=True))
+    big = fetch(server, "/stream")
+    assert (big.result.error, big.body) == ("page larger than the max_page_size of 1000 bytes", b"")
+    server.route("/cut", Reply(body=b"<html>" + b"x" * 500, length=900))
+    cut = fetch(server, "/cut")
+    assert (cut.result.error_class, cut.result.attempts, cut.body) == ("truncated", 3, b"")
+
+
+def test_pages_share_the_fetchers_connections(server: LoopbackServer) -> None:
+    for i in range(3):
+        server.route(f"/p{i}", Reply(body=b"<p>", content_type="text/html"))
+    transport = Http11Transport()
+
+    async def go() -> list[PageResult]:
+        async with Fetcher(FetchSettings(), transport=transport, clock=FakeClock()) as f:
+            pages = [await f.fetch_page(server.url(f"/p{i}")) for i in range(3)]
+            return [*pages, await f.fetch_page("ftp://site.example/p")]
+
+    *pages, ftp = anyio.run(go)
+    assert [(p.result.state, p.body) for p in pages] == [("ok", b"<p>")] * 3
+    assert transport.connections_opened == 1
+    assert (ftp.result.state, ftp.result.error_class) == ("dead", "bad-url")

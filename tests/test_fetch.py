@@ -522,6 +522,8 @@ def result(url: str, **kwargs: object) -> FetchResult:
         ([result("http://a/x", unreachable=True), result("http://b/y", state="ok")], False),
         # a redirect proves a host answered, even if the next one did not
         ([result("http://a/x", unreachable=True, final_url="http://c/z")], False),
+        # a URL too broken to split is no sign of being offline, nor a reason to crash
+        ([result("http://[::1/x", state="dead", error_class="bad-url")], False),
     ],
 )
 def test_network_down(results: list[FetchResult], down: bool) -> None:

@@ -1,4 +1,5 @@
-"""The lean HTTP/1.1 transport: keep-alive, one DNS lookup per host, framing, stale connections.
+"""The HTTP transports: keep-alive, one DNS lookup per host, framing, stale connections,
+TLS on loopback (trustme certificates), and the choice between the lean one and httpx's.
 
 Failure classification through it (resets, truncation, timeouts, refused) is covered by
 ``test_fetch.py``, which runs on this transport by default.
@@ -6,21 +7,44 @@ Failure classification through it (resets, truncation, timeouts, refused) is cov
 
 from __future__ import annotations
 
+import hashlib
 import socket
-from typing import Any
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, get_args
 
 import anyio
+import anyio.abc
+import httpx
 import pytest
+import trustme
 from server import LoopbackServer, Reply
 
+from archiver import config as config_module
 from archiver.clock import FakeClock
-from archiver.fetch import Fetcher, FetchSettings
+from archiver.config import load_config
+from archiver.crawl import fetch_settings
+from archiver.errors import ConfigError
+from archiver.fetch import (
+    Fetcher,
+    FetchSettings,
+    HostMapTransport,
+    TransportChoice,
+    transport_kind,
+)
+from archiver.store import Store
 from archiver.transport import Http11Transport
 
 pytestmark = pytest.mark.anyio
 
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
-SETTINGS = FetchSettings(retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4)
+SMALL_PDF = b"%PDF-1.7\nslides"
+SETTINGS = FetchSettings(
+    retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4, transport="lean"
+)
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
 @pytest.fixture
@@ -118,3 +142,462 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced() -> None:
         tg.cancel_scope.cancel()
     assert (first.state, second.state) == ("ok", "ok")
     assert (second.attempts, served, transport.connections_opened) == (1, 2, 2)
+
+
+# --- TLS on loopback -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def trust(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` and nothing else (hostnames checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the machine says, no proxy variable is set (in either case)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@contextmanager
+def https_server(
+    ca: trustme.CA, *names: str, sni: list[str | None] | None = None
+) -> Iterator[LoopbackServer]:
+    """The loopback server behind TLS, with a certificate from ``ca`` for ``names``.
+
+    ``sni`` collects the server name each client asked for."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    if sni is not None:
+        context.sni_callback = lambda _sock, name, _ctx: sni.append(name)
+    srv = LoopbackServer("127.0.0.1")
+    # The handshake runs on the handler's first read, in its own thread: a client that
+    # rejects the certificate never stalls the thread that accepts connections.
+    srv._httpd.socket = context.wrap_socket(
+        srv._httpd.socket, server_side=True, do_handshake_on_connect=False
+    )
+    with srv:
+        yield srv
+
+
+def https_url(srv: LoopbackServer, path: str, host: str = "127.0.0.1") -> str:
+    return f"https://{host}:{srv.port}{path}"
+
+
+async def test_a_pdf_over_https_is_archived(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "store")
+    with https_server(ca, "127.0.0.1") as srv:
+        srv.route("/deck.pdf", Reply(body=PDF, content_type="application/pdf"))
+        transport = Http11Transport(ssl_context=trust)
+        async with Fetcher(SETTINGS, store=store, transport=transport) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/deck.pdf"), expect="pdf")
+    assert (r.state, r.status_line, r.size) == ("ok", "HTTP/1.1 200 OK", len(PDF))
+    assert r.sha256 == hashlib.sha256(PDF).hexdigest()
+    assert r.blob is not None
+    assert r.blob.commit().path.read_bytes() == PDF
+
+
+async def test_keep_alive_over_tls_uses_one_connection(
+    ca: trustme.CA, trust: ssl.SSLContext
+) -> None:
+    with https_server(ca, "127.0.0.1") as srv:
+        for i in range(10):
+            srv.route(f"/{i}.pdf", Reply(body=PDF))
+        urls = [https_url(srv, f"/{i}.pdf") for i in range(10)]
+        transport = Http11Transport(ssl_context=trust)
+        async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+            results = [await fetcher.fetch(url, expect="pdf") for url in urls]
+    assert {r.state for r in results} == {"ok"}
+    assert transport.connections_opened == 1
+
+
+def resolved(trust: ssl.SSLContext, how: str) -> httpx.AsyncBaseTransport:
+    """``cdn.test`` -> 127.0.0.1, by the transport's resolver or by the test HostMapTransport."""
+    if how == "resolver":
+        return Http11Transport(ssl_context=trust, resolver=FakeResolver({"cdn.test": "127.0.0.1"}))
+    return HostMapTransport({"cdn.test": "127.0.0.1"}, inner=Http11Transport(ssl_context=trust))
+
+
+@pytest.mark.parametrize("how", ["resolver", "hostmap"])
+async def test_the_certificate_is_checked_against_the_url_name_not_the_address(
+    ca: trustme.CA, trust: ssl.SSLContext, how: str
+) -> None:
+    """The certificate names only cdn.test: connecting to 127.0.0.1 must still verify it."""
+    names: list[str | None] = []
+    with https_server(ca, "cdn.test", sni=names) as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(SETTINGS, transport=resolved(trust, how)) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/a.pdf", "cdn.test"), expect="pdf")
+    assert (r.state, r.sha256) == ("ok", hashlib.sha256(PDF).hexdigest())
+    assert names == ["cdn.test"]
+
+
+@pytest.mark.parametrize("how", ["resolver", "hostmap"])
+async def test_a_certificate_for_another_name_is_a_tls_error_and_not_retried(
+    ca: trustme.CA, trust: ssl.SSLContext, how: str
+) -> None:
+    settings = FetchSettings(retries=3, transport="lean")
+    with https_server(ca, "other.test") as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(settings, transport=resolved(trust, how), clock=FakeClock()) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/a.pdf", "cdn.test"), expect="pdf")
+        hits = srv.stats("/a.pdf").hits
+    assert (r.state, r.error_class, r.attempts, r.transient, r.unreachable) == (
+        "error",
+        "tls",
+        1,
+        False,
+        False,
+    )
+    assert r.error is not None and r.error.startswith("TLS failed: ")
+    assert "Hostname mismatch" in r.error
+    assert hits == 0
+
+
+async def test_a_connection_verified_for_one_name_never_carries_another(
+    ca: trustme.CA, trust: ssl.SSLContext
+) -> None:
+    """Two names on one address: the kept-alive connection to good.test proves nothing
+    about evil.test, whose request must get its own handshake (and fail it)."""
+    lean = Http11Transport(ssl_context=trust)
+    mapping = {"good.test": "127.0.0.1", "evil.test": "127.0.0.1"}
+    with https_server(ca, "good.test") as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(SETTINGS, transport=HostMapTransport(mapping, inner=lean)) as fetcher:
+            good = await fetcher.fetch(https_url(srv, "/a.pdf", "good.test"), expect="pdf")
+            evil = await fetcher.fetch(https_url(srv, "/a.pdf", "evil.test"), expect="pdf")
+    assert good.state == "ok"
+    assert (evil.state, evil.error_class) == ("error", "tls")
+    assert lean.connections_opened == 1
+
+
+@pytest.mark.parametrize("kind", ["lean", "httpx"])
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_certificates_are_verified_by_default(ca: trustme.CA, kind: TransportChoice) -> None:
+    """No ssl_context given: certifi's roots, which do not include the test CA."""
+    settings = FetchSettings(retries=2, transport=kind)
+    with https_server(ca, "127.0.0.1") as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(settings, clock=FakeClock()) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/a.pdf"), expect="pdf")
+    assert (r.state, r.error_class, r.attempts) == ("error", "tls", 1)
+    assert r.error is not None and "certificate verify failed" in r.error
+
+
+@pytest.mark.parametrize("kind", ["lean", "httpx"])
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_a_certificate_from_an_untrusted_ca_is_a_tls_error(
+    ca: trustme.CA, trust: ssl.SSLContext, kind: TransportChoice
+) -> None:
+    stranger = trustme.CA()
+    settings = FetchSettings(retries=2, transport=kind)
+    with https_server(stranger, "127.0.0.1") as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(settings, clock=FakeClock(), ssl_context=trust) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/a.pdf"), expect="pdf")
+    assert (r.state, r.error_class, r.attempts) == ("error", "tls", 1)
+
+
+async def test_a_body_that_ends_when_a_tls_connection_closes_is_read_whole(
+    ca: trustme.CA, trust: ssl.SSLContext
+) -> None:
+    with https_server(ca, "127.0.0.1") as srv:
+        srv.route("/a.pdf", Reply(body=PDF, until_close=True))
+        async with Fetcher(SETTINGS, transport=Http11Transport(ssl_context=trust)) as fetcher:
+            r = await fetcher.fetch(https_url(srv, "/a.pdf"), expect="pdf")
+    assert (r.state, r.size) == ("ok", len(PDF))
+
+
+# --- which transport: lean, or httpx's for proxies -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("choice", "env", "kind"),
+    [
+        ("auto", {}, "lean"),
+        ("auto", {"HTTPS_PROXY": "http://proxy.test:3128"}, "httpx"),
+        ("auto", {"http_proxy": "http://proxy.test:3128"}, "httpx"),
+        ("auto", {"All_Proxy": "socks5://proxy.test:1080"}, "httpx"),
+        ("auto", {"HTTP_PROXY": " "}, "lean"),  # set but empty: no proxy
+        ("auto", {"NO_PROXY": "*"}, "lean"),  # only exceptions, nothing to go through
+        ("auto", {"FTP_PROXY": "http://proxy.test:3128"}, "lean"),
+        ("lean", {"HTTPS_PROXY": "http://proxy.test:3128"}, "lean"),
+        ("httpx", {}, "httpx"),
+    ],
+)
+def test_auto_is_lean_unless_the_environment_names_a_proxy(
+    monkeypatch: pytest.MonkeyPatch, choice: TransportChoice, env: dict[str, str], kind: str
+) -> None:
+    for name in (*PROXY_VARIABLES, "FTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert transport_kind(choice) == kind
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_auto_goes_through_the_proxy_the_environment_names(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loopback server plays the proxy: it gets the absolute URL, and the name
+    cdn.test is never looked up here."""
+    server.route("http://cdn.test/a.pdf", Reply(body=PDF))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    async with Fetcher(FetchSettings(retries=0), clock=FakeClock()) as fetcher:
+        r = await fetcher.fetch("http://cdn.test/a.pdf", expect="pdf")
+    assert (r.state, r.sha256) == ("ok", hashlib.sha256(PDF).hexdigest())
+    assert server.stats("http://cdn.test/a.pdf").requests[0].headers["host"] == "cdn.test"
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_no_proxy_is_honoured(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.route("/a.pdf", Reply(body=PDF))
+    with socket.socket() as s:  # a proxy that is not there: using it would fail
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{dead}")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    async with Fetcher(FetchSettings(retries=0), clock=FakeClock()) as fetcher:
+        r = await fetcher.fetch(server.url("/a.pdf"), expect="pdf")
+    assert r.state == "ok"
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+async def test_the_httpx_transport_fetches_plain_and_tls(
+    server: LoopbackServer, ca: trustme.CA, trust: ssl.SSLContext
+) -> None:
+    settings = FetchSettings(retries=0, transport="httpx")
+    server.route(
+        "/chunked.pdf",
+        Reply(
+            body=b"f\r\n" + SMALL_PDF + b"\r\n0\r\n\r\n",
+            headers=[("Transfer-Encoding", "chunked")],
+            until_close=True,
+        ),
+    )
+    with https_server(ca, "127.0.0.1") as srv:
+        srv.route("/a.pdf", Reply(body=PDF))
+        async with Fetcher(settings, clock=FakeClock(), ssl_context=trust) as fetcher:
+            plain = await fetcher.fetch(server.url("/chunked.pdf"), expect="pdf")
+            tls = await fetcher.fetch(https_url(srv, "/a.pdf"), expect="pdf")
+            redirected = await fetcher.fetch(server.url("/gone.pdf"), expect="pdf")
+    assert (plain.state, plain.size) == ("ok", len(SMALL_PDF))
+    assert (tls.state, tls.sha256) == ("ok", hashlib.sha256(PDF).hexdigest())
+    assert (redirected.state, redirected.http_status) == ("dead", 404)
+
+
+def test_fetch_transport_is_read_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[fetch]\ntransport = "httpx"\n', encoding="utf-8")
+    assert fetch_settings(load_config(path)).transport == "httpx"
+    path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
+    assert fetch_settings(load_config(path)).transport == "auto"
+    assert get_args(TransportChoice) == config_module._TRANSPORTS
+
+
+def test_a_bad_fetch_transport_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[fetch]\ntransport = "fast"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        "config key 'fetch.transport' must be one of 'auto', 'lean', 'httpx', got 'fast'"
+    )
+    with pytest.raises(ValueError, match="transport must be one of auto, lean, httpx"):
+        FetchSettings(transport="fast")  # type: ignore[arg-type]
+
+
+# --- framing the real world sends -----------------------------------------------------------
+
+
+class RawServer:
+    """Answers each request head with canned bytes, for framing a stdlib server never sends.
+
+    The answers are used in order (the last one repeats); with ``close`` the server
+    closes the connection after each answer."""
+
+    def __init__(self, host: str, port: int, answers: tuple[bytes, ...], close: bool) -> None:
+        self.host, self.port, self.answers, self.close = host, port, answers, close
+        self.heads: list[bytes] = []
+
+    def url(self, path: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+        buffer = b""
+        async with stream:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += await stream.receive()
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    self.heads.append(head)
+                    await stream.send(self.answers[min(len(self.heads), len(self.answers)) - 1])
+                    if self.close:
+                        return
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return  # the client hung up, as it does after a response it will not reuse
+
+
+@asynccontextmanager
+async def raw_server(
+    *answers: bytes, close: bool = False, host: str = "127.0.0.1"
+) -> AsyncIterator[RawServer]:
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=0)
+    raw = RawServer(host, listener.extra(anyio.abc.SocketAttribute.local_port), answers, close)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, raw.handle)
+        yield raw
+        tg.cancel_scope.cancel()
+
+
+def response(
+    body: bytes, *headers: str, status: str = "200 OK", version: str = "HTTP/1.1"
+) -> bytes:
+    return "\r\n".join([f"{version} {status}", *headers, "", ""]).encode() + body
+
+
+def chunked(body: bytes, trailers: bytes = b"") -> bytes:
+    """``body`` in chunks of 4 bytes, with a chunk extension on the first."""
+    parts = [body[i : i + 4] for i in range(0, len(body), 4)]
+    out = b"".join(
+        b"%x%s\r\n%s\r\n" % (len(p), b";ext=1" if i == 0 else b"", p) for i, p in enumerate(parts)
+    )
+    return out + b"0\r\n" + trailers + b"\r\n"
+
+
+async def fetch_twice(*answers: bytes, close: bool = False) -> tuple[list[Any], int]:
+    """Two fetches of one raw server: their results and how many connections they took."""
+    transport = Http11Transport()
+    async with (
+        raw_server(*answers, close=close) as raw,
+        Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher,
+    ):
+        results = [await fetcher.fetch(raw.url(f"/{i}.pdf"), expect="pdf") for i in range(2)]
+    return results, transport.connections_opened
+
+
+async def test_chunked_with_trailers_keeps_the_connection() -> None:
+    body = chunked(SMALL_PDF, trailers=b"X-Checksum: 1234\r\nX-Served-By: edge\r\n")
+    results, connections = await fetch_twice(response(body, "Transfer-Encoding: chunked"))
+    assert [(r.state, r.size) for r in results] == [("ok", len(SMALL_PDF))] * 2
+    assert connections == 1
+
+
+async def test_chunked_wins_over_content_length_and_the_connection_is_dropped() -> None:
+    """RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length; such a message may
+    be a smuggling attempt, so the connection it came on is not used again."""
+    both = response(chunked(SMALL_PDF), "Content-Length: 1000", "Transfer-Encoding: chunked")
+    results, connections = await fetch_twice(both)
+    assert [(r.state, r.size, r.error_class) for r in results] == [("ok", 15, None)] * 2
+    assert connections == 2
+
+
+async def test_a_transfer_coding_other_than_chunked_is_read_until_close() -> None:
+    answer = response(SMALL_PDF, "Transfer-Encoding: identity", "Content-Length: 4")
+    results, connections = await fetch_twice(answer, close=True)
+    assert [(r.state, r.size) for r in results] == [("ok", len(SMALL_PDF))] * 2
+    assert connections == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (("Content-Length: 15, 20",), "malformed Content-Length"),
+        (("Content-Length: -15",), "malformed Content-Length"),
+        (("Transfer-Encoding: chunked",), "malformed chunk size"),
+    ],
+)
+async def test_malformed_framing_is_a_protocol_error(
+    headers: tuple[str, ...], message: str
+) -> None:
+    body = b"-f\r\n" + SMALL_PDF + b"\r\n0\r\n\r\n" if "chunked" in headers[0] else SMALL_PDF
+    results, _ = await fetch_twice(response(body, *headers))
+    assert {(r.state, r.error_class) for r in results} == {("error", "protocol")}
+    assert message in (results[0].error or "")
+
+
+async def test_no_body_after_head_204_and_304_whatever_content_length_says() -> None:
+    """The announced length belongs to the GET that was not sent: reading it would
+    swallow the next response. One connection carries all four exchanges."""
+    answers = (
+        response(b"", "Content-Length: 100"),  # to HEAD
+        response(b"", "Content-Length: 100", status="204 No Content"),
+        response(b"", "Content-Length: 100", 'ETag: "v1"', status="304 Not Modified"),
+        response(SMALL_PDF, f"Content-Length: {len(SMALL_PDF)}"),
+    )
+    transport = Http11Transport()
+    async with raw_server(*answers) as raw, httpx.AsyncClient(transport=transport) as client:
+        head = await client.head(raw.url("/a.pdf"))
+        empty = await client.get(raw.url("/a.pdf"))
+        same = await client.get(raw.url("/a.pdf"), headers={"If-None-Match": '"v1"'})
+        full = await client.get(raw.url("/a.pdf"))
+    assert [r.status_code for r in (head, empty, same, full)] == [200, 204, 304, 200]
+    assert (head.content, empty.content, same.content, full.content) == (b"", b"", b"", SMALL_PDF)
+    assert transport.connections_opened == 1
+
+
+@pytest.mark.parametrize("length", [True, False])
+async def test_connection_close_is_honoured(length: bool) -> None:
+    headers = ["Connection: close"] + ([f"Content-Length: {len(SMALL_PDF)}"] if length else [])
+    results, connections = await fetch_twice(response(SMALL_PDF, *headers), close=True)
+    assert [(r.state, r.size) for r in results] == [("ok", len(SMALL_PDF))] * 2
+    assert connections == 2
+
+
+async def test_an_http_1_0_server() -> None:
+    """No Content-Length, no reason phrase, no keep-alive: the body ends at the close."""
+    answer = response(SMALL_PDF, "Content-Type: application/pdf", status="200", version="HTTP/1.0")
+    results, connections = await fetch_twice(answer, close=True)
+    assert [(r.state, r.size, r.status_line) for r in results] == [
+        ("ok", len(SMALL_PDF), "HTTP/1.0 200 OK")
+    ] * 2
+    assert connections == 2
+
+
+async def test_long_headers_are_read_and_an_endless_head_is_an_error() -> None:
+    cookie = "Set-Cookie: session=" + "a" * 100_000
+    many = [f"X-Header-{i}: {i}" for i in range(2000)]
+    fine = response(SMALL_PDF, cookie, *many, f"Content-Length: {len(SMALL_PDF)}")
+    results, connections = await fetch_twice(fine)
+    assert [r.state for r in results] == ["ok", "ok"]
+    assert connections == 1
+    endless = response(SMALL_PDF, "X-Junk: " + "a" * 300_000, f"Content-Length: {len(SMALL_PDF)}")
+    results, _ = await fetch_twice(endless)
+    assert {(r.state, r.error_class) for r in results} == {("error", "protocol")}
+    assert "longer than 262144 bytes" in (results[0].error or "")
+
+
+async def test_an_ipv6_literal_url() -> None:
+    try:
+        context = raw_server(response(PDF, f"Content-Length: {len(PDF)}"), host="::1")
+        raw = await context.__aenter__()
+    except OSError as exc:
+        pytest.skip(f"this machine cannot listen on ::1 ({exc})")
+    transport = Http11Transport()
+    try:
+        async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+            first = await fetcher.fetch(raw.url("/a.pdf"), expect="pdf")
+            second = await fetcher.fetch(raw.url("/b.pdf"), expect="pdf")
+    finally:
+        await context.__aexit__(None, None, None)
+    assert (first.state, second.state, first.final_url) == ("ok", "ok", raw.url("/a.pdf"))
+    assert first.url.startswith("http://[::1]:")
+    assert raw.heads[0].split(b"\r\n")[1].lower() == f"host: [::1]:{raw.port}".encode()
+    assert transport.connections_opened == 1
