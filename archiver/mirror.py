@@ -7,8 +7,6 @@ and every name is valid on Linux, macOS and Windows. A name that had to be
 changed gets a short hash of the URL, so two URLs never share a file; the
 names handed out are remembered in the database (``mirror_paths``) so they
 stay stable across runs and ``restore --rewrite`` can point posts at them.
-
-``db`` imports this module for its migration: never import ``db`` here at run time.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ArchiverError
+from .store import sha256_of
 
 if TYPE_CHECKING:
     from .db import Database
@@ -251,14 +250,7 @@ def _is_link_to(target: Path, blob: Path) -> bool:
 
 
 def _same_bytes(path: Path, sha256: str) -> bool:
-    h = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1024 * 1024):
-                h.update(chunk)
-    except OSError:
-        return False
-    return h.hexdigest() == sha256
+    return sha256_of(path) == sha256
 
 
 def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> None:

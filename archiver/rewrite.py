@@ -6,8 +6,6 @@ is touched only when its bytes still hash to what the last crawl parsed and
 each span still holds the URL as written; otherwise it is skipped with a
 warning. Each change is recorded (``rewrites``) before the file is replaced
 atomically, so ``undo`` can restore the original URLs.
-
-``db`` imports this module for its migration: never import ``db`` here at run time.
 """
 
 from __future__ import annotations

@@ -2,15 +2,13 @@
 
 Owns what is remembered about crawled pages (HTTP status, validators for the
 next conditional request, the links they had) in the columns the
-``201_site_pages`` migration adds to ``posts``, and the rule for pages that
+``201_site_pages`` migration (in ``db``) adds to ``posts``, and the rule for pages that
 disappear: a page is gone when it answers 404/410 (or another permanent
 failure), or when a *complete* walk of its source no longer reaches it. A page
 that fails for a run, or a walk cut short (source down, robots.txt unreachable,
 ``max_pages``), changes nothing: offline is not gone. A gone page loses its
 references, never its archived assets. The migration also adds ``urls.fetch_url``,
 where a ``[remap]`` rule sends the fetch of a URL.
-
-``db`` imports this module for its migration: never import ``db`` here at run time.
 """
 
 from __future__ import annotations

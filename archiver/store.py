@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from .errors import StoreError
 
-__all__ = ["BlobWriter", "Store", "StoredBlob"]
+__all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of"]
 
 _TMP_PREFIX = "partial-"
 _CHUNK = 1024 * 1024
@@ -156,14 +156,7 @@ class Store:
 
     def hash_file(self, sha256: str) -> str | None:
         """Re-hashes a stored blob; None when it is missing."""
-        h = hashlib.sha256()
-        try:
-            with self.open(sha256) as f:
-                while chunk := f.read(_CHUNK):
-                    h.update(chunk)
-        except FileNotFoundError:
-            return None
-        return h.hexdigest()
+        return sha256_of(self.path_for(sha256))
 
     def iter_blobs(self) -> list[Path]:
         """Every file under a fan-out directory (named or not like a blob)."""
@@ -199,6 +192,18 @@ class Store:
             tmp.unlink(missing_ok=True)
             raise _store_error(exc, "move a blob into the store") from exc
         return StoredBlob(sha256, size, final, new=True)
+
+
+def sha256_of(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, read in chunks; None when it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

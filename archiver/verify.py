@@ -22,7 +22,7 @@ import httpx
 from .db import Database
 from .errors import StoreError
 from .restore import record_verification
-from .store import Store
+from .store import Store, sha256_of
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -155,7 +155,7 @@ def _repair(
     # A blob renamed or moved inside the store is found again by its bytes.
     by_hash: dict[str, Path] = {}
     for path in result.unknown:
-        digest = _hash_path(path)
+        digest = sha256_of(path)
         if digest in damaged:
             by_hash.setdefault(digest, path)
     with httpx.Client(
@@ -177,19 +177,6 @@ def _repair(
                 record_verification(db, sha, True, now)
             else:
                 result.unrepaired.append((sha, why))
-
-
-def _hash_path(path: Path) -> str | None:
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(1024 * 1024):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 def _put_back(store: Store, sha: str, source: Path) -> str | None:
