@@ -8,6 +8,7 @@ Exceptions are for things that stop a run, and each maps to one exit code::
     ├── StoreError                the blob store is unusable: disk full, permissions (exit 3)
     ├── DatabaseError             the SQLite database is unusable (exit 3)
     ├── NetworkDownError          no host of the run answered at all (exit 3)
+    ├── RestoreError              unknown URL, no copy, damaged blob on restore (exit 1)
     └── LockedError               another run holds the lock (exit 75)
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "DatabaseError",
     "LockedError",
     "NetworkDownError",
+    "RestoreError",
     "StoreError",
 ]
 
@@ -45,6 +47,12 @@ class DatabaseError(ArchiverError):
 
 class NetworkDownError(ArchiverError):
     """Every host of the run failed at name resolution or connection: we are offline."""
+
+
+class RestoreError(ArchiverError):
+    """Unknown URL, no copy held, or a damaged blob: nothing was written (exit 1)."""
+
+    exit_code = 1
 
 
 class LockedError(ArchiverError):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from .db import Database
-from .errors import ArchiverError
+from .errors import RestoreError
 from .store import Store
 
 __all__ = [
@@ -35,12 +35,6 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024
-
-
-class RestoreError(ArchiverError):
-    """Unknown URL, no copy held, or a damaged blob: nothing was written (exit 1)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
