@@ -56,6 +56,7 @@ class FetchConfig:
     max_page_size: int = 10 * 1024 * 1024  # a crawled page (HTML, sitemap, feed) larger is skipped
     user_agent: str | None = None
     transport: str = "auto"  # one of _TRANSPORTS: which HTTP transport a run uses
+    http2: bool = True  # offer HTTP/2 to https origins (ALPN), unless through a proxy
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,8 @@ def _fetch(raw: Any) -> FetchConfig:
                 choices = ", ".join(repr(t) for t in _TRANSPORTS)
                 raise ConfigError(f"config key '{name}' must be one of {choices}, got {value!r}")
             values[key] = value
+        elif key == "http2":
+            values[key] = _expect(name, value, bool, "true or false")
         elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
             values[key] = _positive(name, value, integer=True)
         elif key == "retries":

@@ -128,6 +128,7 @@ def fetch_settings(config: Config) -> FetchSettings:
         "max_size": f.max_size,
         "max_page_size": f.max_page_size,
         "transport": f.transport,
+        "http2": f.http2,
     }
     if f.user_agent:
         kwargs["user_agent"] = f.user_agent

@@ -13,23 +13,38 @@ It must never reuse a connection for a name its certificate was not checked agai
 after a response whose framing is in doubt (RFC 9112 section 6.3): the next response on
 that connection could then be read from the middle of this one. It knows nothing of
 proxies: ``fetch`` hands a run to httpx's own transport when the environment names one.
+
+``Http2Transport`` is the https side when HTTP/2 is on: httpcore's pool (one multiplexed
+connection per origin where the server offers h2), fed by the same once-per-host lookups
+and keeping the same promise about names; ``OriginRouter`` picks between the two by scheme.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-__all__ = ["Http11Transport", "Resolver"]
+if TYPE_CHECKING:  # imported when first used: only an HTTP/2 run pays for them
+    import httpcore
+
+__all__ = ["Http2Transport", "Http11Transport", "OriginRouter", "Resolver"]
 
 #: ``(host, port) -> [(family, address tuple), ...]``; swappable so tests never touch DNS.
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
@@ -76,6 +91,32 @@ async def system_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ..
     return [(family, addr) for family, _, _, _, addr in infos]
 
 
+class _Lookups:
+    """One DNS answer per (host, port) for a transport's life, failures included:
+    concurrent requests for a host share the one lookup, and a dead name is not asked again."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self._resolver = resolver
+        self._answers: dict[tuple[str, int], asyncio.Future[list[tuple[int, tuple[Any, ...]]]]] = {}
+        self.count = 0
+
+    async def resolve(self, host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            return [(family, (host, port))]
+        key = (host.lower(), port)
+        lookup = self._answers.get(key)
+        if lookup is None:
+            self.count += 1
+            lookup = self._answers[key] = asyncio.ensure_future(self._resolver(host, port))
+            lookup.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(lookup)
+
+
 class Http11Transport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 for ``httpx.AsyncClient``; counts what it opens and resolves."""
 
@@ -88,11 +129,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> None:
         self._max_idle = max_idle_per_origin
         self._ssl = ssl_context
-        self._resolver = resolver or system_resolver
+        self._names = _Lookups(resolver or system_resolver)
         self._idle: dict[_Origin, deque[_Connection]] = {}
-        self._dns: dict[tuple[str, int], asyncio.Future[list[tuple[int, tuple[Any, ...]]]]] = {}
         self.connections_opened = 0
-        self.lookups = 0
+
+    @property
+    def lookups(self) -> int:
+        """Names looked up so far (each host once, however many requests it took)."""
+        return self._names.count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -139,24 +183,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    async def _resolve(self, host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
-        """Each host is looked up once per transport, failures included: concurrent
-        requests for a host share the one lookup, and a dead name is not asked again."""
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-            return [(family, (host, port))]
-        key = (host.lower(), port)
-        lookup = self._dns.get(key)
-        if lookup is None:
-            self.lookups += 1
-            lookup = self._dns[key] = asyncio.ensure_future(self._resolver(host, port))
-            lookup.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return await asyncio.shield(lookup)
-
     async def _connect(
         self, request: httpx.Request, origin: _Origin, timeout: float | None
     ) -> _Connection:
@@ -166,7 +192,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         context = self._context() if scheme == "https" else None
         try:
             async with asyncio.timeout(timeout):
-                addresses = await self._resolve(host, port)
+                addresses = await self._names.resolve(host, port)
                 error: OSError = OSError(f"no address for {host}")
                 for _, address in addresses:
                     try:
@@ -194,7 +220,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
             self._ssl = httpx.create_ssl_context()
-            self._ssl.set_alpn_protocols(["http/1.1"])
+        # Set at each connection, as httpcore sets its own: a context shared with the
+        # HTTP/2 transport must not offer h2 to a server this transport would then misread.
+        self._ssl.set_alpn_protocols(["http/1.1"])
         return self._ssl
 
     # -- one exchange ------------------------------------------------------
@@ -353,6 +381,254 @@ class _Body(httpx.AsyncByteStream):
             self._transport._release(self._conn)
         else:
             self._conn.close()
+
+
+class Http2Transport(httpx.AsyncBaseTransport):
+    """HTTPS with HTTP/2 where the server offers it (ALPN), else HTTP/1.1, over httpcore.
+
+    Requests to one origin share one multiplexed connection; names are looked up as the
+    lean transport looks them up (once per host, by the same kind of resolver), and
+    certificates are checked against the URL's name (or the TLS server name a test
+    resolver asked for), never against the address. A connection verified for one name
+    never carries a request for another: each server name gets a pool of its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_per_origin: int = 16,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        # httpcore sets ALPN (h2, http/1.1) on this context at each connection.
+        self._ssl = ssl_context or httpx.create_ssl_context()
+        self._max_idle = max_idle_per_origin
+        self._backend = _ResolvingBackend(_Lookups(resolver or system_resolver))
+        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections opened so far, over all origins."""
+        return self._backend.opened
+
+    @property
+    def lookups(self) -> int:
+        """Names looked up so far (each host once, however many requests it took)."""
+        return self._backend.names.count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import httpcore
+
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            raise RuntimeError("Http2Transport needs an async request body")
+        url = request.url
+        pool = self._pool(str(request.extensions.get("sni_hostname") or ""))
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await pool.handle_async_request(core)
+        except _httpcore_errors() as exc:
+            raise _from_httpcore(exc, request) from exc
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            stream=_CoreBody(response.stream, request, response.extensions),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
+
+    def _pool(self, server_name: str) -> httpcore.AsyncConnectionPool:
+        import httpcore
+
+        pool = self._pools.get(server_name)
+        if pool is None:
+            pool = self._pools[server_name] = httpcore.AsyncConnectionPool(
+                ssl_context=self._ssl,
+                max_connections=None,  # the fetcher's limits cap requests in flight
+                max_keepalive_connections=self._max_idle,
+                keepalive_expiry=_IDLE_EXPIRY,
+                http1=True,
+                http2=True,
+                network_backend=cast("httpcore.AsyncNetworkBackend", self._backend),
+            )
+        return pool
+
+
+class OriginRouter(httpx.AsyncBaseTransport):
+    """Sends https requests to one transport and every other request to another."""
+
+    def __init__(self, *, https: httpx.AsyncBaseTransport, other: httpx.AsyncBaseTransport) -> None:
+        self._https = https
+        self._other = other
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self._https if request.url.scheme == "https" else self._other
+        return await inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        try:
+            await self._https.aclose()
+        finally:
+            await self._other.aclose()
+
+
+class _ResolvingBackend:
+    """httpcore's anyio backend, connecting to the addresses ``names`` gives for a host.
+
+    (An ``httpcore.AsyncNetworkBackend``: httpcore only calls its methods.)
+    """
+
+    def __init__(self, names: _Lookups) -> None:
+        import httpcore
+
+        self.names = names
+        self.opened = 0
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        import httpcore
+
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self.names.resolve(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout("timed out connecting") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        error = httpcore.ConnectError(f"no address for {host}")
+        for _, address in addresses:
+            try:
+                stream = await self._inner.connect_tcp(
+                    address[0], address[1], timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+                continue
+            self.opened += 1
+            return stream
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _CoreBody(httpx.AsyncByteStream):
+    """An httpcore response body, its errors translated to httpx's.
+
+    Closed before its end, an HTTP/2 body has its stream reset: see ``_cancel_stream``.
+    """
+
+    def __init__(
+        self, stream: AsyncIterable[bytes], request: httpx.Request, extensions: Mapping[str, Any]
+    ) -> None:
+        self._stream = stream
+        self._request = request
+        self._h2 = extensions.get("http_version") == b"HTTP/2"
+        self._network = extensions.get("network_stream")
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+            self._done = True
+        except _httpcore_errors() as exc:
+            raise _from_httpcore(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        try:
+            cancelled = not self._h2 or self._done or await _cancel_stream(self._stream)
+            if not cancelled and self._network is not None:
+                await self._network.aclose()  # the stream could not be reset: drop them all
+        finally:
+            close = getattr(self._stream, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _cancel_stream(stream: object) -> bool:
+    """Resets an HTTP/2 stream whose body we stopped reading, and gives back the
+    connection's flow-control credit for the bytes it left unread; False if it could not.
+
+    httpcore does neither (encode/httpcore#943): the server would keep sending up to the
+    stream's 16 MiB window, and the dropped bytes, never acknowledged, would shrink the
+    connection's window until every stream on it stalls. This reaches into httpcore 1.0's
+    HTTP/2 connection; when that is not what we find, the caller closes the connection
+    instead (other streams on it then fail as resets and are retried).
+    """
+    import h2.connection
+    import h2.errors
+    import h2.events
+    import h2.exceptions
+
+    inner = getattr(stream, "_stream", None)
+    conn = getattr(inner, "_connection", None)
+    stream_id = getattr(inner, "_stream_id", None)
+    state = getattr(conn, "_h2_state", None)
+    events = getattr(conn, "_events", None)
+    write = getattr(conn, "_write_outgoing_data", None)
+    request = getattr(inner, "_request", None)
+    if not (isinstance(state, h2.connection.H2Connection) and isinstance(stream_id, int)):
+        return False
+    if not isinstance(events, dict) or write is None or request is None:
+        return False
+    for event in events.get(stream_id, ()):
+        if isinstance(event, h2.events.DataReceived):
+            state.acknowledge_received_data(event.flow_controlled_length, stream_id)
+    # A stream that had already ended has nothing more to stop.
+    with contextlib.suppress(h2.exceptions.ProtocolError):
+        state.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    try:
+        await write(request)
+    except Exception:  # the connection is broken: closing it is all that is left
+        return False
+    return True
+
+
+def _httpcore_errors() -> tuple[type[Exception], ...]:
+    """The roots of httpcore's exceptions (it has no single one)."""
+    import httpcore
+
+    return (
+        httpcore.NetworkError,
+        httpcore.TimeoutException,
+        httpcore.ProtocolError,
+        httpcore.UnsupportedProtocol,
+        httpcore.ProxyError,
+    )
+
+
+def _from_httpcore(exc: Exception, request: httpx.Request) -> httpx.TransportError:
+    """httpx names each of httpcore's errors the same: ConnectError -> httpx.ConnectError."""
+    for cls in type(exc).__mro__:
+        mapped = getattr(httpx, cls.__name__, None)
+        if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
+            return mapped(str(exc), request=request)
+    return httpx.TransportError(str(exc), request=request)
 
 
 def _request_head(request: httpx.Request) -> bytes:

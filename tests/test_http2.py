@@ -1,0 +1,384 @@
+"""HTTP/2 over TLS on loopback: a hypercorn server with a trustme certificate.
+
+The ASGI app records what the fetcher cannot see for itself: the protocol each request
+came over, the client port (one port, one connection) and how many requests were in
+flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from hypercorn.asyncio import serve
+from hypercorn.config import Config as HypercornConfig
+from server import LoopbackServer, Reply
+from test_transport import FakeResolver, https_server, https_url
+
+from archiver.clock import FakeClock
+from archiver.config import load_config
+from archiver.crawl import fetch_settings
+from archiver.errors import ConfigError
+from archiver.export import _http_headers
+from archiver.fetch import Fetcher, FetchSettings, HostMapTransport
+from archiver.store import Store
+from archiver.transport import Http2Transport, Http11Transport, OriginRouter
+
+pytestmark = pytest.mark.anyio
+
+PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
+SETTINGS = FetchSettings(
+    retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4, transport="lean", http2=True
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def trust(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` and nothing else (hostnames checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(context)
+    return context
+
+
+@dataclass
+class Seen:
+    """One request as the server saw it."""
+
+    path: str
+    http_version: str
+    client_port: int
+
+
+@dataclass
+class App:
+    """Serves ``bodies`` by path (404 otherwise) and records every request.
+
+    With ``hold`` set, each request waits until that many are in flight at once (at most
+    a few seconds), so a test can see whether the client ever sends more."""
+
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    hold: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    started: threading.Event = field(default_factory=threading.Event)
+    _full: asyncio.Event | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                self.started.set()
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        self.seen.append(Seen(scope["path"], scope["http_version"], scope["client"][1]))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.hold:
+                await self._wait_for_company()
+            body = self.bodies.get(scope["path"])
+            status, body = (200, body) if body is not None else (404, b"not found")
+            headers = [
+                (b"content-type", b"application/pdf"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            self.in_flight -= 1
+
+    async def _wait_for_company(self) -> None:
+        if self._full is None:
+            self._full = asyncio.Event()
+        if self.in_flight >= self.hold:
+            self._full.set()
+        # If the client never sends that many at once, go on and let the test say so.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), timeout=5.0)
+
+    def versions(self) -> set[str]:
+        return {s.http_version for s in self.seen}
+
+    def connections(self) -> int:
+        return len({s.client_port for s in self.seen})
+
+
+@dataclass
+class H2Server:
+    app: App
+    port: int
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}{path}"
+
+    def route(self, path: str, body: bytes) -> str:
+        self.app.bodies[path] = body
+        return self.url(path)
+
+
+@contextmanager
+def h2_server(ca: trustme.CA, tmp_path: Path, *names: str) -> Iterator[H2Server]:
+    """hypercorn on 127.0.0.1 in a thread of its own, offering h2 and http/1.1 (ALPN)."""
+    pem = tmp_path / f"server-{'-'.join(names)}.pem"
+    ca.issue_cert(*names).private_key_and_cert_chain_pem.write_to_path(str(pem))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = HypercornConfig()
+    config.bind = [f"fd://{listener.detach()}"]  # bound already: the port is known now
+    config.certfile = config.keyfile = str(pem)
+    config.accesslog = config.errorlog = None
+    config.graceful_timeout = 1.0
+    app = App()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    try:
+        # The socket already listens, so a client that comes early waits in its backlog.
+        assert app.started.wait(timeout=10), "hypercorn did not start"
+        yield H2Server(app, port)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+@pytest.fixture
+def h2(ca: trustme.CA, tmp_path: Path) -> Iterator[H2Server]:
+    with h2_server(ca, tmp_path, "127.0.0.1") as srv:
+        yield srv
+
+
+async def test_a_pdf_over_https_is_archived_over_http2(
+    h2: H2Server, trust: ssl.SSLContext, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "store")
+    url = h2.route("/deck.pdf", PDF)
+    async with Fetcher(SETTINGS, store=store, ssl_context=trust) as fetcher:
+        r = await fetcher.fetch(url, expect="pdf")
+        probe = await fetcher.fetch(url, expect="pdf", probe=True)
+    assert (r.state, r.status_line, r.size) == ("ok", "HTTP/2 200 OK", len(PDF))
+    assert r.sha256 == hashlib.sha256(PDF).hexdigest()
+    assert r.blob is not None and r.blob.commit().path.read_bytes() == PDF
+    assert (probe.state, probe.content_type) == ("ok", "application/pdf")
+    assert h2.app.versions() == {"2"}
+
+
+def test_an_http2_status_line_is_exported_as_http_1_1() -> None:
+    """WARC replays HTTP/1.x messages: the recorded HTTP/2 answer becomes one."""
+    headers = _http_headers("HTTP/2 200 OK", '[["content-type", "application/pdf"]]', 15)
+    assert (headers.protocol, headers.statusline) == ("HTTP/1.1", "200 OK")
+
+
+async def test_many_urls_to_one_host_share_one_connection(
+    h2: H2Server, trust: ssl.SSLContext
+) -> None:
+    urls = [h2.route(f"/{i}.pdf", PDF) for i in range(30)]
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
+        results = await fetcher.run_all((url, "pdf") for url in urls)
+    assert {(r.state, r.status_line) for r in results} == {("ok", "HTTP/2 200 OK")}
+    assert len(h2.app.seen) == 30
+    assert h2.app.connections() == 1
+
+
+async def test_the_per_host_limit_holds_for_streams_on_one_connection(
+    h2: H2Server, trust: ssl.SSLContext
+) -> None:
+    settings = FetchSettings(retries=0, per_host=3, concurrency=16, transport="lean", http2=True)
+    h2.app.hold = settings.per_host
+    urls = [h2.route(f"/{i}.pdf", PDF) for i in range(12)]
+    async with Fetcher(settings, ssl_context=trust, clock=FakeClock()) as fetcher:
+        results = await fetcher.run_all((url, "pdf") for url in urls)
+    assert {r.state for r in results} == {"ok"}
+    assert h2.app.max_in_flight == settings.per_host
+    assert (h2.app.versions(), h2.app.connections()) == ({"2"}, 1)
+
+
+async def test_a_server_without_http2_is_fetched_over_http_1_1(
+    ca: trustme.CA, trust: ssl.SSLContext
+) -> None:
+    with https_server(ca, "127.0.0.1") as srv:
+        for i in range(5):
+            srv.route(f"/{i}.pdf", Reply(body=PDF))
+        urls = [https_url(srv, f"/{i}.pdf") for i in range(5)]
+        async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
+            results = await fetcher.run_all((url, "pdf") for url in urls)
+    assert {(r.state, r.status_line) for r in results} == {("ok", "HTTP/1.1 200 OK")}
+
+
+async def test_http2_off_is_http_1_1_on_the_lean_transport(
+    h2: H2Server, trust: ssl.SSLContext
+) -> None:
+    """Off, the context shared with an earlier HTTP/2 run offers h2 no more."""
+    async with Fetcher(SETTINGS, ssl_context=trust) as fetcher:
+        assert (await fetcher.fetch(h2.route("/first.pdf", PDF))).status_line == "HTTP/2 200 OK"
+    h2.app.seen.clear()
+    settings = FetchSettings(
+        retries=0, connect_timeout=2.0, read_timeout=5.0, transport="lean", http2=False
+    )
+    urls = [h2.route(f"/{i}.pdf", PDF) for i in range(5)]
+    async with Fetcher(settings, ssl_context=trust, clock=FakeClock()) as fetcher:
+        assert isinstance(fetcher._client._transport, Http11Transport)  # type: ignore[union-attr]
+        results = [await fetcher.fetch(url, expect="pdf") for url in urls]
+    assert {(r.state, r.status_line) for r in results} == {("ok", "HTTP/1.1 200 OK")}
+    assert (h2.app.versions(), h2.app.connections()) == ({"1.1"}, 1)
+
+
+async def test_bodies_left_unread_do_not_stall_the_connection(
+    h2: H2Server, trust: ssl.SSLContext
+) -> None:
+    """The server ignores Range, so each probe stops reading 1 MiB early, 20 MiB in all:
+    more than the connection's 16 MiB flow-control window. Each abandoned stream is reset
+    and its unread bytes given back, so the one connection keeps serving."""
+    big = b"%PDF-1.7\n" + bytes(1024 * 1024)
+    urls = [h2.route(f"/{i}.pdf", big) for i in range(20)]
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
+        results = [await fetcher.fetch(url, expect="pdf", probe=True) for url in urls]
+    assert {(r.state, r.status_line, r.size) for r in results} == {
+        ("ok", "HTTP/2 200 OK", len(big))
+    }
+    assert h2.app.connections() == 1
+
+
+async def test_the_httpx_transport_stays_on_http_1_1(h2: H2Server, trust: ssl.SSLContext) -> None:
+    """What a run behind a proxy uses (here without one): httpx's HTTP/2 never resets a
+    stream left unread, so it is not offered there."""
+    settings = FetchSettings(retries=0, transport="httpx", http2=True)
+    url = h2.route("/a.pdf", PDF)
+    async with Fetcher(settings, ssl_context=trust, clock=FakeClock()) as fetcher:
+        r = await fetcher.fetch(url, expect="pdf")
+    assert (r.state, r.status_line) == ("ok", "HTTP/1.1 200 OK")
+
+
+async def test_plain_http_stays_on_the_lean_transport(
+    server: LoopbackServer, trust: ssl.SSLContext
+) -> None:
+    server.route("/a.pdf", Reply(body=PDF))
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
+        router = fetcher._client._transport  # type: ignore[union-attr]
+        r = await fetcher.fetch(server.url("/a.pdf"), expect="pdf")
+    assert isinstance(router, OriginRouter)
+    assert (r.state, r.status_line) == ("ok", "HTTP/1.1 200 OK")
+
+
+# --- names and certificates: as on the lean transport -------------------------------------
+
+
+def resolved(trust: ssl.SSLContext, how: str, *names: str) -> httpx.AsyncBaseTransport:
+    """``names`` -> 127.0.0.1, by the transport's resolver or by the test HostMapTransport."""
+    table = dict.fromkeys(names, "127.0.0.1")
+    if how == "resolver":
+        h2 = Http2Transport(ssl_context=trust, resolver=FakeResolver(table))
+        return OriginRouter(https=h2, other=Http11Transport())
+    return HostMapTransport(table, inner=Http2Transport(ssl_context=trust))
+
+
+@pytest.mark.parametrize("how", ["resolver", "hostmap"])
+async def test_the_certificate_is_checked_against_the_url_name_not_the_address(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path, how: str
+) -> None:
+    with h2_server(ca, tmp_path, "cdn.test") as srv:
+        srv.route("/a.pdf", PDF)
+        async with Fetcher(SETTINGS, transport=resolved(trust, how, "cdn.test")) as fetcher:
+            r = await fetcher.fetch(srv.url("/a.pdf", "cdn.test"), expect="pdf")
+    assert (r.state, r.status_line, r.sha256) == (
+        "ok",
+        "HTTP/2 200 OK",
+        hashlib.sha256(PDF).hexdigest(),
+    )
+
+
+@pytest.mark.parametrize("how", ["resolver", "hostmap"])
+async def test_a_certificate_for_another_name_is_a_tls_error_and_not_retried(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path, how: str
+) -> None:
+    settings = FetchSettings(retries=3, transport="lean", http2=True)
+    with h2_server(ca, tmp_path, "other.test") as srv:
+        srv.route("/a.pdf", PDF)
+        transport = resolved(trust, how, "cdn.test")
+        async with Fetcher(settings, transport=transport, clock=FakeClock()) as fetcher:
+            r = await fetcher.fetch(srv.url("/a.pdf", "cdn.test"), expect="pdf")
+    assert (r.state, r.error_class, r.attempts, r.transient) == ("error", "tls", 1, False)
+    assert r.error is not None and "Hostname mismatch" in r.error
+    assert srv.app.seen == []
+
+
+@pytest.mark.parametrize("how", ["resolver", "hostmap"])
+async def test_a_connection_verified_for_one_name_never_carries_another(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path, how: str
+) -> None:
+    """Two names on one address: the multiplexed connection to good.test proves nothing
+    about evil.test, whose request must get its own handshake (and fail it)."""
+    with h2_server(ca, tmp_path, "good.test") as srv:
+        srv.route("/a.pdf", PDF)
+        transport = resolved(trust, how, "good.test", "evil.test")
+        async with Fetcher(SETTINGS, transport=transport) as fetcher:
+            good = await fetcher.fetch(srv.url("/a.pdf", "good.test"), expect="pdf")
+            evil = await fetcher.fetch(srv.url("/a.pdf", "evil.test"), expect="pdf")
+    assert (good.state, good.status_line) == ("ok", "HTTP/2 200 OK")
+    assert (evil.state, evil.error_class) == ("error", "tls")
+    assert len(srv.app.seen) == 1
+
+
+async def test_a_name_is_resolved_once_and_a_dead_one_is_dns(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path
+) -> None:
+    resolver = FakeResolver({"assets.test": "127.0.0.1"})
+    transport = Http2Transport(ssl_context=trust, resolver=resolver)
+    with h2_server(ca, tmp_path, "assets.test") as srv:
+        srv.route("/a.pdf", PDF)
+        good = [srv.url(f"/a.pdf?{i}", "assets.test") for i in range(10)]
+        bad = [srv.url(f"/a.pdf?{i}", "gone.test") for i in range(3)]
+        async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+            results = await fetcher.run_all((url, "pdf") for url in good + bad)
+    by_url = {r.url: r for r in results}
+    assert {by_url[u].state for u in good} == {"ok"}
+    assert {(by_url[u].state, by_url[u].error_class) for u in bad} == {("dead", "dns")}
+    assert sorted(resolver.calls) == ["assets.test", "gone.test"]
+    assert (transport.lookups, transport.connections_opened) == (2, 1)
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def test_fetch_http2_is_read_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[fetch]\nhttp2 = false\n", encoding="utf-8")
+    assert fetch_settings(load_config(path)).http2 is False
+    path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
+    assert fetch_settings(load_config(path)).http2 is True  # the default
+
+
+def test_a_bad_fetch_http2_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[fetch]\nhttp2 = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == "config key 'fetch.http2' must be true or false, got 'yes'"
