@@ -36,3 +36,36 @@ def test_every_command_is_documented() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in cli.commands:
         assert f"archiver {name}" in readme, name
+
+
+def test_every_option_is_documented() -> None:
+    import click
+
+    from archiver.cli import cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"{name} {opt}"
+        for name, command in cli.commands.items()
+        for param in command.params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt.startswith("--") and opt not in readme
+    ]
+    assert missing == []
+
+
+def test_every_config_key_is_documented() -> None:
+    from archiver.config import FetchConfig
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    config = (ROOT / "config.toml").read_text(encoding="utf-8")
+    for key in FetchConfig.__dataclass_fields__:
+        assert f"`fetch.{key}`" in readme, key
+        assert key in config, key
+    from archiver.config import _SOURCE_KEYS, _TOP_KEYS
+
+    for key in _TOP_KEYS:
+        assert any(f in readme for f in (f"`{key}`", f"`[{key}]`", f"`[[{key}]]`")), key
+    for key in _SOURCE_KEYS:
+        assert f"`{key}`" in readme, key
