@@ -493,29 +493,40 @@ class Fetcher:
             received += hop.result.bytes_received
             return hop
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retries + 1),
-            wait=self._wait,
-            retry=retry_if_result(lambda hop: should_retry(hop.result)),
-            sleep=self._clock.sleep,
-            retry_error_callback=_last_outcome,
-            reraise=True,
-        )
-        hop = cast(_Hop, await retrying(attempt))
+        # Most URLs answer for good at once: only a transient failure pays for the
+        # retry machinery, which then runs the remaining attempts with their backoff.
+        hop = await attempt()
+        if should_retry(hop.result) and self.settings.retries > 0:
+            first = hop
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(self.settings.retries),
+                wait=lambda state: self._wait(state, offset=1),
+                retry=retry_if_result(lambda hop: should_retry(hop.result)),
+                sleep=self._clock.sleep,
+                retry_error_callback=_last_outcome,
+                reraise=True,
+            )
+            await self._clock.sleep(self._delay(first, attempt_number=1))
+            hop = cast(_Hop, await retrying(attempt))
         result = hop.result
         result.attempts, result.bytes_received = attempts, received
         result.transient = result.state != "ok" and should_retry(result)
         return hop
 
-    def _wait(self, state: RetryCallState) -> float:
-        """Retry-After when the server sent one (capped), else exponential backoff, equal jitter."""
+    def _wait(self, state: RetryCallState, *, offset: int = 0) -> float:
+        """Tenacity's wait: the delay after attempt ``state.attempt_number + offset``."""
         outcome = state.outcome
+        hop = None
         if outcome is not None and not outcome.failed:
-            retry_after = cast(_Hop, outcome.result()).retry_after
-            if retry_after is not None:
-                return min(retry_after, self.settings.retry_after_cap)
+            hop = cast(_Hop, outcome.result())
+        return self._delay(hop, attempt_number=state.attempt_number + offset)
+
+    def _delay(self, hop: _Hop | None, *, attempt_number: int) -> float:
+        """Retry-After when the server sent one (capped), else exponential backoff, equal jitter."""
+        if hop is not None and hop.retry_after is not None:
+            return min(hop.retry_after, self.settings.retry_after_cap)
         s = self.settings
-        delay = min(s.backoff_max, s.backoff_base * 2.0 ** min(state.attempt_number - 1, 62))
+        delay = min(s.backoff_max, s.backoff_base * 2.0 ** min(attempt_number - 1, 62))
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
     async def _follow(
