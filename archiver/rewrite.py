@@ -94,6 +94,15 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _load(row: dict[str, Any], plan: RewritePlan) -> tuple[Path, bytes | None]:
+    """The post file of a reference row and its bytes; None (with a warning) if unreadable."""
+    file = _post_file(row["source"], row["path"])
+    data = _read(file)
+    if data is None:
+        plan.warnings.append(f"{row['path']}: cannot read {file}; skipped")
+    return file, data
+
+
 def _post_file(source: str, path: str) -> Path:
     return Path(source) / path
 
@@ -180,10 +189,8 @@ def plan_rewrite(
     ours = {r["post_id"]: r["sha256"] for r in db.rows("SELECT * FROM rewrite_posts")}
     for post_id, rows in by_post.items():
         first = rows[0]
-        file = _post_file(first["source"], first["path"])
-        data = _read(file)
+        file, data = _load(first, plan)
         if data is None:
-            plan.warnings.append(f"{first['path']}: cannot read {file}; skipped")
             continue
         digest = _sha(data)
         if digest != first["content_sha256"]:
@@ -255,10 +262,8 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
         if not chosen:
             continue
         first = group[0]
-        file = _post_file(first["source"], first["path"])
-        data = _read(file)
+        file, data = _load(first, plan)
         if data is None:
-            plan.warnings.append(f"{first['path']}: cannot read {file}; skipped")
             continue
         digest = _sha(data)
         text = data.decode("utf-8", "replace")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from archiver.clock import FakeClock
 
@@ -32,6 +34,20 @@ def server2() -> Iterator[LoopbackServer]:
     """A second server on 127.0.0.2: another host, for per-host limits and cross-host redirects."""
     with LoopbackServer("127.0.0.2") as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A throwaway certificate authority for TLS servers on loopback."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def trust(ca: trustme.CA) -> ssl.SSLContext:
+    """A client context that trusts ``ca`` and nothing else (hostnames checked)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(context)
+    return context
 
 
 @pytest.fixture

@@ -49,19 +49,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def trust(ca: trustme.CA) -> ssl.SSLContext:
-    """A client context that trusts ``ca`` and nothing else (hostnames checked)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(context)
-    return context
-
-
 @dataclass
 class Seen:
     """One request as the server saw it."""

@@ -147,19 +147,6 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced() -> None:
 # --- TLS on loopback -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def trust(ca: trustme.CA) -> ssl.SSLContext:
-    """A client context that trusts ``ca`` and nothing else (hostnames checked)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ca.configure_trust(context)
-    return context
-
-
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the machine says, no proxy variable is set (in either case)."""
