@@ -400,8 +400,10 @@ class Http2Transport(httpx.AsyncBaseTransport):
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
     ) -> None:
-        # httpcore sets ALPN (h2, http/1.1) on this context at each connection.
-        self._ssl = ssl_context or httpx.create_ssl_context()
+        # httpcore sets ALPN (h2, http/1.1) on this context at each connection. The
+        # default one is made at the first https request: loading the CA bundle costs
+        # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
+        self._ssl = ssl_context
         self._max_idle = max_idle_per_origin
         self._backend = _ResolvingBackend(_Lookups(resolver or system_resolver))
         self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
@@ -454,6 +456,8 @@ class Http2Transport(httpx.AsyncBaseTransport):
 
         pool = self._pools.get(server_name)
         if pool is None:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
             pool = self._pools[server_name] = httpcore.AsyncConnectionPool(
                 ssl_context=self._ssl,
                 max_connections=None,  # the fetcher's limits cap requests in flight
