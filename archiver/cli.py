@@ -312,6 +312,11 @@ def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> Non
     is_flag=True,
     help="Only URLs whose bytes changed (more than one version); --state defaults to all.",
 )
+@click.option(
+    "--unreferenced",
+    is_flag=True,
+    help="Also links no crawled post uses any more (kept in the archive, no longer checked).",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
 def report(
     config_path: Path | None,
@@ -323,6 +328,7 @@ def report(
     host: str | None,
     since: str | None,
     changed: bool,
+    unreferenced: bool,
     output: Path | None,
 ) -> None:
     """Report links by state; exit 1 when any link matches, 0 when none does.
@@ -345,6 +351,7 @@ def report(
             host=host,
             since=parse_since(since),
             changed=changed,
+            unreferenced=unreferenced,
         )
         blobs = Store(cfg.store) if cfg.store.is_dir() else None
         database = Database(cfg.db)

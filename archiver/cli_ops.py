@@ -18,7 +18,7 @@ from .errors import ArchiverError, ConfigError
 def status(
     config_path: Path | None, db: Path | None, store: Path | None, fmt: str, runs: int
 ) -> None:
-    """Show the last runs, totals, store size and the oldest unchecked URL.
+    """Show the last runs, totals, store size and the URL checked longest ago (or never).
 
     Example: archiver status --runs 10
     """

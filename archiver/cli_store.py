@@ -7,6 +7,7 @@ Registered on the ``cli`` group by importing this module from ``cli``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,7 +54,10 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path), help="Write the asset to FILE (not stdout)."
 )
-@click.option("--sha256", help="Restore this version instead of the newest good one.")
+@click.option(
+    "--sha256",
+    help="Restore this version (a unique prefix will do) instead of the newest good one.",
+)
 @click.option(
     "--mirror",
     "mirror_dir",
@@ -101,6 +105,11 @@ def restore(
             )
         if rewrite and not mirror_url:
             raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
+        if dry_run and mirror_dir is not None:
+            raise ConfigError(
+                "--dry-run changes nothing, but --mirror DIR writes files: write the mirror"
+                " first, then preview with --rewrite --dry-run"
+            )
         cfg = _load(config_path, db, store)
         with _open(cfg) as (database, blobs):
             if url is not None and not undo:
@@ -160,7 +169,8 @@ def _rewrite(
     from .lock import run_lock
     from .rewrite import apply_plan, plan_rewrite, plan_undo
 
-    with run_lock(cfg.db):
+    # A preview changes nothing, so it does not wait for (or block) a running crawl.
+    with contextlib.nullcontext() if dry_run else run_lock(cfg.db):
         if undo:
             plan = plan_undo(database, [url] if url else [])
         else:
@@ -169,6 +179,8 @@ def _rewrite(
                 database, blobs, mirror_url, _states(state, REWRITE_STATES), post=post
             )
         warnings = list(plan.warnings)
+        for note in plan.notes:
+            click.echo(f"archiver: {note}", err=True)
         if dry_run:
             click.echo(plan.diff(), nl=False)
         else:

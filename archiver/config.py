@@ -107,12 +107,17 @@ _SITE_KEYS = ("include", "exclude", "max_depth", "max_pages", "ignore_robots")
 _SOURCE_KINDS = {"post", "listing", "sitemap", "feed"}
 
 
+def _name(key: str) -> str:
+    """How a setting is named in a message: options as typed, config keys quoted."""
+    return f"option {key}" if key.startswith("--") else f"config key '{key}'"
+
+
 def _expect(key: str, value: Any, types: type | tuple[type, ...], what: str) -> Any:
     # bool is an int in Python; a number key given `true` is a mistake.
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
+        raise ConfigError(f"{_name(key)} must be {what}, got {value!r}")
     if not isinstance(value, types):
-        raise ConfigError(f"config key '{key}' must be {what}, got {value!r}")
+        raise ConfigError(f"{_name(key)} must be {what}, got {value!r}")
     return value
 
 
@@ -120,7 +125,7 @@ def _positive(key: str, value: Any, *, integer: bool = False) -> Any:
     kind = int if integer else (int, float)
     _expect(key, value, kind, "a whole number" if integer else "a number")
     if value <= 0:
-        raise ConfigError(f"config key '{key}' must be greater than 0, got {value!r}")
+        raise ConfigError(f"{_name(key)} must be greater than 0, got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -137,10 +142,10 @@ def parse_duration(key: str, value: Any) -> float:
             seconds = float(number) * _UNITS[unit]
         except ValueError:
             raise ConfigError(
-                f'config key \'{key}\' must be a duration like "1h" or "1d", got {value!r}'
+                f'{_name(key)} must be a duration like "1h" or "1d", got {value!r}'
             ) from None
         if seconds <= 0:
-            raise ConfigError(f"config key '{key}' must be greater than 0, got {value!r}")
+            raise ConfigError(f"{_name(key)} must be greater than 0, got {value!r}")
         return seconds
     return float(_positive(key, value))
 

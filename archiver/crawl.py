@@ -79,10 +79,14 @@ class RunSummary:
         if self.transient:
             states += f" ({self.transient} transient)"
         return (
-            f"{self.posts} posts, {self.urls} URLs, checked {self.checked}: {states};"
-            f" {_human_bytes(self.bytes)} downloaded, {self.new_blobs} new blobs,"
-            f" {self.elapsed:.1f}s"
+            f"{_n(self.posts, 'post')}, {self.urls} URL{'s' * (self.urls != 1)},"
+            f" checked {self.checked}: {states}; {_human_bytes(self.bytes)} downloaded,"
+            f" {_n(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
         )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _human_bytes(n: int) -> str:
@@ -107,6 +111,14 @@ def sources_from_args(args: Iterable[str], config: Config) -> list[Source]:
             out.append(Source(path=path.resolve()))
     if not out:
         out = list(config.sources)
+        for i, source in enumerate(out):
+            # A mistyped folder would otherwise make every cron run "succeed" checking nothing.
+            if source.path is not None and not source.path.exists():
+                where = f" in {config.config_path}" if config.config_path else ""
+                raise ConfigError(
+                    f"config key 'sources[{i}].path'{where}: {source.path} does not exist"
+                    " (give a folder or file of posts)"
+                )
     if not out:
         raise ConfigError(
             "no sources: pass a folder of posts (archiver crawl data/posts)"

@@ -46,7 +46,8 @@ def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator
                 if time.monotonic() >= deadline:
                     raise LockedError(
                         f"another run ({_holder(fd)}) holds the lock {path};"
-                        " wait for it to finish or pass --wait SECONDS"
+                        " try again when it has finished (crawl and check can wait for it:"
+                        " --wait SECONDS)"
                     ) from None
                 time.sleep(poll)
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -96,6 +96,13 @@ def safe_relpath(url: str, content_type: str | None = None) -> str:
     right type. Any lossy change adds ``~<hash of the URL>`` to the name.
     """
     parts = urlsplit(url)
+    if parts.scheme == "file":
+        # An asset read from disk: publish its name only, never the machine's folders.
+        # The hash of the full URL keeps two ``cover.jpg`` of different posts apart.
+        name = PurePosixPath(unquote(parts.path)).name or "index"
+        clean, _ = _clean_segment(name)
+        stem, ext = _split_ext(clean)
+        return f"local/{stem}~{_url_hash(url)}{ext}"
     host = (parts.hostname or "unknown-host").lower()
     if parts.port and parts.port not in (80, 443):
         host = f"{host}_{parts.port}"

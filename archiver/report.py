@@ -92,6 +92,8 @@ class ReportFilter:
     since: str | None = None
     #: Only URLs whose bytes changed: more than one archived version.
     changed: bool = False
+    #: Also URLs no crawled post links any more (kept in the archive, not re-checked).
+    unreferenced: bool = False
 
 
 def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[dict[str, Any]]:
@@ -111,6 +113,8 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
         params.append(flt.since)
     if flt.changed:
         where += " AND (SELECT COUNT(*) FROM versions v WHERE v.url_id = u.id) > 1"
+    if not flt.unreferenced:
+        where += " AND u.referenced = 1"
     urls = db.rows(
         "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class, u.sha256,"
         " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since, u.referenced,"

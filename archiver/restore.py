@@ -19,6 +19,7 @@ from typing import IO
 
 from .db import Database
 from .errors import RestoreError
+from .extract import normalize_url
 from .store import Store
 
 __all__ = [
@@ -102,12 +103,20 @@ def pick_copy(db: Database, store: Store, url: str, sha256: str | None = None) -
     """The copy ``restore URL`` writes: the newest good one, or the version ``sha256`` names."""
     url_id = db.scalar("SELECT id FROM urls WHERE url=?", (url,))
     if url_id is None:
+        with contextlib.suppress(ValueError):  # HTTP://Host:80/x#top is http://host/x
+            url_id = db.scalar("SELECT id FROM urls WHERE url=?", (normalize_url(url),))
+    if url_id is None:
         raise RestoreError(f"unknown URL {url}: it is in no crawled post (check the spelling)")
     versions = copies(db, [url_id]).get(url_id, [])
     if not versions:
         raise RestoreError(f"no archived copy of {url}: it was never fetched successfully")
     if sha256 is not None:
-        chosen = [c for c in versions if c.sha256 == sha256.lower()]
+        # A unique prefix will do: reports and messages show 12 hex digits.
+        chosen = [c for c in versions if c.sha256.startswith(sha256.lower())]
+        if len(chosen) > 1:
+            raise RestoreError(
+                f"{sha256} matches {len(chosen)} versions of {url}: give more digits"
+            )
         if not chosen:
             known = ", ".join(c.sha256[:12] for c in versions)
             raise RestoreError(f"{url} has no version {sha256} (versions: {known})")

@@ -80,6 +80,9 @@ class RewritePlan:
     warnings: list[str] = field(default_factory=list)
     #: Broken URLs that have no good archived copy, so nothing to point at.
     no_copy: list[str] = field(default_factory=list)
+    #: Rewrites whose mirror URL is no longer in the post (put back by hand): forgotten.
+    settled: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def diff(self) -> str:
         return "".join(c.diff() for c in self.changes)
@@ -270,9 +273,18 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
         if digest != first["sha256"] or any(
             text[r["start"] : r["end"]] != r["new_text"] for r in group
         ):
+            left = [r for r in chosen if r["new_text"] in text]
+            if not left:  # every mirror URL is gone from the post: put back by hand
+                plan.settled += [r["id"] for r in chosen]
+                plan.notes.append(
+                    f"{first['path']}: the mirror URLs are no longer in the post;"
+                    " nothing to undo there"
+                )
+                continue
+            back = "; ".join(f"{r['new_text']} -> {r['old_text']}" for r in left)
             plan.warnings.append(
                 f"{first['path']}: edited since archiver rewrote it; put the original URLs"
-                " back by hand; skipped"
+                f" back by hand ({back}); skipped"
             )
             continue
         spans = [
@@ -317,6 +329,12 @@ def _write_atomic(file: Path, data: bytes) -> None:
 def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:
     """Writes each change and records it; returns warnings for posts that changed meanwhile."""
     warnings: list[str] = []
+    if plan.settled:
+        with db.transaction():
+            db.conn.executemany(
+                "UPDATE rewrites SET status='abandoned', undone_at=? WHERE id=?",
+                [(now, rid) for rid in plan.settled],
+            )
     for change in plan.changes:
         data = _read(change.file)
         if data is None or _sha(data) != change.before_sha256:

@@ -230,7 +230,7 @@ def test_the_command_prints_one_line_and_exits_like_crawl(
     )
     done = run_cli("check", "--fail-on", "any", "--per-host", "2", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith("1 posts, 4 URLs, checked 4: dead=1 invalid=1 ok=2;")
+    assert done.stderr.startswith("1 post, 4 URLs, checked 4: dead=1 invalid=1 ok=2;")
     assert "0 new blobs" in done.stderr
     assert not list((tmp_path / "state" / "store").glob("??/*"))
 

@@ -80,7 +80,7 @@ def test_crawl_from_config_prints_one_summary_line(site: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("1 posts, 2 URLs, checked 2: ok=2;")
+    assert lines[0].startswith("1 post, 2 URLs, checked 2: ok=2;")
     assert "2 new blobs" in lines[0]
     report = run("report", "--format", "json", "--state", "all", cwd=site)
     assert report.returncode == 1  # something matched
@@ -238,3 +238,11 @@ def test_kill_9_mid_body_leaves_no_partial_blob(site: Path, server: LoopbackServ
     server.route("/deck.pdf", Reply(body=PDF))
     assert run("crawl", cwd=site).returncode == 0
     check_store_consistent(site)
+
+
+def test_a_missing_source_folder_in_the_config_exits_2(site: Path) -> None:
+    (site / "config.toml").write_text('[[sources]]\npath = "postz"\n', encoding="utf-8")
+    proc = run("crawl", cwd=site)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("archiver: config key 'sources[0].path' in ")
+    assert "postz does not exist" in proc.stderr

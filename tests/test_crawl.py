@@ -381,3 +381,25 @@ def test_a_host_at_its_limit_never_slows_another(
     assert server.max_in_flight == 2
     assert server2.max_in_flight <= 2
     assert set(states(cfg).values()) == {"ok"}
+
+
+def test_links_no_post_uses_leave_the_default_report(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    from archiver.report import ReportFilter, url_rows
+
+    gone = server.route("/gone.pdf", Reply(status=404))
+    posts = tmp_path / "posts"
+    post = write_post(posts, "a.md", f"[g]({gone})\n")
+    cfg = make_config(tmp_path, confirm_runs=1)
+    clock = FakeClock()
+    crawl(cfg, [Source(path=posts)], clock=clock)
+    post.unlink()
+    crawl(cfg, [Source(path=posts)], clock=clock)
+    db = Database(cfg.db)
+    try:
+        assert url_rows(db, ReportFilter()) == []
+        kept = url_rows(db, ReportFilter(unreferenced=True))
+    finally:
+        db.close()
+    assert [(r["url"], r["state"], r["referenced"]) for r in kept] == [(gone, "dead", False)]

@@ -84,5 +84,5 @@ def test_bad_grace_is_a_usage_error(world: World) -> None:
     code, _, err = world.run("gc", "--grace", "forever")
     assert code == 2
     assert err == (
-        "archiver: config key '--grace' must be a duration like \"1h\" or \"1d\", got 'forever'\n"
+        'archiver: option --grace must be a duration like "1h" or "1d", got \'forever\'\n'
     )

@@ -273,3 +273,12 @@ def test_collisions_get_distinct_stable_names(world: World, tmp_path: Path) -> N
     assert world.run("restore", "--mirror", str(tmp_path / "again"))[0] == 0
     again = json.loads((tmp_path / "again" / "manifest.json").read_text())
     assert [again[u]["path"] for u in urls] == paths
+
+
+def test_a_local_asset_is_mirrored_without_the_machines_folders() -> None:
+    from archiver.mirror import safe_relpath
+
+    a = safe_relpath("file:///home/alice/site/content/talk/cover.jpg")
+    b = safe_relpath("file:///home/alice/site/content/other/cover.jpg")
+    assert a.startswith("local/cover~") and a.endswith(".jpg")
+    assert "alice" not in a and a != b

@@ -146,9 +146,22 @@ def test_undo_refuses_a_post_edited_after_the_rewrite(world: World) -> None:
     assert code == 1
     assert (
         "archiver: warning: 2025/talk.md: edited since archiver rewrote it; put the original"
-        " URLs back by hand; skipped\n"
+        " URLs back by hand ("
     ) in err
+    assert f"{mirrored(world, 'deck.pdf')} -> http://127.0.0.1:{world.server.port}/deck.pdf" in err
     assert talk.read_bytes() == edited
+
+
+def test_undo_forgets_rewrites_put_back_by_hand(world: World) -> None:
+    talk = world.posts / "2025/talk.md"
+    original = talk.read_bytes()
+    assert world.run("restore", "--rewrite", "--mirror-url", MIRROR)[0] == 0
+    talk.write_bytes(b"# new heading\n" + original)  # edited, and the old URLs are back
+    code, _, err = world.run("restore", "--undo")
+    assert code == 0, err
+    assert "2025/talk.md: the mirror URLs are no longer in the post; nothing to undo" in err
+    assert talk.read_bytes() == b"# new heading\n" + original
+    assert world.run("restore", "--undo")[0] == 0  # and it stays settled
 
 
 def test_links_not_yet_mirrored_are_named(tmp_path: Path, server: LoopbackServer) -> None:

@@ -157,6 +157,5 @@ def test_max_duration_on_the_command_line(world: World) -> None:
     code, _, err = world.run("verify", "--max-duration", "soon")
     assert code == 2
     assert err == (
-        'archiver: config key \'--max-duration\' must be a duration like "1h" or "1d",'
-        " got 'soon'\n"
+        'archiver: option --max-duration must be a duration like "1h" or "1d", got \'soon\'\n'
     )
