@@ -64,7 +64,11 @@ class VerifyResult:
         return out
 
     def line(self) -> str:
-        rest = f", {self.remaining} left for the next run" if self.remaining else ""
+        rest = (
+            f", {self.remaining} not re-hashed this run (least recently checked go first)"
+            if self.remaining
+            else ""
+        )
         return (
             f"verify: {self.checked} blobs checked, {self.ok} ok, {len(self.missing)} missing,"
             f" {len(self.corrupt)} corrupt, {len(self.repaired)} repaired,"
