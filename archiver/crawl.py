@@ -513,7 +513,7 @@ async def _crawl_async(
         summary.network_down = True
         raise NetworkDownError(
             "network unreachable: no host answered (name resolution or connection failed"
-            " for every host); no link state was changed. Check the machine's network"
+            " for every host); no web link's state was changed. Check the machine's network"
             " and run again"
         )
     for row, result in deferred:

@@ -403,3 +403,12 @@ def test_links_no_post_uses_leave_the_default_report(
     finally:
         db.close()
     assert [(r["url"], r["state"], r["referenced"]) for r in kept] == [(gone, "dead", False)]
+
+
+def test_readme_shows_the_offline_message_word_for_word(tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", "![x](https://cdn.example.org/x.png)\n")
+    with pytest.raises(NetworkDownError) as info:
+        crawl(make_config(tmp_path), [Source(path=posts)], clock=FakeClock(), transport=Offline())
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"archiver: {info.value}\n" in readme
