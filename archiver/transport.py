@@ -495,11 +495,19 @@ class _ResolvingBackend:
     """
 
     def __init__(self, names: _Lookups) -> None:
-        import httpcore
-
         self.names = names
         self.opened = 0
-        self._inner = httpcore.AnyIOBackend()
+        # httpcore (and h2) are imported at the first https connection: ~40 ms that a
+        # run over plain http never needs.
+        self._core: httpcore.AnyIOBackend | None = None
+
+    @property
+    def _inner(self) -> httpcore.AnyIOBackend:
+        if self._core is None:
+            import httpcore
+
+            self._core = httpcore.AnyIOBackend()
+        return self._core
 
     async def connect_tcp(
         self,
