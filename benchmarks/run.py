@@ -95,6 +95,28 @@ def checked(run: Run, what: str, allowed: tuple[int, ...] = (0, 1)) -> Run:
     return run
 
 
+def run_check(work: Path, posts: Path, state: Path, per_host: int, what: str) -> Run:
+    """``archiver check`` of ``posts`` into ``state``, 64 requests in flight at most."""
+    return checked(
+        archiver(
+            "check",
+            str(posts),
+            "--db",
+            str(state / "a.db"),
+            "--store",
+            str(state / "store"),
+            "--per-host",
+            str(per_host),
+            "--concurrency",
+            "64",
+            "--fail-on",
+            "none",
+            cwd=work,
+        ),
+        what,
+    )
+
+
 @contextmanager
 def latency_server(latency: float, host: str = "127.0.0.1") -> Iterator[dict[str, float]]:
     """Starts ``latency_server.py``; yields a dict with its port, then its CPU figures."""
@@ -330,25 +352,7 @@ def bench_check(work: Path, args: argparse.Namespace) -> list[Row]:
             floor = time.perf_counter() - t
         with latency_server(latency) as srv:
             posts = link_posts(work / f"check-{n}", asset_urls(int(srv["port"]), n))
-            state = work / f"check-{n}-state"
-            run = checked(
-                archiver(
-                    "check",
-                    str(posts),
-                    "--db",
-                    str(state / "a.db"),
-                    "--store",
-                    str(state / "store"),
-                    "--per-host",
-                    str(per_host),
-                    "--concurrency",
-                    "64",
-                    "--fail-on",
-                    "none",
-                    cwd=work,
-                ),
-                "archiver check",
-            )
+            run = run_check(work, posts, work / f"check-{n}-state", per_host, "archiver check")
         ideal = n * latency / per_host
         ratio = run.wall / ideal
         inner = in_run_seconds(run, work)
@@ -539,24 +543,7 @@ def bench_memory(work: Path, args: argparse.Namespace) -> tuple[list[Row], Path 
         )
         posts = link_posts(work / "many-posts", urls)
         state = work / "many-state"
-        run = checked(
-            archiver(
-                "check",
-                str(posts),
-                "--db",
-                str(state / "a.db"),
-                "--store",
-                str(state / "store"),
-                "--per-host",
-                "16",
-                "--concurrency",
-                "64",
-                "--fail-on",
-                "none",
-                cwd=work,
-            ),
-            "archiver check (100,000)",
-        )
+        run = run_check(work, posts, state, 16, "archiver check (100,000)")
     rows.append(
         Row(
             f"memory: check {n:,} URLs (2 hosts, no latency)",
