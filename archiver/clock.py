@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "utcnow_iso"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "iso", "parse_iso", "utcnow_iso"]
 
 
 class Clock:
@@ -52,6 +52,21 @@ class FakeClock(Clock):
         await anyio.lowlevel.checkpoint()
 
 
+def iso(when: datetime) -> str:
+    """A time as the database stores it: UTC, seconds, e.g. ``2026-01-01T00:00:00Z``.
+
+    Strings in this form sort as the times they name, so SQL compares them directly.
+    """
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """The inverse of ``iso`` (any ISO 8601 time with an offset or ``Z``); None for none."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def utcnow_iso(clock: Clock) -> str:
-    """The clock's time as an ISO 8601 string with seconds precision, e.g. 2026-01-01T00:00:00Z."""
-    return clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The clock's time in the database's form."""
+    return iso(clock.now())

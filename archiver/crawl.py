@@ -26,12 +26,12 @@ import anyio
 import httpx
 
 from . import collect, extract, validate
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, iso, parse_iso
 from .config import Config, Source
 from .db import Database
 from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
 from .extract import Reference
-from .fetch import Fetcher, FetchResult, FetchSettings, network_down
+from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
 from .rules import UrlRules
 from .states import Previous, transition
 from .store import Store
@@ -147,16 +147,6 @@ def fetch_settings(config: Config) -> FetchSettings:
     return FetchSettings(**kwargs)
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _is_image_position(kind: str) -> bool:
     return kind.startswith(IMAGE_POSITIONS)
 
@@ -220,7 +210,6 @@ def _index_source(
         ):
             with db.transaction():
                 db.touch_post(known.id, now)
-                db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (known.id,))
             seen.add(known.id)
             continue
         post = collect.read_post(
@@ -238,8 +227,6 @@ def _index_source(
                 refs=refs,
                 now=now,
             )
-            db.record_fetch_urls(refs)
-            db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (post_id,))
         summary.posts_parsed += 1
         seen.add(post_id)
     # Posts that vanished from the source keep their row (reports say so) but lose their links.
@@ -262,14 +249,14 @@ def _due_urls(
     db.conn.executemany("INSERT INTO run_posts VALUES (?)", [(i,) for i in post_ids])
     rows = db.rows(
         "SELECT u.id, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag, u.last_modified,"
-        " u.last_checked FROM urls u WHERE u.id IN"
+        " u.last_checked, u.confirm_count, u.confirm_last FROM urls u WHERE u.id IN"
         " (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts)) ORDER BY u.id"
     )
     recheck = timedelta(seconds=config.recheck_after)
     confirm = timedelta(seconds=config.confirm_after)
     due = []
     for row in rows:
-        last = _parse_iso(row["last_checked"])
+        last = parse_iso(row["last_checked"])
         if all_ or last is None or row["state"] == "pending":
             due.append(row)
         elif row["state"] == "ok" and row["sha256"] is None:
@@ -325,7 +312,7 @@ def crawl(
         store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)
-        summary.run_id = db.start_run(mode, os.getpid(), _iso(started))
+        summary.run_id = db.start_run(mode, os.getpid(), iso(started))
         try:
             return anyio.run(
                 _crawl_async,
@@ -349,7 +336,7 @@ def crawl(
             with contextlib.suppress(Exception):  # the database may be what failed
                 db.end_run(
                     summary.run_id,
-                    _iso(clock.now()),
+                    iso(clock.now()),
                     code,
                     message=str(exc)[:500],
                     posts=summary.posts,
@@ -381,7 +368,7 @@ async def _crawl_async(
     ignore_robots: bool = False,
 ) -> RunSummary:
     t0 = clock.now()
-    now_s = _iso(t0)
+    now_s = iso(t0)
     post_ids: set[int] = set()
     rules = UrlRules.compile(config.exclude_urls, config.remap)
     for source in sources:
@@ -433,7 +420,8 @@ async def _crawl_async(
             return
         with db.transaction():
             for row, result, when in pending:
-                prev = Previous(row["state"], *_confirm_of(db, row["id"]))
+                # Each URL is checked once per run, so what the due query read is current.
+                prev = Previous(row["state"], row["confirm_count"], parse_iso(row["confirm_last"]))
                 t = transition(
                     prev,
                     result.state,
@@ -444,12 +432,12 @@ async def _crawl_async(
                 db.record_check(
                     url_id=row["id"],
                     run_id=summary.run_id,
-                    now=_iso(when),
+                    now=iso(when),
                     state=t.state,
                     outcome=result,
                     confirm_count=t.confirm_count,
-                    confirm_last=_iso(t.confirm_last) if t.confirm_last else None,
-                    became=_iso(when) if t.newly_broken else None,
+                    confirm_last=iso(t.confirm_last) if t.confirm_last else None,
+                    became=iso(when) if t.newly_broken else None,
                 )
                 summary.counts[t.state] += 1
                 summary.checked += 1
@@ -540,7 +528,7 @@ async def _crawl_async(
         summary.exit_code = 0
     db.end_run(
         summary.run_id,
-        _iso(clock.now()),
+        iso(clock.now()),
         summary.exit_code,
         posts=summary.posts,
         urls=summary.urls,
@@ -585,13 +573,6 @@ def _fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _confirm_of(db: Database, url_id: int) -> tuple[int, datetime | None]:
-    row = db.conn.execute(
-        "SELECT confirm_count, confirm_last FROM urls WHERE id=?", (url_id,)
-    ).fetchone()
-    return int(row[0]), _parse_iso(row[1])
-
-
 #: A batch of results is recorded in one transaction once it has this many rows...
 _BATCH_ROWS = 500
 #: ...or once its oldest result has waited this long (a kill loses at most this much work).
@@ -606,9 +587,9 @@ class _Reachability:
         self.answered = False  # some host answered (or a redirect proved it did)
 
     def add(self, result: FetchResult) -> None:
-        if urlsplit(result.url).scheme.lower() in ("http", "https"):
+        if is_network(result):
             self.tried = True
-            self.answered = self.answered or not network_down([result])
+            self.answered = self.answered or host_answered(result)
 
     @property
     def down(self) -> bool:

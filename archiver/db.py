@@ -316,9 +316,12 @@ class Database:
         refs: list[dict[str, Any]],
         now: str,
     ) -> int:
-        """Records a (re-)parsed post and replaces its references. Call inside a transaction.
+        """Records a (re-)parsed post, its references and where [remap] sends each URL.
 
-        Each ref dict has url, expect, line, kind, text, as_written, start, end.
+        Call inside a transaction.
+
+        Each ref dict has url, expect, line, kind, text, as_written, start, end and,
+        optionally, fetch_url.
         """
         existing = self.post(source, path)
         if existing is None:
@@ -332,7 +335,8 @@ class Database:
         else:
             post_id = existing.id
             self.conn.execute(
-                "UPDATE posts SET content_sha256=?, extractor_version=?, last_seen=? WHERE id=?",
+                "UPDATE posts SET content_sha256=?, extractor_version=?, last_seen=?,"
+                " gone_since=NULL WHERE id=?",
                 (content_sha256, extractor_version, now, post_id),
             )
             self.conn.execute("DELETE FROM refs WHERE post_id=?", (post_id,))
@@ -353,6 +357,7 @@ class Database:
                 for r in refs
             ],
         )
+        self.record_fetch_urls(refs)
         return post_id
 
     def record_fetch_urls(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -366,7 +371,10 @@ class Database:
         )
 
     def touch_post(self, post_id: int, now: str) -> None:
-        self.conn.execute("UPDATE posts SET last_seen=? WHERE id=?", (now, post_id))
+        """A post seen again unchanged: it is here (not gone), and not re-parsed."""
+        self.conn.execute(
+            "UPDATE posts SET last_seen=?, gone_since=NULL WHERE id=?", (now, post_id)
+        )
 
     def start_run(self, command: str, pid: int, now: str) -> int:
         with self.transaction():
@@ -394,13 +402,6 @@ class Database:
                     run_id,
                 ),
             )
-
-    def previous(self, url_id: int) -> dict[str, Any]:
-        return self.rows(
-            "SELECT state, confirm_count, confirm_last, sha256, etag, last_modified FROM urls"
-            " WHERE id=?",
-            (url_id,),
-        )[0]
 
     def record_check(
         self,

@@ -13,13 +13,12 @@ finished (fsynced) writer, and the caller commits it and records it, in that ord
 from __future__ import annotations
 
 import hashlib
-import inspect
 import ipaddress
 import os
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -41,7 +40,6 @@ from .validate import HEAD_SIZE, Expected, Verdict, describe, verdict
 
 __all__ = [
     "USER_AGENT",
-    "FetchRequest",
     "FetchResult",
     "FetchSettings",
     "Fetcher",
@@ -49,6 +47,8 @@ __all__ = [
     "PageResult",
     "State",
     "TransportChoice",
+    "host_answered",
+    "is_network",
     "network_down",
     "should_retry",
     "transport_kind",
@@ -126,15 +126,6 @@ class FetchSettings:
             raise ValueError(f"transport must be one of {choices}, got {self.transport!r}")
 
 
-@dataclass(frozen=True)
-class FetchRequest:
-    """One URL to fetch, what it should be, and the validators of the copy we hold."""
-
-    url: str
-    expect: Expected = "any"
-    validators: Mapping[str, str] | None = None
-
-
 @dataclass
 class FetchResult:
     """What became of one URL. ``blob`` is finished but not committed: the caller commits it."""
@@ -197,19 +188,24 @@ def should_retry(result: FetchResult) -> bool:
     )
 
 
-def network_down(results: Iterable[FetchResult]) -> bool:
-    """True when network URLs were tried and no host answered any of them: we are offline.
+def is_network(result: FetchResult) -> bool:
+    """Whether the URL went over the network (``file://`` assets never do)."""
+    return _scheme(result.url) in ("http", "https")
 
-    A redirect proves a host answered, so a result whose final URL moved does not count.
-    """
-    seen = False
-    for r in results:
-        if _scheme(r.url) not in ("http", "https"):
-            continue
-        seen = True
-        if not r.unreachable or r.http_status is not None or r.final_url not in (None, r.url):
-            return False
-    return seen
+
+def host_answered(result: FetchResult) -> bool:
+    """Whether some host answered this fetch; a redirect proves one did."""
+    return (
+        not result.unreachable
+        or result.http_status is not None
+        or result.final_url not in (None, result.url)
+    )
+
+
+def network_down(results: Iterable[FetchResult]) -> bool:
+    """True when network URLs were tried and no host answered any of them: we are offline."""
+    tried = [r for r in results if is_network(r)]
+    return bool(tried) and not any(host_answered(r) for r in tried)
 
 
 class HostMapTransport(httpx.AsyncBaseTransport):
@@ -470,27 +466,6 @@ class Fetcher:
             page = PageResult(_failed(url, "dead", "bad-url", f"not a page URL: {url}"))
         page.result.elapsed = anyio.current_time() - started
         return page
-
-    async def run_all(
-        self,
-        requests: Iterable[FetchRequest | tuple[str, Expected]],
-        on_result: Callable[[FetchResult], Awaitable[None] | None] | None = None,
-    ) -> list[FetchResult]:
-        """Fetches all concurrently within the limits, calling ``on_result`` as each completes."""
-        results: list[FetchResult] = []
-
-        async def one(req: FetchRequest) -> None:
-            result = await self.fetch(req.url, expect=req.expect, validators=req.validators)
-            results.append(result)
-            if on_result is not None:
-                pending = on_result(result)
-                if inspect.isawaitable(pending):
-                    await pending
-
-        async with anyio.create_task_group() as tg:
-            for item in requests:
-                tg.start_soon(one, item if isinstance(item, FetchRequest) else FetchRequest(*item))
-        return results
 
     async def _fetch_http(
         self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode

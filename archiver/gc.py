@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
+from .clock import parse_iso
 from .db import Database
 from .store import Store
 
@@ -50,7 +50,8 @@ class GcResult:
 def _epoch(iso: str | None) -> float | None:
     if not iso:
         return None
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    when = parse_iso(iso)
+    return None if when is None else when.timestamp()
 
 
 def collect_garbage(

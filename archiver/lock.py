@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .clock import iso
 from .errors import ConfigError, LockedError
 
 __all__ = ["run_lock"]
@@ -50,7 +51,7 @@ def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator
                         " --wait SECONDS)"
                     ) from None
                 time.sleep(poll)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = iso(datetime.now(UTC))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {stamp}\n".encode(), 0)
         yield

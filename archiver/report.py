@@ -14,10 +14,11 @@ import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
+from .clock import iso, parse_iso
 from .db import STATES, Database
 from .errors import ConfigError
 from .restore import copies, newest_good
@@ -76,12 +77,15 @@ def parse_since(text: str | None) -> str | None:
     try:
         if len(text.strip()) == 10:
             return date.fromisoformat(text.strip()).isoformat()
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = parse_iso(text.strip())
     except ValueError:
         raise ConfigError(
             f"invalid date {text!r} for --since (use YYYY-MM-DD, e.g. 2026-01-31)"
         ) from None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert when is not None
+    if when.tzinfo is None:  # a time without an offset is UTC, as every time we store
+        when = when.replace(tzinfo=UTC)
+    return iso(when)
 
 
 @dataclass(frozen=True)

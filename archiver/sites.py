@@ -30,15 +30,10 @@ from .rules import UrlRules
 if TYPE_CHECKING:
     from .db import Database
 
-__all__ = ["SiteIndex", "index_site", "record_fetch_urls"]
+__all__ = ["SiteIndex", "index_site"]
 
 #: Turns a page's references into the rows ``Database.save_post`` takes, URL rules applied.
 RowsFn = Callable[[Sequence[Reference]], list[dict[str, Any]]]
-
-
-def record_fetch_urls(db: Database, rows: Sequence[dict[str, Any]]) -> None:
-    """Stores where each URL is fetched from (``None``: from itself). Call inside a transaction."""
-    db.record_fetch_urls(rows)
 
 
 @dataclass
@@ -182,8 +177,6 @@ class _Indexer:
                 refs=refs,
                 now=self.now,
             )
-            record_fetch_urls(self.db, refs)
-            self.db.conn.execute("UPDATE posts SET gone_since=NULL WHERE id=?", (post_id,))
             self._state(post_id, page)
         self.out.parsed += 1
         self.out.post_ids.add(post_id)

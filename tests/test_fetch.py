@@ -13,13 +13,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from fetching import fetch_all
 from server import LoopbackServer, Reply, conditional, http_date
 
 from archiver.clock import FakeClock
 from archiver.fetch import (
     USER_AGENT,
     Fetcher,
-    FetchRequest,
     FetchResult,
     FetchSettings,
     HostMapTransport,
@@ -393,7 +393,7 @@ async def test_a_saturated_host_never_exceeds_its_limit_nor_slows_another(
             fast_done.set()
 
     async with Fetcher(settings, clock=fake_clock) as fetcher, anyio.create_task_group() as tg:
-        tg.start_soon(fetcher.run_all, [(u, "image") for u in slow + fast], on_result)
+        tg.start_soon(fetch_all, fetcher, [(u, "image", None) for u in slow + fast], on_result)
         with anyio.fail_after(5):
             await fast_done.wait()
         assert await anyio.to_thread.run_sync(server.wait_for_in_flight, 4)
@@ -405,19 +405,20 @@ async def test_a_saturated_host_never_exceeds_its_limit_nor_slows_another(
     assert server2.max_in_flight <= 4
 
 
-async def test_run_all_accepts_requests_and_an_async_callback(
+async def test_fetches_run_concurrently_with_validators(
     server: LoopbackServer, fake_clock: FakeClock
 ) -> None:
     lm = "Wed, 01 Jan 2025 00:00:00 GMT"
     url = server.route("/c.pdf", conditional(PDF, etag='"v1"', last_modified=lm))
     got: list[str] = []
 
-    async def on_result(r: FetchResult) -> None:
+    def on_result(r: FetchResult) -> None:
         got.append(r.state)
 
     async with Fetcher(FAST, clock=fake_clock) as fetcher:
-        results = await fetcher.run_all(
-            [FetchRequest(url, "pdf", {"If-None-Match": '"v1"'}), (server.url("/nope"), "any")],
+        results = await fetch_all(
+            fetcher,
+            [(url, "pdf", {"If-None-Match": '"v1"'}), (server.url("/nope"), "any", None)],
             on_result,
         )
     assert sorted(got) == ["dead", "ok"] and len(results) == 2
@@ -491,13 +492,13 @@ async def test_network_down_when_no_host_answers(
     offline = HostMapTransport({})  # every name fails, as on a machine without network
     urls = [("https://a.example/x.pdf", "pdf"), ("http://b.example/y.png", "image")]
     async with Fetcher(FAST, transport=offline, clock=fake_clock) as fetcher:
-        down = await fetcher.run_all(urls)  # type: ignore[arg-type]
+        down = await fetch_all(fetcher, urls)
     assert network_down(down)
 
     online = HostMapTransport({"a.example": "127.0.0.1"})
     mixed = [(f"http://a.example:{server.port}/deck.pdf", "pdf"), *urls[1:]]
     async with Fetcher(FAST, transport=online, clock=fake_clock) as fetcher:
-        up = await fetcher.run_all(mixed)  # type: ignore[arg-type]
+        up = await fetch_all(fetcher, mixed)
     assert not network_down(up)  # one host answered: the other one is really dead
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from fetching import fetch_all
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from server import LoopbackServer, Reply
@@ -189,7 +190,7 @@ async def test_many_urls_to_one_host_share_one_connection(
 ) -> None:
     urls = [h2.route(f"/{i}.pdf", PDF) for i in range(30)]
     async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
-        results = await fetcher.run_all((url, "pdf") for url in urls)
+        results = await fetch_all(fetcher, [(url, "pdf") for url in urls])
     assert {(r.state, r.status_line) for r in results} == {("ok", "HTTP/2 200 OK")}
     assert len(h2.app.seen) == 30
     assert h2.app.connections() == 1
@@ -202,7 +203,7 @@ async def test_the_per_host_limit_holds_for_streams_on_one_connection(
     h2.app.hold = settings.per_host
     urls = [h2.route(f"/{i}.pdf", PDF) for i in range(12)]
     async with Fetcher(settings, ssl_context=trust, clock=FakeClock()) as fetcher:
-        results = await fetcher.run_all((url, "pdf") for url in urls)
+        results = await fetch_all(fetcher, [(url, "pdf") for url in urls])
     assert {r.state for r in results} == {"ok"}
     assert h2.app.max_in_flight == settings.per_host
     assert (h2.app.versions(), h2.app.connections()) == ({"2"}, 1)
@@ -216,7 +217,7 @@ async def test_a_server_without_http2_is_fetched_over_http_1_1(
             srv.route(f"/{i}.pdf", Reply(body=PDF))
         urls = [https_url(srv, f"/{i}.pdf") for i in range(5)]
         async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
-            results = await fetcher.run_all((url, "pdf") for url in urls)
+            results = await fetch_all(fetcher, [(url, "pdf") for url in urls])
     assert {(r.state, r.status_line) for r in results} == {("ok", "HTTP/1.1 200 OK")}
 
 
@@ -344,7 +345,7 @@ async def test_a_name_is_resolved_once_and_a_dead_one_is_dns(
         good = [srv.url(f"/a.pdf?{i}", "assets.test") for i in range(10)]
         bad = [srv.url(f"/a.pdf?{i}", "gone.test") for i in range(3)]
         async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
-            results = await fetcher.run_all((url, "pdf") for url in good + bad)
+            results = await fetch_all(fetcher, [(url, "pdf") for url in good + bad])
     by_url = {r.url: r for r in results}
     assert {by_url[u].state for u in good} == {"ok"}
     assert {(by_url[u].state, by_url[u].error_class) for u in bad} == {("dead", "dns")}

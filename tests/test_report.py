@@ -322,3 +322,9 @@ def test_missing_database_is_one_line(tmp_path: Path) -> None:
         f"archiver: no database at {tmp_path / 'none.db'}:"
         " run 'archiver crawl' first or pass --db\n"
     )
+
+
+def test_since_with_an_offset_compares_in_utc() -> None:
+    assert parse_since("2026-01-01T08:00:00+08:00") == "2026-01-01T00:00:00Z"
+    assert parse_since("2026-01-01T08:00:00") == "2026-01-01T08:00:00Z"
+    assert parse_since("2026-01-31") == "2026-01-31"

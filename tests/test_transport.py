@@ -20,6 +20,7 @@ import anyio.abc
 import httpx
 import pytest
 import trustme
+from fetching import fetch_all
 from server import LoopbackServer, Reply
 
 from archiver import config as config_module
@@ -82,7 +83,7 @@ async def test_concurrent_requests_open_no_more_connections_than_the_host_limit(
     urls = [server.route(f"/{i}.pdf", Reply(body=PDF)) for i in range(40)]
     transport = Http11Transport()
     async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
-        results = await fetcher.run_all((url, "pdf") for url in urls)
+        results = await fetch_all(fetcher, [(url, "pdf") for url in urls])
     assert {r.state for r in results} == {"ok"}
     assert transport.connections_opened <= SETTINGS.per_host
 
@@ -97,7 +98,7 @@ async def test_a_name_is_resolved_once_per_run_even_when_it_does_not_exist(
     good = [f"http://assets.test:{port}/a.pdf?{i}" for i in range(10)]
     bad = [f"http://gone.test:{port}/a.pdf?{i}" for i in range(5)]
     async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
-        results = await fetcher.run_all((url, "pdf") for url in good + bad)
+        results = await fetch_all(fetcher, [(url, "pdf") for url in good + bad])
     by_url = {r.url: r for r in results}
     assert {by_url[u].state for u in good} == {"ok"}
     assert {(by_url[u].state, by_url[u].error_class) for u in bad} == {("dead", "dns")}
