@@ -26,10 +26,11 @@ import tomllib
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "ASSET_EXTENSIONS",
@@ -805,9 +806,11 @@ class _Extractor:
         return body_start
 
     def yaml_front_matter(self, start: int, end: int) -> None:
+        import yaml  # only posts with YAML front matter pay for PyYAML's import
+
         source = self.text[start:end]
         try:
-            node = yaml.compose(source, Loader=_YamlLoader)
+            node = yaml.compose(source, Loader=_yaml_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = start + (mark.index if mark is not None else 0)
@@ -815,7 +818,7 @@ class _Extractor:
             # them keeps every offset.
             lenient = re.sub(r"[ \t]+$", lambda m: " " * len(m.group()), source, flags=re.M)
             try:
-                node = yaml.compose(lenient, Loader=_YamlLoader)
+                node = yaml.compose(lenient, Loader=_yaml_loader())
             except yaml.YAMLError:
                 self.warn(
                     where, f"front matter is not valid YAML ({_first_line(exc)}); read line by line"
@@ -901,7 +904,12 @@ def normalizeReference(label: str) -> str:
     return normalize(label)
 
 
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    import yaml
+
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def _first_line(exc: Exception) -> str:
@@ -923,6 +931,8 @@ def _front_matter_candidate(key: str, value: str) -> bool:
 
 def _yaml_strings(node: yaml.Node, key: str) -> Iterator[tuple[str, yaml.ScalarNode]]:
     """String scalars of a composed YAML document with their nearest mapping key."""
+    import yaml
+
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:str":
             yield key, node

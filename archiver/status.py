@@ -15,27 +15,39 @@ __all__ = ["render_status", "status"]
 
 
 def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
-    """The figures an operator looks at first, as one JSON-ready dict."""
-    last_runs = db.rows(
-        "SELECT id, command, started, ended, exit_code, posts, urls, counts, bytes, new_blobs,"
-        " message FROM runs ORDER BY id DESC LIMIT ?",
-        (runs,),
+    """The figures an operator looks at first, as one JSON-ready dict.
+
+    Read through sqlite-utils (``db.utils``): nothing here is on a hot path, and its
+    table API says what each figure is.
+    """
+    u = db.utils
+    last_runs = list(
+        u["runs"].rows_where(
+            select="id, command, started, ended, exit_code, posts, urls, counts, bytes,"
+            " new_blobs, message",
+            order_by="id DESC",
+            limit=runs,
+        )
     )
     for r in last_runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
     states = {
         r["state"]: r["n"]
-        for r in db.rows("SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state")
+        for r in u.query("SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state")
     }
-    oldest = db.rows(
-        "SELECT url, last_checked FROM urls WHERE referenced=1"
-        " ORDER BY last_checked IS NOT NULL, last_checked LIMIT 1"
+    oldest = list(
+        u["urls"].rows_where(
+            "referenced=1",
+            select="url, last_checked",
+            order_by="last_checked IS NOT NULL, last_checked",
+            limit=1,
+        )
     )
-    blobs = db.rows("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs")[0]
+    blobs = next(u.query("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs"))
     return {
-        "posts": db.scalar("SELECT COUNT(*) FROM posts WHERE gone_since IS NULL"),
-        "urls": db.scalar("SELECT COUNT(*) FROM urls WHERE referenced=1"),
-        "unreferenced_urls": db.scalar("SELECT COUNT(*) FROM urls WHERE referenced=0"),
+        "posts": u["posts"].count_where("gone_since IS NULL"),
+        "urls": u["urls"].count_where("referenced=1"),
+        "unreferenced_urls": u["urls"].count_where("referenced=0"),
         "states": states,
         "blobs": blobs["n"],
         "blob_bytes": blobs["bytes"],

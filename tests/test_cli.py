@@ -102,6 +102,28 @@ def test_crawl_from_config_prints_one_summary_line(site: Path) -> None:
     assert run("report", "--format", "json", cwd=site).returncode == 0
 
 
+def test_an_hourly_run_with_nothing_new_imports_only_what_it_uses(site: Path) -> None:
+    # Start-up is most of a no-change run's wall time: these libraries load only for the
+    # work that needs them (parsing a changed post, retrying, migrating, a progress bar).
+    assert run("crawl", cwd=site).returncode == 0
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "archiver", "crawl", "--all"],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "httpx" in imported and "click" in imported  # the parse saw the real imports
+    unused = {"sqlite_utils", "yaml", "tenacity", "bs4", "markdown_it", "rich", "h2", "pygments"}
+    assert imported & unused == set()
+
+
 def test_python_dash_m_and_console_script_agree(site: Path) -> None:
     proc = run("--version", cwd=site)
     assert proc.returncode == 0 and proc.stdout.startswith("archiver, version ")

@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 from fetching import fetch_all
-from server import LoopbackServer, Reply, conditional, http_date
+from server import LoopbackServer, Reply, Request, conditional, http_date
 
 from archiver.clock import FakeClock
 from archiver.fetch import (
@@ -101,6 +101,26 @@ async def test_every_request_says_identity_and_who_we_are(
     assert headers["accept-encoding"] == "identity"
     assert headers["user-agent"] == USER_AGENT
     assert USER_AGENT.startswith("archiver/0.") and "keeps event slides" in USER_AGENT
+
+
+async def test_a_cookie_set_on_a_redirect_goes_back_with_the_next_request(
+    server: LoopbackServer, fake_clock: FakeClock
+) -> None:
+    # Some CDNs answer a first visit with a redirect that sets a cookie, and serve the
+    # file only to a request that carries it back.
+    def gated(req: Request) -> Reply:
+        if "token=ok" in req.headers.get("cookie", ""):
+            return Reply(body=PDF, content_type="application/pdf")
+        return Reply(status=403, body=HTML, content_type="text/html")
+
+    server.route("/real.pdf", gated)
+    url = server.route(
+        "/deck.pdf",
+        Reply(status=302, headers=[("Location", "/real.pdf"), ("Set-Cookie", "token=ok; Path=/")]),
+    )
+    r = await fetch(url, fake_clock, expect="pdf")
+    assert r.state == "ok" and r.sha256 == hashlib.sha256(PDF).hexdigest()
+    assert "cookie" not in server.stats("/deck.pdf").requests[0].headers
 
 
 async def test_without_a_store_the_body_is_only_hashed(
