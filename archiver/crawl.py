@@ -14,15 +14,15 @@ import hashlib
 import os
 import signal
 import sqlite3
-from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from . import collect, extract, validate
@@ -33,6 +33,7 @@ from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
 from .rules import UrlRules
+from .schedule import Scheduler
 from .states import Previous, transition
 from .store import Store
 
@@ -177,15 +178,16 @@ def _ref_rows(references: Iterable[Reference], rules: UrlRules) -> list[dict[str
     ]
 
 
-def _index_source(
+def _index_posts(
     db: Database,
     source: Source,
     now: str,
     summary: RunSummary,
     warn: Callable[[str], None],
     rules: UrlRules | None = None,
-) -> set[int]:
-    """Parses the source's new or changed posts into the database; returns its post ids."""
+) -> Iterator[int]:
+    """Parses the source's new or changed posts into the database, yielding each post's id
+    as soon as it is saved (so its links can be fetched while the next post is read)."""
     assert source.path is not None, "URL sources are indexed by archiver.sites"
     root = source.path
     label = source.label
@@ -211,6 +213,7 @@ def _index_source(
             with db.transaction():
                 db.touch_post(known.id, now)
             seen.add(known.id)
+            yield known.id
             continue
         post = collect.read_post(
             root, file, source=label, base_url=source.base_url, static_roots=static_roots
@@ -229,44 +232,60 @@ def _index_source(
             )
         summary.posts_parsed += 1
         seen.add(post_id)
+        yield post_id
     # Posts that vanished from the source keep their row (reports say so) but lose their links.
     with db.transaction():
         for row in db.rows("SELECT id FROM posts WHERE source=? AND gone_since IS NULL", (label,)):
             if row["id"] not in seen:
                 db.conn.execute("DELETE FROM refs WHERE post_id=?", (row["id"],))
                 db.conn.execute("UPDATE posts SET gone_since=? WHERE id=?", (now, row["id"]))
-    return seen
 
 
-def _due_urls(
-    db: Database, post_ids: set[int], config: Config, now: datetime, all_: bool
-) -> list[dict[str, Any]]:
-    """The URLs referenced by these posts that this run must check."""
-    if not post_ids:
-        return []
-    db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_posts (id INTEGER PRIMARY KEY)")
-    db.conn.execute("DELETE FROM run_posts")
-    db.conn.executemany("INSERT INTO run_posts VALUES (?)", [(i,) for i in post_ids])
-    rows = db.rows(
-        "SELECT u.id, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag, u.last_modified,"
-        " u.last_checked, u.confirm_count, u.confirm_last FROM urls u WHERE u.id IN"
-        " (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts)) ORDER BY u.id"
-    )
-    recheck = timedelta(seconds=config.recheck_after)
-    confirm = timedelta(seconds=config.confirm_after)
-    due = []
-    for row in rows:
-        last = parse_iso(row["last_checked"])
-        if all_ or last is None or row["state"] == "pending":
-            due.append(row)
-        elif row["state"] == "ok" and row["sha256"] is None:
-            due.append(row)  # checked but never archived (e.g. by `check`)
-        elif row["state"] in ("failing", "error"):
-            if now - last >= confirm:
+class _Due:
+    """Which URLs of a run's posts are due, decided post by post as posts are indexed.
+
+    Each URL is considered once per run, however many posts link it.
+    """
+
+    def __init__(self, db: Database, config: Config, now: datetime, all_: bool) -> None:
+        self._db, self._now, self._all = db, now, all_
+        self._recheck = timedelta(seconds=config.recheck_after)
+        self._confirm = timedelta(seconds=config.confirm_after)
+        self.seen: set[int] = set()  # every URL the run's posts link
+        db.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_posts (id INTEGER PRIMARY KEY)")
+        db.conn.execute("DELETE FROM run_posts")
+
+    def rows(self, post_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The due URLs these posts link that no earlier post of the run linked."""
+        ids = list(post_ids)
+        if not ids:
+            return []
+        self._db.conn.executemany("INSERT OR IGNORE INTO run_posts VALUES (?)", [(i,) for i in ids])
+        marks = ",".join("?" * len(ids)) if len(ids) < 500 else "SELECT id FROM run_posts"
+        rows = self._db.rows(
+            "SELECT u.id, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag,"
+            " u.last_modified, u.last_checked, u.confirm_count, u.confirm_last FROM urls u"
+            f" WHERE u.id IN (SELECT url_id FROM refs WHERE post_id IN ({marks})) ORDER BY u.id",
+            ids if len(ids) < 500 else (),
+        )
+        due = []
+        for row in rows:
+            if row["id"] in self.seen:
+                continue
+            self.seen.add(row["id"])
+            if self._is_due(row):
                 due.append(row)
-        elif now - last >= recheck:
-            due.append(row)
-    return due
+        return due
+
+    def _is_due(self, row: dict[str, Any]) -> bool:
+        last = parse_iso(row["last_checked"])
+        if self._all or last is None or row["state"] == "pending":
+            return True
+        if row["state"] == "ok" and row["sha256"] is None:
+            return True  # checked but never archived (e.g. by `check`)
+        if row["state"] in ("failing", "error"):
+            return self._now - last >= self._confirm
+        return self._now - last >= self._recheck
 
 
 def _mark_referenced(db: Database) -> None:
@@ -369,11 +388,13 @@ async def _crawl_async(
 ) -> RunSummary:
     t0 = clock.now()
     now_s = iso(t0)
-    post_ids: set[int] = set()
     rules = UrlRules.compile(config.exclude_urls, config.remap)
+    due = _Due(db, config, t0, all_ or probe)
+    site_posts: set[int] = set()
+    # Sites first, one after another: their crawler has its own fetcher, which must not
+    # compete with this run's asset fetches for a host's slots.
     for source in sources:
         if source.url is None:
-            post_ids |= _index_source(db, source, now_s, summary, warn, rules)
             continue
         from .sites import index_site  # bs4 and the site crawler only when a site is crawled
 
@@ -393,20 +414,7 @@ async def _crawl_async(
         )
         summary.posts += site.posts
         summary.posts_parsed += site.parsed
-        post_ids |= site.post_ids
-    _mark_referenced(db)
-    due = _due_urls(db, post_ids, config, t0, all_ or probe)
-    summary.urls = (
-        int(
-            db.scalar(
-                "SELECT COUNT(DISTINCT url_id) FROM refs"
-                " WHERE post_id IN (SELECT id FROM run_posts)"
-            )
-            or 0
-        )
-        if post_ids
-        else 0
-    )
+        site_posts |= site.post_ids
     deferred: list[tuple[dict[str, Any], FetchResult]] = []
     reach = _Reachability()
     done = 0
@@ -475,24 +483,50 @@ async def _crawl_async(
         else:
             await record(row, result)
         if progress is not None:
-            progress(row["url"], done, len(due))
+            progress(row["url"], done, scheduler.added)
 
     async with Fetcher(
         fetch_settings(config), store=store, transport=transport, clock=clock
     ) as fetcher:
-        if config.canary and due:
-            canary = await fetcher.fetch(config.canary, expect="any")
-            summary.bytes += canary.bytes_received
-            if canary.http_status is None:
-                _discard(canary)
-                raise NetworkDownError(
-                    f"network unreachable: the canary {config.canary} did not answer"
-                    f" ({canary.error}); no link state was changed"
-                )
+
+        async def work(row: dict[str, Any]) -> None:
+            await _fetch_one(fetcher, row, on_result, probe)
+
+        settings = fetcher.settings
+        scheduler = Scheduler(
+            work, per_host=2 * settings.per_host, workers=2 * settings.concurrency
+        )
+        canary = config.canary  # asked once, before the first link, if set
+
+        async def offer(post_ids: Iterable[int]) -> None:
+            nonlocal canary
+            rows = due.rows(post_ids)
+            if rows and canary:
+                url, canary = canary, None
+                await _canary(fetcher, url, summary)
+            scheduler.add(rows)
+
+        async def index() -> None:
+            try:
+                await offer(site_posts)
+                for source in sources:
+                    if source.url is not None:
+                        continue
+                    for post_id in _index_posts(db, source, now_s, summary, warn, rules):
+                        await offer((post_id,))
+                        # Responses that arrived meanwhile are handled between two posts.
+                        await anyio.lowlevel.checkpoint()
+                _mark_referenced(db)
+            finally:
+                scheduler.close()
+
         try:
-            await _fetch_all(fetcher, due, on_result, probe)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(index)
+                await scheduler.run()
         finally:
             flush()  # what finished is recorded, even when the run stops early
+            summary.urls = len(due.seen)
 
     canary_answered = bool(config.canary)
     if not canary_answered and reach.down:
@@ -508,16 +542,12 @@ async def _crawl_async(
         await record(row, result)
     flush()
     _mark_referenced(db)
-    summary.not_ok = (
-        int(
-            db.scalar(
-                "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok')"
-                " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
-            )
-            or 0
+    summary.not_ok = int(
+        db.scalar(
+            "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok')"
+            " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
         )
-        if post_ids
-        else 0
+        or 0
     )
     summary.elapsed = (clock.now() - t0).total_seconds()
     if fail_on == "new":
@@ -596,57 +626,21 @@ class _Reachability:
         return self.tried and not self.answered
 
 
-async def _fetch_all(
-    fetcher: Fetcher,
-    due: list[dict[str, Any]],
-    on_result: Callable[[dict[str, Any], FetchResult], Any],
-    probe: bool,
-) -> None:
-    """Fetches every due URL with a bounded number of tasks, fair across hosts.
-
-    URLs wait in one queue per host, and a host gets a new task only while it has fewer
-    than its share running, so a host with 90,000 URLs never holds up one with ten (no
-    head-of-line blocking) and memory stays flat however many URLs are due. The fetcher's
-    limiters still enforce the real limits (redirects to other hosts included). The slack
-    here, twice those limits, keeps the next request of a host ready at its limiter, so it
-    goes out the moment a slot frees (measured: without it, a check is ~6% slower), and
-    keeps a host busy while some of its tasks sleep in a retry backoff.
-    """
-    settings = fetcher.settings
-    host_cap, total_cap = 2 * settings.per_host, 2 * settings.concurrency
-    queues: dict[str, deque[dict[str, Any]]] = {}
-    for row in due:
-        queues.setdefault(urlsplit(row["url"]).hostname or "", deque()).append(row)
-    ready = deque(queues)  # hosts with queued URLs and room for another task
-    running: Counter[str] = Counter()
-    total = 0
-    finishing, finished = anyio.create_memory_object_stream[str](total_cap)
-
-    async def one(host: str, row: dict[str, Any]) -> None:
-        try:
-            await _fetch_one(fetcher, row, on_result, probe)
-        finally:
-            finishing.send_nowait(host)  # never blocks: the buffer holds every running task
-
-    async with anyio.create_task_group() as tg, finished, finishing:
-        while ready or total:
-            while ready and total < total_cap:
-                host = ready.popleft()
-                tg.start_soon(one, host, queues[host].popleft())
-                running[host] += 1
-                total += 1
-                if queues[host] and running[host] < host_cap:
-                    ready.append(host)  # round robin: the next host goes first
-            host = await finished.receive()
-            running[host] -= 1
-            total -= 1
-            if queues[host] and running[host] == host_cap - 1:
-                ready.append(host)  # it was full, so it was not waiting in ``ready``
-
-
 def _discard(result: FetchResult) -> None:
     if result.blob is not None:
         result.blob.abort()
+
+
+async def _canary(fetcher: Fetcher, url: str, summary: RunSummary) -> None:
+    """Asked before the first link: no answer means this machine is offline, not the links."""
+    canary = await fetcher.fetch(url, expect="any")
+    summary.bytes += canary.bytes_received
+    if canary.http_status is None:
+        _discard(canary)
+        raise NetworkDownError(
+            f"network unreachable: the canary {url} did not answer"
+            f" ({canary.error}); no link state was changed"
+        )
 
 
 async def _fetch_one(
@@ -656,15 +650,18 @@ async def _fetch_one(
     probe: bool,
 ) -> None:
     url = row.get("fetch_url") or row["url"]  # a [remap] rule sends the fetch elsewhere
+    validators: dict[str, str] = {}
     if probe:
         result = await fetcher.fetch(url, expect=row["expect"], probe=True)
-        await on_result(row, result)
-        return
-    validators: dict[str, str] = {}
-    if row["sha256"] and fetcher.store is not None and fetcher.store.has(row["sha256"]):
-        if row["etag"]:
-            validators["If-None-Match"] = row["etag"]
-        if row["last_modified"]:
-            validators["If-Modified-Since"] = row["last_modified"]
-    result = await fetcher.fetch(url, expect=row["expect"], validators=validators or None)
+    else:
+        if row["sha256"] and fetcher.store is not None and fetcher.store.has(row["sha256"]):
+            if row["etag"]:
+                validators["If-None-Match"] = row["etag"]
+            if row["last_modified"]:
+                validators["If-Modified-Since"] = row["last_modified"]
+        result = await fetcher.fetch(url, expect=row["expect"], validators=validators or None)
+    # The request that was waiting for this one's slot goes out first; recording the
+    # result can wait, as the next response is a round trip away. (Recording first put
+    # its CPU on every request's critical path.)
+    await anyio.lowlevel.checkpoint()
     await on_result(row, result)

@@ -1,0 +1,130 @@
+"""The scheduler on its own: rows arriving while it runs, per-host shares, fairness.
+
+Work functions block on events the test controls, so every assertion is about order,
+never about time; ``fail_after`` only turns a hang (the bug) into a failure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import anyio
+import pytest
+
+from archiver.schedule import Scheduler
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def row(host: str, n: int) -> dict[str, Any]:
+    return {"url": f"http://{host}/{n}.pdf", "n": n}
+
+
+async def test_a_row_added_while_running_is_worked_on_before_the_input_ends() -> None:
+    started = anyio.Event()
+    done: list[int] = []
+
+    async def work(r: dict[str, Any]) -> None:
+        started.set()
+        done.append(r["n"])
+
+    s = Scheduler(work, per_host=2, workers=4)
+
+    async def produce() -> None:
+        s.add([row("a", 1)])
+        await started.wait()  # hangs if work waited for the whole input
+        s.add([row("a", 2), row("b", 3)])
+        s.close()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            await s.run()
+    assert sorted(done) == [1, 2, 3] and s.added == 3
+
+
+async def test_a_busy_host_holds_up_neither_another_host_nor_more_than_its_share() -> None:
+    gate = anyio.Event()
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    finished: list[str] = []
+    b_done = anyio.Event()
+
+    async def work(r: dict[str, Any]) -> None:
+        host = r["url"].split("/")[2]
+        running[host] += 1
+        peak[host] = max(peak[host], running[host])
+        if host == "a":
+            await gate.wait()
+        running[host] -= 1
+        finished.append(host)
+        if host == "b":
+            b_done.set()
+
+    s = Scheduler(work, per_host=3, workers=8)
+    s.add([row("a", i) for i in range(20)])
+    s.add([row("b", 100)])
+    s.close()
+
+    async def release_after_b() -> None:
+        await b_done.wait()  # b finishes while every a is still blocked
+        assert running["a"] == 3 and "a" not in finished
+        gate.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(release_after_b)
+            await s.run()
+    assert peak["a"] == 3 and finished.count("a") == 20
+
+
+async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> None:
+    seen: Counter[int] = Counter()
+
+    async def work(r: dict[str, Any]) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen[r["n"]] += 1
+
+    s = Scheduler(work, per_host=2, workers=5)
+    rows = [row(f"h{i % 7}", i) for i in range(300)]
+
+    async def produce() -> None:
+        for start in range(0, 300, 13):
+            s.add(rows[start : start + 13])
+            await anyio.lowlevel.checkpoint()
+        s.close()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            await s.run()
+    assert seen == Counter(range(300))
+
+
+async def test_closing_with_nothing_added_ends_the_run() -> None:
+    async def work(r: dict[str, Any]) -> None:
+        raise AssertionError("no row was added")
+
+    s = Scheduler(work, per_host=2, workers=3)
+    s.close()
+    with anyio.fail_after(10):
+        await s.run()
+
+
+async def test_a_failing_row_stops_the_run_with_its_error() -> None:
+    async def work(r: dict[str, Any]) -> None:
+        if r["n"] == 3:
+            raise RuntimeError("disk full")
+        await anyio.lowlevel.checkpoint()
+
+    s = Scheduler(work, per_host=2, workers=2)
+    s.add([row("a", i) for i in range(10)])  # never closed: the error must end it anyway
+    with anyio.fail_after(10), pytest.raises(BaseExceptionGroup) as caught:
+        await s.run()
+    assert caught.group_contains(RuntimeError, match="disk full")
