@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -617,38 +617,45 @@ class Fetcher:
     ) -> _Hop:
         status = response.status_code
         reason = response.reason_phrase or _phrase(status)
+        headers, fields = _read_headers(response)
         result = FetchResult(
             url=url,
             state="ok",
             http_status=status,
             status_line=f"{response.http_version} {status} {reason}",
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw],
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
+            headers=headers,
+            etag=fields.get("etag"),
+            last_modified=fields.get("last-modified"),
         )
-        if status in _REDIRECTS and "location" in response.headers:
-            return _Hop(result, location=response.headers["location"])
+        if status in _REDIRECTS and "location" in fields:
+            return _Hop(result, location=fields["location"])
         if status == 304 and conditional:
             result.not_modified = True
             return _Hop(result)
         if 200 <= status < 300:
             if mode == "probe":
-                return _Hop(await self._probe(result, response, expect))
-            return await self._receive(result, response, expect, page=mode == "page")
+                return _Hop(await self._probe(result, response, fields, expect))
+            return await self._receive(result, response, fields, expect, page=mode == "page")
         transient = status in _TRANSIENT_STATUSES or 500 <= status <= 599
         state: State = "dead" if 400 <= status < 500 and not transient else "error"
         _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")
-        return _Hop(result, retry_after=self._retry_after(response) if transient else None)
+        return _Hop(result, retry_after=self._retry_after(fields) if transient else None)
 
     async def _receive(
-        self, result: FetchResult, response: httpx.Response, expect: Expected, *, page: bool
+        self,
+        result: FetchResult,
+        response: httpx.Response,
+        fields: dict[str, str],
+        expect: Expected,
+        *,
+        page: bool,
     ) -> _Hop:
         """Streams the body into a sink; any failure aborts the sink, so nothing partial stays.
 
         A page goes to memory, unjudged and capped at ``max_page_size``; an asset to the
         store (or only a hash, without one), judged and capped at ``max_size``.
         """
-        declared = _content_length(response)
+        declared = _content_length(fields)
         cap = self.settings.max_page_size if page else self.settings.max_size
         if declared is not None and declared > cap:
             return _Hop(_fail(result, *_too_large(cap, page=page)))
@@ -657,7 +664,7 @@ class Fetcher:
         try:
             failure: _Failure | None = None
             try:
-                async for chunk in response.aiter_bytes():
+                async for chunk in _body(response, fields):
                     if failure := intake.feed(chunk):
                         break
             except httpx.HTTPError as exc:
@@ -670,14 +677,18 @@ class Fetcher:
             if failure is not None:
                 intake.sink.abort()
                 return _Hop(_fail(result, *failure))
-            result = await self._finished(result, intake, response.headers.get("content-type"))
+            result = await self._finished(result, intake, fields.get("content-type"))
             return _Hop(result, body=bytes(sink.data) if isinstance(sink, _MemorySink) else b"")
         except BaseException:
             intake.sink.abort()
             raise
 
     async def _probe(
-        self, result: FetchResult, response: httpx.Response, expect: Expected
+        self,
+        result: FetchResult,
+        response: httpx.Response,
+        fields: dict[str, str],
+        expect: Expected,
     ) -> FetchResult:
         """Reads only as much body as the verdict needs; nothing is hashed into the result.
 
@@ -686,17 +697,17 @@ class Fetcher:
         as soon as its type is known: closing the stream closes the connection, and the
         rest of the body is never downloaded.
         """
-        total = _total_size(response)
+        total = _total_size(response.status_code, fields)
         cap = self.settings.max_size
         if total is not None and total > cap:
             return _fail(result, *_too_large(cap))
-        declared = _content_length(response)
+        declared = _content_length(fields)
         drain = response.status_code == 206 or (declared is not None and declared <= _PROBE_DRAIN)
         intake = _Intake(_HashSink(), expect, cap)
         failure: _Failure | None = None
         stopped = False
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in _body(response, fields):
                 if failure := intake.feed(chunk):
                     break
                 if intake.verdict is not None and (not drain or intake.sink.size > _PROBE_DRAIN):
@@ -711,7 +722,7 @@ class Fetcher:
         failure = failure or intake.end()
         if failure is not None:
             return _fail(result, *failure)
-        return _judged(result, intake, response.headers.get("content-type"), total)
+        return _judged(result, intake, fields.get("content-type"), total)
 
     async def _finished(
         self, result: FetchResult, intake: _Intake, server_type: str | None
@@ -769,9 +780,9 @@ class Fetcher:
     def _sink(self) -> _Sink:
         return self._store.writer() if self._store is not None else _HashSink()
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
+    def _retry_after(self, fields: dict[str, str]) -> float | None:
         """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), if any."""
-        value = response.headers.get("retry-after", "").strip()
+        value = fields.get("retry-after", "").strip()
         if not value:
             return None
         if value.isdigit():
@@ -907,20 +918,42 @@ def _normal(url: str) -> str:
         return url
 
 
-def _content_length(response: httpx.Response) -> int | None:
+def _read_headers(response: httpx.Response) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The response's header lines as sent, and its fields by lower-cased name (repeated
+    fields joined with ", ", as httpx joins them). Read once: each lookup in httpx's
+    Headers decodes and scans every line again, and a response needs about six."""
+    lines: list[tuple[str, str]] = []
+    fields: dict[str, str] = {}
+    for raw_name, raw_value in response.headers.raw:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        lines.append((name, value))
+        key = name.lower()
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return lines, fields
+
+
+def _body(response: httpx.Response, fields: dict[str, str]) -> AsyncIterator[bytes]:
+    """The body's bytes: as sent when they carry no content coding (we ask for identity),
+    else decoded by httpx, as a server that compresses anyway means the decoded bytes."""
+    if fields.get("content-encoding", "identity").strip().lower() == "identity":
+        return response.aiter_raw()
+    return response.aiter_bytes()
+
+
+def _content_length(fields: dict[str, str]) -> int | None:
     """The body length the server declared; none when Transfer-Encoding frames the body
     (it overrides Content-Length, RFC 9112 section 6.3: the bytes are not short of it)."""
-    if "transfer-encoding" in response.headers:
+    if "transfer-encoding" in fields:
         return None
-    value = response.headers.get("content-length", "")
+    value = fields.get("content-length", "")
     return int(value) if value.strip().isdigit() else None
 
 
-def _total_size(response: httpx.Response) -> int | None:
+def _total_size(status: int, fields: dict[str, str]) -> int | None:
     """The whole resource's size: from ``Content-Range: bytes 0-8191/123456`` on a 206."""
-    if response.status_code != 206:
-        return _content_length(response)
-    total = response.headers.get("content-range", "").rpartition("/")[2].strip()
+    if status != 206:
+        return _content_length(fields)
+    total = fields.get("content-range", "").rpartition("/")[2].strip()
     return int(total) if total.isdigit() else None
 
 

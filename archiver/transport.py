@@ -238,8 +238,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         try:
             conn.writer.write(data)
-            async with asyncio.timeout(timeouts.get("write")):
-                await conn.writer.drain()
+            if conn.writer.transport.get_write_buffer_size():  # else the kernel took it all
+                async with asyncio.timeout(timeouts.get("write")):
+                    await conn.writer.drain()
             while True:
                 async with asyncio.timeout(timeouts.get("read")):
                     head = await conn.reader.readuntil(b"\r\n\r\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import socket
 import ssl
@@ -121,6 +122,24 @@ async def test_a_cookie_set_on_a_redirect_goes_back_with_the_next_request(
     r = await fetch(url, fake_clock, expect="pdf")
     assert r.state == "ok" and r.sha256 == hashlib.sha256(PDF).hexdigest()
     assert "cookie" not in server.stats("/deck.pdf").requests[0].headers
+
+
+async def test_a_body_compressed_against_our_identity_request_is_stored_decoded(
+    server: LoopbackServer, fake_clock: FakeClock, store: Store
+) -> None:
+    # We ask for identity; a server that gzips anyway still means the PDF inside.
+    url = server.route(
+        "/gz.pdf",
+        Reply(
+            body=gzip.compress(PDF),
+            content_type="application/pdf",
+            headers=[("Content-Encoding", "gzip")],
+        ),
+    )
+    r = await fetch(url, fake_clock, store=store, expect="pdf")
+    assert r.state == "ok" and r.sha256 == hashlib.sha256(PDF).hexdigest()
+    probe = await fetch(url, fake_clock, expect="pdf", probe=True)
+    assert probe.state == "ok" and probe.content_type == "application/pdf"
 
 
 async def test_without_a_store_the_body_is_only_hashed(
