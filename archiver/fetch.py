@@ -366,8 +366,8 @@ class Fetcher:
         self._direct: httpx.AsyncBaseTransport | None = None
         self._base_headers: list[tuple[str, str]] = []
         self._extensions: dict[str, Any] = {}
-        self._global: anyio.CapacityLimiter | None = None
-        self._hosts: dict[str, anyio.CapacityLimiter] = {}
+        self._global: anyio.Semaphore | None = None
+        self._hosts: dict[str, anyio.Semaphore] = {}
 
     @property
     def store(self) -> Store | None:
@@ -418,7 +418,7 @@ class Fetcher:
             self._direct = transport
             self._base_headers = list(self._client.headers.multi_items())
             self._extensions = {"timeout": self._client.timeout.as_dict()}
-        self._global = anyio.CapacityLimiter(s.concurrency)
+        self._global = _slots(s.concurrency)
         return self
 
     async def __aexit__(
@@ -547,10 +547,10 @@ class Fetcher:
         limit = self.settings.max_redirects
         return _hop_failed(hop, "dead", "too-many-redirects", f"more than {limit} redirects")
 
-    def _host_limiter(self, host: str) -> anyio.CapacityLimiter:
+    def _host_limiter(self, host: str) -> anyio.Semaphore:
         limiter = self._hosts.get(host)
         if limiter is None:
-            limiter = self._hosts[host] = anyio.CapacityLimiter(self.settings.per_host)
+            limiter = self._hosts[host] = _slots(self.settings.per_host)
         return limiter
 
     async def _exchange(
@@ -892,6 +892,13 @@ def _strip_errno(text: str) -> str:
     if text.startswith("[Errno") and "] " in text:
         return text.split("] ", 1)[1]
     return text
+
+
+def _slots(n: int) -> anyio.Semaphore:
+    """``n`` request slots. A free slot is taken without yielding to the event loop
+    (CapacityLimiter yields on every acquire): a yield queues the request behind every
+    response being handled, which put ~1 ms between a freed slot and its next request."""
+    return anyio.Semaphore(n, fast_acquire=True)
 
 
 def _scheme(url: str) -> str:
