@@ -514,8 +514,10 @@ async def _crawl_async(
                         continue
                     for post_id in _index_posts(db, source, now_s, summary, warn, rules):
                         await offer((post_id,))
-                        # Responses that arrived meanwhile are handled between two posts.
+                        # Responses that arrived meanwhile are handled between two posts,
+                        # and the next post is read once the queue has room for it.
                         await anyio.lowlevel.checkpoint()
+                        await scheduler.room()
                 _mark_referenced(db)
             finally:
                 scheduler.close()

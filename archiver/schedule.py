@@ -29,13 +29,24 @@ class Scheduler:
     """Hands rows to ``work`` from ``workers`` tasks, at most ``per_host`` per host at once.
 
     ``add`` rows at any time, ``close`` when no more will come; ``run`` returns when every
-    row added has been worked on.
+    row added has been worked on. A producer awaits ``room`` before reading more input:
+    it returns while fewer than ``backlog`` rows wait, so a folder of 100,000 links is
+    read as fast as it is fetched, not into memory, and parsing runs in small steps
+    between responses instead of in one burst that holds them all up.
     """
 
     def __init__(
-        self, work: Callable[[Row], Awaitable[None]], *, per_host: int, workers: int
+        self,
+        work: Callable[[Row], Awaitable[None]],
+        *,
+        per_host: int,
+        workers: int,
+        backlog: int | None = None,
     ) -> None:
         self._work = work
+        self._backlog = backlog if backlog is not None else 2 * workers
+        self._queued = 0
+        self._room = anyio.Event()
         self._per_host = per_host
         self._workers = workers
         self._queues: dict[str, deque[Row]] = {}
@@ -57,6 +68,7 @@ class Scheduler:
                 self._ready.append(host)
             queue.append(row)
             self.added += 1
+            self._queued += 1
         if self._ready:
             self._notify()
 
@@ -64,6 +76,12 @@ class Scheduler:
         """No more rows: idle workers end, busy ones finish the queues."""
         self._closed = True
         self._notify()
+
+    async def room(self) -> None:
+        """Returns once fewer than ``backlog`` rows wait to be taken."""
+        while self._queued >= self._backlog:
+            self._room = anyio.Event()
+            await self._room.wait()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -86,6 +104,9 @@ class Scheduler:
             host = ready.popleft()
             queue = self._queues[host]
             row = queue.popleft()
+            self._queued -= 1
+            if self._queued < self._backlog:
+                self._room.set()
             running[host] += 1
             if queue and running[host] < self._per_host:
                 ready.append(host)  # round robin: the next host goes first

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from archiver.schedule import Scheduler
 
@@ -128,3 +129,30 @@ async def test_a_failing_row_stops_the_run_with_its_error() -> None:
     with anyio.fail_after(10), pytest.raises(BaseExceptionGroup) as caught:
         await s.run()
     assert caught.group_contains(RuntimeError, match="disk full")
+
+
+async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
+    gate = anyio.Event()
+
+    async def work(r: dict[str, Any]) -> None:
+        await gate.wait()
+
+    s = Scheduler(work, per_host=1, workers=1, backlog=3)
+
+    async def produce() -> None:
+        for i in range(20):
+            await s.room()
+            s.add([row("a", i)])
+        s.close()
+
+    async def check_then_open() -> None:
+        await wait_all_tasks_blocked()  # the worker on the gate, the producer on room()
+        assert s.added == 4  # one taken by the worker, three waiting: the backlog
+        gate.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            tg.start_soon(check_then_open)
+            await s.run()
+    assert s.added == 20
