@@ -96,6 +96,30 @@ def median(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
 
 
+def crawl_args(posts: Path, state: Path) -> list[str]:
+    """``crawl POSTS`` into ``state`` with the archive benchmark's limits."""
+    return [
+        str(posts),
+        *("--db", str(state / "a.db"), "--store", str(state / "store")),
+        *("--per-host", "8", "--concurrency", "16", "--fail-on", "none"),
+    ]
+
+
+def crawl_again(work: Path, posts: Path, state: Path, repeat: int) -> tuple[list[Run], int]:
+    """``repeat`` runs of ``crawl --all`` over what the first crawl archived, and the most
+    body bytes any of them transferred (it should be none)."""
+    runs, most = [], 0
+    for _ in range(repeat):
+        runs.append(
+            checked(
+                archiver("crawl", "--all", *crawl_args(posts, state), cwd=work),
+                "archiver crawl --all",
+            )
+        )
+        most = max(most, run_bytes(state / "a.db"))
+    return runs, most
+
+
 def compile_archiver() -> None:
     """Writes archiver's bytecode, as ``pip install`` does for an installed package.
 
@@ -440,25 +464,15 @@ def bench_archive(work: Path, args: argparse.Namespace) -> list[Row]:
         urls = [f"http://127.0.0.1:{port}/{name}" for name, _ in files]
         posts = link_posts(work / "archive-posts", urls, per_post=20)
         state = work / "archive-state"
-        opts = ["--db", str(state / "a.db"), "--store", str(state / "store")]
-        limits = ["--per-host", "8", "--concurrency", "16", "--fail-on", "none"]
         firsts = []
         for _ in range(args.repeat):  # each from an empty store: the disk's noise is large
             shutil.rmtree(state, ignore_errors=True)
             firsts.append(
-                checked(archiver("crawl", str(posts), *opts, *limits, cwd=work), "archiver crawl")
+                checked(archiver("crawl", *crawl_args(posts, state), cwd=work), "archiver crawl")
             )
         first = median(firsts)
         first_bytes = run_bytes(state / "a.db")
-        agains, again_bytes = [], 0
-        for _ in range(args.repeat):
-            agains.append(
-                checked(
-                    archiver("crawl", "--all", str(posts), *opts, *limits, cwd=work),
-                    "archiver crawl --all",
-                )
-            )
-            again_bytes = max(again_bytes, run_bytes(state / "a.db"))
+        agains, again_bytes = crawl_again(work, posts, state, args.repeat)
         again = median(agains)
         curl = shutil.which("curl")
         disk = null = None
@@ -534,18 +548,8 @@ def _rerun_at_cdn_speed(
         urls = [f"http://127.0.0.1:{srv['port']}/{name}" for name, _ in files]
         posts = link_posts(work / "cdn-posts", urls, per_post=20)
         state = work / "cdn-state"
-        opts = ["--db", str(state / "a.db"), "--store", str(state / "store")]
-        limits = ["--per-host", "8", "--concurrency", "16", "--fail-on", "none"]
-        first = checked(archiver("crawl", str(posts), *opts, *limits, cwd=work), "archiver crawl")
-        agains, again_bytes = [], 0
-        for _ in range(args.repeat):
-            agains.append(
-                checked(
-                    archiver("crawl", "--all", str(posts), *opts, *limits, cwd=work),
-                    "archiver crawl --all",
-                )
-            )
-            again_bytes = max(again_bytes, run_bytes(state / "a.db"))
+        first = checked(archiver("crawl", *crawl_args(posts, state), cwd=work), "archiver crawl")
+        agains, again_bytes = crawl_again(work, posts, state, args.repeat)
         again = median(agains)
     shutil.rmtree(state, ignore_errors=True)
     size = sum(s for _, s in files)
