@@ -305,7 +305,10 @@ def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> Non
 )
 @click.option("--state", "state", help="Comma list of states, or all (default: all but ok).")
 @click.option("--post", help="Only links used in posts whose path matches this glob.")
-@click.option("--host", help="Only links on this host.")
+@click.option(
+    "--host",
+    help="Only links on this host (every port), or on HOST:PORT / [IPv6]:PORT only.",
+)
 @click.option("--since", help="Only links failing since this date (YYYY-MM-DD) or later.")
 @click.option(
     "--changed",

@@ -26,6 +26,23 @@ from .store import Store
 MIRROR_STATES = tuple(s for s in STATES if s != "ok")
 REWRITE_STATES = ("dead", "invalid")
 
+#: The forms of ``restore``, as messages name them.
+RESTORE_FORMS = {
+    "url": "restoring one URL",
+    "mirror": "--mirror DIR",
+    "rewrite": "--rewrite",
+    "undo": "--undo",
+}
+#: Options of ``restore`` that only some forms use: (parameter, as typed, those forms).
+RESTORE_OPTION_FORMS = (
+    ("output", "-o/--output", ("url",)),
+    ("sha256", "--sha256", ("url",)),
+    ("state", "--state", ("mirror", "rewrite")),
+    ("mirror_url", "--mirror-url", ("rewrite",)),
+    ("post", "--post", ("rewrite",)),
+    ("dry_run", "--dry-run", ("rewrite", "undo")),
+)
+
 
 @contextmanager
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
@@ -110,6 +127,25 @@ def restore(
                 "--dry-run changes nothing, but --mirror DIR writes files: write the mirror"
                 " first, then preview with --rewrite --dry-run"
             )
+        forms = [
+            form
+            for form, chosen in (
+                ("url", url is not None and not undo),
+                ("mirror", mirror_dir is not None),
+                ("rewrite", rewrite),
+                ("undo", undo),
+            )
+            if chosen
+        ]
+        _refuse_options_of_other_forms(
+            forms,
+            output=output,
+            sha256=sha256,
+            state=state,
+            mirror_url=mirror_url,
+            post=post,
+            dry_run=dry_run,
+        )
         cfg = _load(config_path, db, store)
         with _open(cfg) as (database, blobs):
             if url is not None and not undo:
@@ -127,6 +163,18 @@ def restore(
         _fail(exc)
         return
     sys.exit(code)
+
+
+def _refuse_options_of_other_forms(forms: list[str], **given: object) -> None:
+    """An option the chosen form would silently ignore is a usage error, not a no-op."""
+    for name, typed, applies in RESTORE_OPTION_FORMS:
+        if given[name] in (None, False) or set(applies) & set(forms):
+            continue
+        needs = " or ".join(RESTORE_FORMS[f] for f in applies)
+        chosen = " with ".join(RESTORE_FORMS[f] for f in forms)
+        raise ConfigError(
+            f"{typed} only applies to {needs}, not to {chosen} (see 'archiver restore --help')"
+        )
 
 
 def _restore_one(
@@ -199,6 +247,12 @@ def _rewrite(
     help="Stop hashing after this long (e.g. 10m); the next run goes on from there.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Hash at most N blobs this run.")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    help="Skip unknown store files younger than this (a running crawl may yet name them).",
+)
 def verify(
     config_path: Path | None,
     db: Path | None,
@@ -206,6 +260,7 @@ def verify(
     repair: bool,
     max_duration: str | None,
     limit: int | None,
+    grace: str,
 ) -> None:
     """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
 
@@ -216,6 +271,7 @@ def verify(
     try:
         cfg = _load(config_path, db, store)
         budget = parse_duration("--max-duration", max_duration) if max_duration else None
+        seconds = parse_duration("--grace", grace)
         with _open(cfg) as (database, blobs):
             result = run_verify(
                 database,
@@ -225,6 +281,7 @@ def verify(
                 limit=limit,
                 repair=repair,
                 timeout=cfg.fetch.read_timeout,
+                grace=seconds,
             )
     except ArchiverError as exc:
         _fail(exc)

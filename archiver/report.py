@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import ipaddress
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .clock import iso, parse_iso
 from .db import STATES, Database
@@ -24,7 +27,16 @@ from .errors import ConfigError
 from .restore import copies, newest_good
 from .store import Store
 
-__all__ = ["FIELDS", "FORMATS", "ReportFilter", "parse_since", "parse_states", "render", "url_rows"]
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "ReportFilter",
+    "parse_host",
+    "parse_since",
+    "parse_states",
+    "render",
+    "url_rows",
+]
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
 
@@ -88,16 +100,75 @@ def parse_since(text: str | None) -> str | None:
     return iso(when)
 
 
+#: The port of a URL that names none, by scheme (``file://`` URLs have no port).
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def parse_host(text: str) -> tuple[str, int | None]:
+    """``--host``: ``HOST``, ``HOST:PORT`` or ``[IPv6]:PORT`` as (lower-case host, port or None).
+
+    A bare host (a bare IPv6 address too) means every port.
+    """
+    value = text.strip()
+    port: str | None = None
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or not _is_ipv6(host) or rest[:1] not in ("", ":"):
+            raise _bad_host(text)
+        port = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    elif ":" in value and not _is_ipv6(value):
+        raise _bad_host(text)
+    else:
+        host = value
+    if not host or (port is not None and not (_PORT.fullmatch(port) and 0 < int(port) < 65536)):
+        raise _bad_host(text)
+    return host.lower(), None if port is None else int(port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _bad_host(text: str) -> ConfigError:
+    return ConfigError(
+        f"invalid host {text!r} for --host"
+        " (use HOST, HOST:PORT or [IPv6]:PORT, e.g. example.org or 127.0.0.1:8080)"
+    )
+
+
+def _url_port(url: str) -> int | None:
+    """The port a URL is on: its own, else its scheme's default; None for ``file://``."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: on no port a filter can name
+        return None
+    return port if port is not None else DEFAULT_PORTS.get(parts.scheme)
+
+
 @dataclass(frozen=True)
 class ReportFilter:
     states: tuple[str, ...] = tuple(s for s in STATES if s != "ok")
     post: str | None = None
+    #: ``HOST`` (every port), ``HOST:PORT`` or ``[IPv6]:PORT``; see ``parse_host``.
     host: str | None = None
     since: str | None = None
     #: Only URLs whose bytes changed: more than one archived version.
     changed: bool = False
     #: Also URLs no crawled post links any more (kept in the archive, not re-checked).
     unreferenced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.host:
+            parse_host(self.host)  # a bad --host is refused before the database is read
 
 
 def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[dict[str, Any]]:
@@ -109,9 +180,10 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
     marks = ",".join("?" for _ in flt.states)
     params: list[Any] = list(flt.states)
     where = f"u.state IN ({marks})"
-    if flt.host:
+    host, port = parse_host(flt.host) if flt.host else (None, None)
+    if host is not None:
         where += " AND u.host = ?"
-        params.append(flt.host.lower())
+        params.append(host)
     if flt.since:
         where += " AND u.failing_since IS NOT NULL AND u.failing_since >= ?"
         params.append(flt.since)
@@ -125,6 +197,8 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
         f" u.fetch_url AS remapped_url FROM urls u WHERE {where}",
         params,
     )
+    if port is not None:
+        urls = [u for u in urls if _url_port(u["url"]) == port]
     refs = db.rows(
         "SELECT r.url_id, p.source, p.path, r.line, r.kind FROM refs r"
         " JOIN posts p ON p.id = r.post_id ORDER BY p.path, r.line, r.start"

@@ -27,7 +27,8 @@ from .store import Store, sha256_of
 __all__ = ["VerifyResult", "verify"]
 
 _SHA = re.compile(r"[0-9a-f]{64}")
-#: Files younger than this may belong to a crawl that has not recorded them yet.
+#: Files younger than this may belong to a crawl that has not recorded them yet
+#: (the default grace period; ``archiver verify --grace`` sets another).
 YOUNG = 3600.0
 
 
@@ -90,13 +91,13 @@ def _dangling(db: Database) -> list[str]:
     return out
 
 
-def _unknown(store: Store, known: set[str], now: float, young: float) -> list[Path]:
+def _unknown(store: Store, known: set[str], now: float, grace: float) -> list[Path]:
     out = []
     for path in store.iter_blobs():
         if _SHA.fullmatch(path.name) and path.parent.name == path.name[:2] and path.name in known:
             continue
         with contextlib.suppress(FileNotFoundError):
-            if now - path.stat().st_mtime >= young:
+            if now - path.stat().st_mtime >= grace:
                 out.append(path)
     return out
 
@@ -114,9 +115,12 @@ def verify(
     user_agent: str = "archiver-verify",
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
-    young: float = YOUNG,
+    grace: float = YOUNG,
 ) -> VerifyResult:
-    """Re-hashes blobs (oldest check first, within the budget), then checks rows and files."""
+    """Re-hashes blobs (oldest check first, within the budget), then checks rows and files.
+
+    Store files no row knows are reported once they are ``grace`` seconds old.
+    """
     result = VerifyResult()
     blobs = db.rows(
         "SELECT sha256, size FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
@@ -138,7 +142,7 @@ def verify(
             result.corrupt.append(sha)
         record_verification(db, sha, actual == sha, now)
     result.dangling = _dangling(db)
-    result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), young)
+    result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
     if repair:
         _repair(db, store, result, now, transport, timeout, user_agent)
     return result

@@ -223,6 +223,67 @@ def test_exit_code_says_whether_anything_matched(world: World) -> None:
     assert world.run("report", "--state", "invalid,error")[0] == 0
 
 
+def add_dead_url(world: World, url: str) -> None:
+    """A dead, referenced URL that no server has to serve (names a test may not resolve)."""
+    db = world.db()
+    with db.transaction():
+        url_id = db.url_id(url, "2026-01-01T00:00:00Z")
+        db.conn.execute("UPDATE urls SET state='dead' WHERE id=?", (url_id,))
+    db.close()
+
+
+def reported(world: World, host: str) -> list[str]:
+    code, out, err = world.run("report", "--host", host, "--format", "json")
+    assert (code, err) == (1 if json.loads(out) else 0, "")
+    return [r["url"] for r in json.loads(out)]
+
+
+def test_host_takes_a_port(world: World) -> None:
+    port = world.server.port
+    assert reported(world, "127.0.0.1") == [world.deck, world.photo, world.gone]  # every port
+    assert reported(world, f"127.0.0.1:{port}") == [world.deck, world.photo, world.gone]
+    assert reported(world, f"127.0.0.1:{port - 1}") == []  # another port on the same host
+    assert reported(world, "127.0.0.1:80") == []
+    assert [r["url"] for r in rows(world, host=f"127.0.0.1:{port}")] == [
+        world.deck,
+        world.photo,
+        world.gone,
+    ]
+
+
+def test_a_url_without_a_port_is_on_its_schemes_default(world: World) -> None:
+    https, http = "https://Example.ORG/x.pdf", "http://example.org:8080/y.pdf"
+    add_dead_url(world, https)
+    add_dead_url(world, http)
+    assert reported(world, "example.org") == [http, https]
+    assert reported(world, "EXAMPLE.org:443") == [https]  # host names ignore case
+    assert reported(world, "example.org:80") == []
+    assert reported(world, "example.org:8080") == [http]
+
+
+def test_host_takes_a_bracketed_ipv6_address_and_port(world: World) -> None:
+    on_port, default = "http://[::1]:8080/a.pdf", "http://[::1]/b.pdf"
+    add_dead_url(world, on_port)
+    add_dead_url(world, default)
+    assert reported(world, "::1") == [default, on_port]  # a bare IPv6 address: every port
+    assert reported(world, "[::1]") == [default, on_port]
+    assert reported(world, "[::1]:8080") == [on_port]
+    assert reported(world, "[::1]:80") == [default]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a:b:c", "example.org:http", "example.org:", ":8080", "example.org:70000", "[::1", "[x]:80"],
+)
+def test_a_bad_host_is_a_usage_error(world: World, value: str) -> None:
+    code, out, err = world.run("report", "--host", value)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"archiver: invalid host {value!r} for --host"
+        " (use HOST, HOST:PORT or [IPv6]:PORT, e.g. example.org or 127.0.0.1:8080)\n"
+    )
+
+
 # -- the formats --------------------------------------------------------------
 
 

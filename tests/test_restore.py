@@ -129,6 +129,87 @@ def test_usage_errors(world: World) -> None:
     assert err == "archiver: --rewrite needs --mirror-url (the public URL of the mirror)\n"
 
 
+HELP = " (see 'archiver restore --help')\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "err"),
+    [
+        # one URL
+        (["URL", "--mirror-url", "https://m.example/"], "--mirror-url only applies to --rewrite,"),
+        (["URL", "--post", "2024/*"], "--post only applies to --rewrite,"),
+        (["URL", "--state", "dead"], "--state only applies to --mirror DIR or --rewrite,"),
+        (["URL", "--dry-run"], "--dry-run only applies to --rewrite or --undo,"),
+        # a mirror
+        (["--mirror", "M", "-o", "X"], "-o/--output only applies to restoring one URL,"),
+        (["--mirror", "M", "--sha256", "ab"], "--sha256 only applies to restoring one URL,"),
+        (["--mirror", "M", "--mirror-url", "https://m.example/"], "--mirror-url only applies"),
+        (["--mirror", "M", "--post", "2024/*"], "--post only applies to --rewrite,"),
+        # a rewrite, with or without the mirror
+        (["--rewrite", "--mirror-url", "https://m.example/", "-o", "X"], "-o/--output only"),
+        (["--rewrite", "--mirror-url", "https://m.example/", "--sha256", "ab"], "--sha256 only"),
+        (["--mirror", "M", "--rewrite", "--mirror-url", "https://m.example/", "-o", "X"], "-o/"),
+        # an undo, of every link or of URL's
+        (["--undo", "--mirror-url", "https://m.example/"], "--mirror-url only applies"),
+        (["--undo", "--state", "dead"], "--state only applies to --mirror DIR or --rewrite,"),
+        (["--undo", "--post", "2024/*"], "--post only applies to --rewrite,"),
+        (["--undo", "URL", "-o", "X"], "-o/--output only applies to restoring one URL,"),
+        (["--undo", "URL", "--sha256", "ab"], "--sha256 only applies to restoring one URL,"),
+    ],
+)
+def test_an_option_of_another_form_is_refused(
+    world: World, tmp_path: Path, args: list[str], err: str
+) -> None:
+    where = {"URL": world.deck, "M": str(tmp_path / "m"), "X": str(tmp_path / "x.pdf")}
+    code, out, stderr = world.run("restore", *(where.get(a, a) for a in args))
+    assert (code, out) == (2, "")
+    assert stderr.startswith(f"archiver: {err}") and stderr.endswith(HELP)
+    assert stderr.count("\n") == 1
+    assert not (tmp_path / "m").exists() and not (tmp_path / "x.pdf").exists()
+
+
+def test_refusals_name_the_option_the_form_it_needs_and_the_form_given(world: World) -> None:
+    def err(*args: str) -> str:
+        code, _, stderr = world.run("restore", *args)
+        assert code == 2
+        return stderr
+
+    assert err(world.deck, "--mirror-url", "https://m.example/") == (
+        "archiver: --mirror-url only applies to --rewrite, not to restoring one URL" + HELP
+    )
+    assert err("--undo", "--state", "dead") == (
+        "archiver: --state only applies to --mirror DIR or --rewrite, not to --undo" + HELP
+    )
+    assert err(world.deck, "--dry-run") == (
+        "archiver: --dry-run only applies to --rewrite or --undo, not to restoring one URL" + HELP
+    )
+    assert err("--mirror", "m", "--rewrite", "--mirror-url", "https://m.example/", "-o", "x") == (
+        "archiver: -o/--output only applies to restoring one URL,"
+        " not to --mirror DIR with --rewrite" + HELP
+    )
+
+
+def test_options_that_belong_to_the_form_still_work(world: World, tmp_path: Path) -> None:
+    dest = tmp_path / "m"
+    code, _, err = world.run("restore", "--mirror", str(dest), "--state", "dead")
+    assert code == 0, err
+    code, out, err = world.run(
+        "restore",
+        "--rewrite",
+        "--mirror-url",
+        "https://m.example/",
+        "--state",
+        "dead",
+        "--post",
+        "2025/*",
+        "--dry-run",
+    )
+    assert code == 0, err
+    assert "+++ b/2025/talk.md\n" in out and "2024/meetup.md" not in out
+    code, out, err = world.run("restore", "--undo", "--dry-run")
+    assert (code, out) == (0, ""), err
+
+
 # -- a mirror ------------------------------------------------------------------
 
 

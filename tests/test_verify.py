@@ -11,7 +11,7 @@ import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
 
-from archiver.verify import verify
+from archiver.verify import YOUNG, verify
 
 
 @pytest.fixture
@@ -159,3 +159,53 @@ def test_max_duration_on_the_command_line(world: World) -> None:
     assert err == (
         'archiver: option --max-duration must be a duration like "1h" or "1d", got \'soon\'\n'
     )
+
+
+def stray_file(world: World) -> Path:
+    """A blob-named file no row knows, as a crawl that has not committed yet leaves one."""
+    stray = world.store().root / "ab" / ("ab" + "0" * 62)
+    stray.parent.mkdir(exist_ok=True)
+    stray.write_bytes(b"nobody knows me yet")
+    return stray
+
+
+def test_grace_decides_when_an_unknown_file_is_reported(world: World) -> None:
+    stray = stray_file(world)
+    age(stray, 600)  # ten minutes old: younger than the default hour
+    assert world.run("verify") == (0, "", clean_line())
+    assert world.run("verify", "--grace", "1h") == (0, "", clean_line())
+    code, out, err = world.run("verify", "--grace", "5m")
+    assert (code, out) == (1, f"unknown file: {stray}\n")
+    assert err == clean_line().replace("0 unknown files", "1 unknown files")
+
+
+def test_grace_in_the_library_reads_the_injected_clock(world: World) -> None:
+    stray = stray_file(world)
+    os.utime(stray, (1_000_000, 1_000_000))
+    db, store = world.db(), world.store()
+
+    def unknown(grace: float = YOUNG) -> list[Path]:
+        """The unknown files verify reports ten minutes after the stray file was written."""
+        ten_minutes_on = 1_000_600.0
+        result = verify(
+            db, store, now="2026-02-01T00:00:00Z", wall=lambda: ten_minutes_on, grace=grace
+        )
+        return result.unknown
+
+    try:
+        assert unknown() == []  # the default grace: an hour
+        assert unknown(grace=600) == [stray]
+        assert unknown(grace=601) == []
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("0s", "must be greater than 0, got '0s'"),
+        ("soon", 'must be a duration like "1h" or "1d", got \'soon\''),
+    ],
+)
+def test_a_bad_grace_is_a_usage_error(world: World, value: str, why: str) -> None:
+    assert world.run("verify", "--grace", value) == (2, "", f"archiver: option --grace {why}\n")
