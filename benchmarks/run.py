@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MB = 1_000_000
-SECTIONS = ("check", "archive", "memory", "extract", "report")
+SECTIONS = ("check", "http2", "archive", "memory", "extract", "report")
 
 
 @dataclass
@@ -67,12 +67,13 @@ class Run:
 # -- processes ------------------------------------------------------------------------------
 
 
-def archiver(*args: str, cwd: Path) -> Run:
+def archiver(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Run:
     """Runs ``python -m archiver ARGS`` and measures it (wall, CPU, peak RSS via wait4)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "archiver", *args],
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -210,10 +211,13 @@ def proc_cpu(pid: int) -> float:
 
 
 @contextmanager
-def file_server(root: Path, work: Path, rate: int | None = None) -> Iterator[dict[str, object]]:
+def file_server(
+    root: Path, work: Path, rate: int | None = None, tls: tuple[Path, Path] | None = None
+) -> Iterator[dict[str, object]]:
     """nginx on loopback serving ``root`` (one process, so its CPU is one /proc read);
     Python's http.server when nginx is missing (smoke runs only). ``rate`` caps each
-    response at that many bytes per second (nginx's ``limit_rate``)."""
+    response at that many bytes per second (nginx's ``limit_rate``); ``tls`` (certificate
+    and key files) serves https with HTTP/2 offered by ALPN (nginx only)."""
     port = free_port()
     nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
     info: dict[str, object] = {"port": port, "kind": "nginx" if nginx else "http.server"}
@@ -240,7 +244,8 @@ http {{
     scgi_temp_path {prefix}/tmp_scgi;
     types {{ application/pdf pdf; }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{" ssl http2" if tls else ""};
+        {f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""}
         root {root};
         limit_rate {rate or 0};
     }}
@@ -450,6 +455,78 @@ def bench_check(work: Path, args: argparse.Namespace) -> list[Row]:
                 "one request per URL, keep-alive",
             )
         )
+    return rows
+
+
+def bench_http2(work: Path, args: argparse.Namespace) -> list[Row]:
+    """``check`` over https against nginx, HTTP/2 (the default) and HTTP/1.1 side by side.
+
+    No latency is added (nginx has none to add), so the figures are throughput and CPU:
+    what HTTP/2's framing costs the client next to the lean HTTP/1.1 transport.
+    """
+    nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+    if nginx is None or importlib.util.find_spec("trustme") is None:
+        return [Row("check over https, HTTP/2", "skipped: needs nginx and trustme")]
+    import trustme  # a development dependency, for test certificates
+
+    n = 200 if args.smoke else 2000
+    site = work / "h2-site"
+    (site / "a").mkdir(parents=True)
+    body = site / "deck.pdf"
+    body.write_bytes(b"%PDF-1.7\n" + random.randbytes(100_000))
+    for i in range(n):  # one file on disk, n URLs
+        (site / "a" / f"{i}.pdf").hardlink_to(body)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    tls = (work / "h2-cert.pem", work / "h2-key.pem")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tls[0]))
+    cert.private_key_pem.write_to_path(str(tls[1]))
+    ca_file = work / "h2-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    env = {"SSL_CERT_FILE": str(ca_file)}  # archiver trusts this CA instead of certifi's
+    rows = []
+    with file_server(site, work, tls=tls) as srv:
+        urls = [f"https://127.0.0.1:{srv['port']}/a/{i}.pdf" for i in range(n)]
+        posts = link_posts(work / "h2-posts", urls)
+        figures = {}
+        for label, http2 in (("HTTP/2", "true"), ("HTTP/1.1", "false")):
+            config = work / f"h2-{http2}.toml"
+            config.write_text(f"[fetch]\nhttp2 = {http2}\nper_host = 8\n", encoding="utf-8")
+            runs = []
+            for _ in range(args.repeat):
+                state = work / "h2-state"
+                shutil.rmtree(state, ignore_errors=True)
+                runs.append(
+                    checked(
+                        archiver(
+                            "check",
+                            "--config",
+                            str(config),
+                            str(posts),
+                            "--db",
+                            str(state / "a.db"),
+                            "--store",
+                            str(state / "store"),
+                            "--fail-on",
+                            "any",
+                            cwd=work,
+                            env=env,
+                        ),
+                        f"archiver check over https ({label})",
+                        allowed=(0,),  # every link must check ok: a TLS failure is a bug
+                    )
+                )
+            figures[label] = median(runs)
+        shutil.rmtree(work / "h2-state", ignore_errors=True)
+    h2, h1 = figures["HTTP/2"], figures["HTTP/1.1"]
+    rows.append(
+        Row(
+            f"check {n:,} links over https, HTTP/2 (nginx, no added latency)",
+            f"{n / h2.wall:,.0f} URL/s, {h2.cpu / n * 1000:.2f} ms CPU/URL",
+            f"HTTP/1.1 over TLS: {n / h1.wall:,.0f} URL/s, {h1.cpu / n * 1000:.2f} ms CPU/URL",
+            f"{h2.cpu / h1.cpu:.2f}x CPU",
+        )
+    )
     return rows
 
 
@@ -778,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "check" in only:
             rows += bench_check(work, args)
+        if "http2" in only:
+            rows += bench_http2(work, args)
         if "archive" in only:
             rows += bench_archive(work, args)
         state = None

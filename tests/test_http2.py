@@ -370,3 +370,26 @@ def test_a_bad_fetch_http2_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == "config key 'fetch.http2' must be true or false, got 'yes'"
+
+
+@pytest.mark.parametrize("http2", [True, False])
+async def test_ssl_cert_file_names_the_cas_a_run_trusts(
+    h2: H2Server,
+    ca: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    http2: bool,
+) -> None:
+    # No ssl_context: the transports build their own, as a real run does.
+    url = h2.route("/env.pdf", PDF)
+    settings = FetchSettings(retries=0, transport="lean", http2=http2)
+    async with Fetcher(settings, clock=FakeClock()) as fetcher:
+        untrusted = await fetcher.fetch(url, expect="pdf")
+    assert (untrusted.state, untrusted.error_class) == ("error", "tls")  # not in certifi
+    bundle = tmp_path / "company-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    async with Fetcher(settings, clock=FakeClock()) as fetcher:
+        trusted = await fetcher.fetch(url, expect="pdf")
+    expected = "HTTP/2 200 OK" if http2 else "HTTP/1.1 200 OK"
+    assert (trusted.state, trusted.status_line) == ("ok", expected)
