@@ -1,13 +1,15 @@
 """HTTP/1.1 over asyncio streams: the lean transport the fetcher uses by default.
 
-Owns connections: one DNS answer per host for the whole run, a keep-alive pool per
-origin, and response framing (Content-Length, chunked, until-close). It exists because
-per-request CPU is what limits a link check: httpcore's general-purpose pool costs about
-1.5 ms of CPU per request on this load, this transport about a third of that (measured
-by ``benchmarks/run.py``). It speaks HTTP/1.1 only, sends request bodies whole, raises
-only httpx exceptions (so ``fetch`` classifies failures the same whichever transport
-runs), and resends a request only when a kept-alive connection turns out to have been
-closed by the server before it answered anything, as browsers do. asyncio only.
+Owns connections: one DNS answer per host for the whole run, its addresses raced as
+browsers do (Happy Eyeballs, RFC 8305: a broken IPv6 route costs 250 ms, not the connect
+timeout), a keep-alive pool per origin, and response framing (Content-Length, chunked,
+until-close). It exists because per-request CPU is what limits a link check: httpcore's
+general-purpose pool costs about 1.5 ms of CPU per request on this load, this transport
+about a third of that (measured by ``benchmarks/run.py``). It speaks HTTP/1.1 only,
+sends request bodies whole, raises only httpx exceptions (so ``fetch`` classifies
+failures the same whichever transport runs), and resends a request only when a
+kept-alive connection turns out to have been closed by the server before it answered
+anything, as browsers do. asyncio only.
 
 It must never reuse a connection for a name its certificate was not checked against, nor
 after a response whose framing is in doubt (RFC 9112 section 6.3): the next response on
@@ -16,7 +18,8 @@ proxies: ``fetch`` hands a run to httpx's own transport when the environment nam
 
 ``Http2Transport`` is the https side when HTTP/2 is on: httpcore's pool (one multiplexed
 connection per origin where the server offers h2), fed by the same once-per-host lookups
-and keeping the same promise about names; ``OriginRouter`` picks between the two by scheme.
+and address race, and keeping the same promise about names; ``OriginRouter`` picks
+between the two by scheme.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import re
 import socket
 import ssl
@@ -39,6 +43,8 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
+import anyio.abc
 import httpx
 
 if TYPE_CHECKING:  # imported when first used: only an HTTP/2 run pays for them
@@ -52,6 +58,7 @@ Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
 _MAX_HEAD = 256 * 1024  # a longer response head is a protocol error; also the read buffer
 _READ_SIZE = 256 * 1024
 _IDLE_EXPIRY = 4.0  # seconds; servers commonly drop idle connections after 5 s or more
+_ATTEMPT_DELAY = 0.25  # seconds an address has before the next is tried too (RFC 8305)
 _NO_BODY = frozenset({204, 304})
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 #: (scheme, host, port, TLS server name): a connection verified for one name never
@@ -115,6 +122,106 @@ class _Lookups:
             lookup = self._answers[key] = asyncio.ensure_future(self._resolver(host, port))
             lookup.add_done_callback(lambda f: f.cancelled() or f.exception())
         return await asyncio.shield(lookup)
+
+
+#: ``(family, address tuple)``, one entry of a resolver's answer.
+_Address = tuple[int, tuple[Any, ...]]
+
+
+def _interleave(addresses: list[_Address]) -> list[_Address]:
+    """The addresses with their families alternating, the first one listed first
+    (RFC 8305 section 4): v6, v6, v4, v4 -> v6, v4, v6, v4."""
+    by_family: dict[int, list[_Address]] = {}
+    for entry in addresses:
+        by_family.setdefault(entry[0], []).append(entry)
+    rounds = itertools.zip_longest(*by_family.values())
+    return [entry for entry in itertools.chain.from_iterable(rounds) if entry is not None]
+
+
+async def _happy_eyeballs(addresses: list[_Address]) -> socket.socket:
+    """A TCP connection to the first of ``addresses`` that accepts one (RFC 8305 section 5).
+
+    An address that has neither connected nor failed after ``_ATTEMPT_DELAY`` keeps
+    trying while the next one is tried too; a failure starts the next at once. When one
+    connects, the others are cancelled (one that connects anyway is closed): no attempt
+    outlives the call. The caller's timeout bounds the whole race.
+    """
+    queue = deque(_interleave(addresses))
+    if len(queue) == 1:  # nothing to race: no task, no timer
+        return await _connect_socket(*queue[0])
+    attempts: set[asyncio.Task[socket.socket]] = set()
+    try:
+        won = await _race(queue, attempts)
+    except BaseException:
+        await _abandon(attempts)
+        raise
+    attempts.remove(won)
+    try:
+        await _abandon(attempts)
+    except BaseException:  # cancelled while the losers wound down: the winner goes too
+        won.result().close()
+        raise
+    return won.result()
+
+
+async def _race(
+    queue: deque[_Address], attempts: set[asyncio.Task[socket.socket]]
+) -> asyncio.Task[socket.socket]:
+    """Starts attempts from ``queue`` (kept in ``attempts``) until one connects."""
+    errors: list[OSError] = []
+    starts = 1
+    while True:
+        for _ in range(min(starts, len(queue))):
+            attempts.add(asyncio.create_task(_connect_socket(*queue.popleft())))
+        if not attempts:
+            raise _most_relevant(errors)
+        done, _ = await asyncio.wait(
+            attempts,
+            timeout=_ATTEMPT_DELAY if queue else None,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for attempt in done:
+            error = attempt.exception()
+            if error is None:
+                return attempt  # any other that connected too stays in attempts, to be closed
+            attempts.remove(attempt)
+            if not isinstance(error, OSError):
+                raise error
+            errors.append(error)
+        starts = len(done) or 1  # one more per failure, or one after the delay
+
+
+async def _connect_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """One TCP connection attempt; its socket is closed unless it connects."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _abandon(attempts: set[asyncio.Task[socket.socket]]) -> None:
+    """Cancels ``attempts`` and waits for them to end; a socket one connected is closed."""
+    for attempt in attempts:
+        attempt.add_done_callback(_close_connected)  # runs before the wait below returns
+        attempt.cancel()
+    if attempts:
+        await asyncio.wait(attempts)
+
+
+def _close_connected(attempt: asyncio.Task[socket.socket]) -> None:
+    if not attempt.cancelled() and attempt.exception() is None:
+        attempt.result().close()
+
+
+def _most_relevant(errors: list[OSError]) -> OSError:
+    """The last failure, unless an address refused: that the host answered tells more
+    than that the way to one of its addresses is broken (unreachable network or host)."""
+    refused = [e for e in errors if isinstance(e, ConnectionRefusedError)]
+    return (refused or errors)[-1]
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
@@ -193,23 +300,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(timeout):
                 addresses = await self._names.resolve(host, port)
-                error: OSError = OSError(f"no address for {host}")
-                for _, address in addresses:
-                    try:
-                        reader, writer = await asyncio.open_connection(
-                            address[0],
-                            address[1],
-                            ssl=context,
-                            server_hostname=sni if context else None,
-                            limit=_MAX_HEAD,
-                        )
-                        break
-                    except ssl.SSLError:
-                        raise  # another address would present the same certificate
-                    except OSError as exc:
-                        error = exc
-                else:
-                    raise error
+                if not addresses:
+                    raise OSError(f"no address for {host}")
+                sock = await _happy_eyeballs(addresses)
+                # TLS runs on the winner only: another address would present the same
+                # certificate, so an ssl.SSLError is final. The stream owns the socket now.
+                reader, writer = await asyncio.open_connection(
+                    sock=sock,
+                    ssl=context,
+                    server_hostname=sni if context else None,
+                    limit=_MAX_HEAD,
+                )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout("timed out connecting", request=request) from exc
         except OSError as exc:
@@ -519,26 +620,27 @@ class _ResolvingBackend:
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         import httpcore
+        from httpcore._backends.anyio import AnyIOStream
 
         try:
             async with asyncio.timeout(timeout):
                 addresses = await self.names.resolve(host, port)
+                if not addresses:
+                    raise httpcore.ConnectError(f"no address for {host}")
+                # Raced as for HTTP/1.1: a black-holed first address costs the attempt
+                # delay, not the whole connect timeout.
+                sock = await _happy_eyeballs(addresses)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("timed out connecting") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        error = httpcore.ConnectError(f"no address for {host}")
-        for _, address in addresses:
-            try:
-                stream = await self._inner.connect_tcp(
-                    address[0], address[1], timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                error = exc
-                continue
-            self.opened += 1
-            return stream
-        raise error
+        try:
+            stream = await anyio.abc.SocketStream.from_socket(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self.opened += 1
+        return AnyIOStream(stream)  # what httpcore's own backend wraps its sockets in
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import trustme
@@ -26,7 +27,14 @@ from fetching import fetch_all
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from server import LoopbackServer, Reply
-from test_transport import FakeResolver, https_server, https_url
+from test_transport import (
+    FakeResolver,
+    answering,
+    black_hole,
+    connecting_to,
+    https_server,
+    https_url,
+)
 
 from archiver.clock import FakeClock
 from archiver.config import load_config
@@ -393,3 +401,20 @@ async def test_ssl_cert_file_names_the_cas_a_run_trusts(
         trusted = await fetcher.fetch(url, expect="pdf")
     expected = "HTTP/2 200 OK" if http2 else "HTTP/1.1 200 OK"
     assert (trusted.state, trusted.status_line) == ("ok", expected)
+
+
+async def test_a_black_holed_first_address_is_raced_over_http2_too(
+    ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    settings = FetchSettings(retries=0, connect_timeout=2.0, transport="lean", http2=True)
+    with h2_server(ca, tmp_path, "cdn.test") as srv, black_hole() as hole:
+        srv.route("/raced.pdf", PDF)
+        transport = Http2Transport(
+            ssl_context=trust, resolver=answering(hole, ("127.0.0.1", srv.port))
+        )
+        with anyio.fail_after(10):
+            async with Fetcher(settings, transport=transport, clock=FakeClock()) as fetcher:
+                r = await fetcher.fetch(srv.url("/raced.pdf", "cdn.test"), expect="pdf")
+        assert connecting_to(hole) == 0
+    assert (r.state, r.status_line, r.attempts) == ("ok", "HTTP/2 200 OK", 1)

@@ -1,5 +1,6 @@
-"""The HTTP transports: keep-alive, one DNS lookup per host, framing, stale connections,
-TLS on loopback (trustme certificates), and the choice between the lean one and httpx's.
+"""The HTTP transports: keep-alive, one DNS lookup per host, racing its addresses (Happy
+Eyeballs), framing, stale connections, TLS on loopback (trustme certificates), and the
+choice between the lean one and httpx's.
 
 Failure classification through it (resets, truncation, timeouts, refused) is covered by
 ``test_fetch.py``, which runs on this transport by default.
@@ -7,11 +8,15 @@ Failure classification through it (resets, truncation, timeouts, refused) is cov
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import socket
 import ssl
+import struct
+import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
@@ -36,7 +41,13 @@ from archiver.fetch import (
     transport_kind,
 )
 from archiver.store import Store
-from archiver.transport import Http11Transport
+from archiver.transport import (
+    Http11Transport,
+    Resolver,
+    _happy_eyeballs,
+    _interleave,
+    _most_relevant,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -145,6 +156,211 @@ async def test_a_connection_the_server_dropped_while_idle_is_replaced() -> None:
     assert (second.attempts, served, transport.connections_opened) == (1, 2, 2)
 
 
+# --- racing a host's addresses (Happy Eyeballs) ---------------------------------------------
+
+
+def answering(*addresses: tuple[str, int]) -> Resolver:
+    """A resolver that answers every name with ``addresses``, in that order."""
+
+    async def resolve(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, (ip, p)) for ip, p in addresses]
+
+    return resolve
+
+
+@contextmanager
+def refusing() -> Iterator[tuple[str, int]]:
+    """An address on 127.0.0.2 that refuses connections: a port bound but not listening
+    (and held, so nothing else can listen there meanwhile)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", 0))
+        yield sock.getsockname()
+
+
+def accept_queue_full(listener: socket.socket) -> bool:
+    # Linux's struct tcp_info reports a listening socket's accept queue length and limit
+    # as tcpi_unacked and tcpi_sacked, at bytes 24 to 31.
+    info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    queued, limit = struct.unpack_from("II", info, 24)
+    return bool(queued > limit)
+
+
+@contextmanager
+def black_hole() -> Iterator[tuple[str, int]]:
+    """An address on 127.0.0.2 where connecting hangs, as behind a broken route.
+
+    A socket listening with a backlog of 0 holds one connection nobody accepts: its
+    accept queue is full, and Linux then drops every SYN to it (SYN cookies do not apply
+    to a full accept queue), so a connect() is never answered. The queue is filled by
+    the kernel's own count, and a probe checks that connecting really hangs."""
+    if sys.platform != "linux":
+        pytest.skip("the black hole is a full accept queue, which only Linux answers with silence")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        queued: list[socket.socket] = []
+        try:
+            while not accept_queue_full(listener) and len(queued) < 4:
+                queued.append(socket.create_connection(address, timeout=5))
+            with socket.socket() as probe:
+                probe.settimeout(0.1)
+                try:
+                    probe.connect(address)
+                except TimeoutError:
+                    pass
+                else:
+                    pytest.fail("a SYN to a full accept queue was answered: no black hole here")
+            yield address
+        finally:
+            for conn in queued:
+                conn.close()
+
+
+def connecting_to(address: tuple[str, int]) -> int:
+    """Sockets on this machine still trying to connect to ``address`` (state SYN_SENT)."""
+    ip = int.from_bytes(socket.inet_aton(address[0]), sys.byteorder)
+    remote = f"{ip:08X}:{address[1]:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(row[2] == remote and row[3] == "02" for row in rows)
+
+
+async def test_a_black_holed_address_is_raced_by_the_next(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first address never answers (a broken route): after the attempt delay the
+    second is tried too and wins, well within the connect timeout, and the first attempt
+    is cancelled."""
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    server.route("/a.pdf", Reply(body=PDF))
+    with black_hole() as hole:
+        transport = Http11Transport(resolver=answering(hole, ("127.0.0.1", server.port)))
+        with anyio.fail_after(10):
+            async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+                r = await fetcher.fetch(f"http://cdn.test:{server.port}/a.pdf", expect="pdf")
+        assert connecting_to(hole) == 0
+    assert (r.state, r.attempts, r.sha256) == ("ok", 1, hashlib.sha256(PDF).hexdigest())
+    assert (transport.connections_opened, server.stats("/a.pdf").hits) == (1, 1)
+
+
+async def test_a_refused_address_hands_over_to_the_next_at_once(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting out the attempt delay would outlast the connect timeout of 2 s."""
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 3600.0)
+    server.route("/a.pdf", Reply(body=PDF))
+    with refusing() as refused:
+        transport = Http11Transport(resolver=answering(refused, ("127.0.0.1", server.port)))
+        with anyio.fail_after(10):
+            async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+                r = await fetcher.fetch(f"http://cdn.test:{server.port}/a.pdf", expect="pdf")
+    assert (r.state, r.attempts, transport.connections_opened) == ("ok", 1, 1)
+
+
+async def test_when_every_address_refuses_the_error_is_a_refusal() -> None:
+    with refusing() as first, refusing() as second:
+        transport = Http11Transport(resolver=answering(first, second))
+        async with httpx.AsyncClient(transport=transport) as client:
+            with anyio.fail_after(10), pytest.raises(httpx.ConnectError) as info:
+                await client.get("http://cdn.test/a.pdf")
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert str(info.value).endswith(f"Connect call failed {second}")  # the last one tried
+    assert transport.connections_opened == 0
+
+
+@pytest.mark.parametrize("holes", [1, 2])
+async def test_when_every_address_is_black_holed_the_connect_timeout_ends_it(
+    monkeypatch: pytest.MonkeyPatch, holes: int
+) -> None:
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    with ExitStack() as stack:
+        addresses = [stack.enter_context(black_hole()) for _ in range(holes)]
+        transport = Http11Transport(resolver=answering(*addresses))
+        async with httpx.AsyncClient(transport=transport) as client:
+            with anyio.fail_after(10), pytest.raises(httpx.ConnectTimeout, match="timed out"):
+                await client.get("http://cdn.test/a.pdf", timeout=httpx.Timeout(5, connect=0.3))
+        assert [connecting_to(address) for address in addresses] == [0] * holes
+    assert transport.connections_opened == 0
+
+
+async def test_a_name_with_no_address_is_a_connect_error() -> None:
+    transport = Http11Transport(resolver=answering())
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError) as info:
+            await client.get("http://cdn.test/a.pdf")
+    assert str(info.value) == "no address for cdn.test"
+
+
+V6A = (socket.AF_INET6, ("::1", 1, 0, 0))
+V6B = (socket.AF_INET6, ("::1", 2, 0, 0))
+V4A = (socket.AF_INET, ("127.0.0.1", 3))
+V4B = (socket.AF_INET, ("127.0.0.1", 4))
+V4C = (socket.AF_INET, ("127.0.0.1", 5))
+
+
+def test_address_families_are_interleaved_starting_with_the_first_listed() -> None:
+    """RFC 8305 section 4; no connection is made here."""
+    assert _interleave([V6A, V6B, V4A, V4B, V4C]) == [V6A, V4A, V6B, V4B, V4C]
+    assert _interleave([V4A, V6A, V6B, V4B]) == [V4A, V6A, V4B, V6B]
+    assert _interleave([V4A, V4B]) == [V4A, V4B]
+
+
+async def test_attempts_follow_the_interleaved_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attempt is refused (no connection is made), so each starts the next at once."""
+    tried: list[tuple[int, tuple[Any, ...]]] = []
+
+    async def refuse(family: int, address: tuple[Any, ...]) -> socket.socket:
+        tried.append((family, address))
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 3600.0)
+    monkeypatch.setattr("archiver.transport._connect_socket", refuse)
+    with anyio.fail_after(10), pytest.raises(ConnectionRefusedError):
+        await _happy_eyeballs([V6A, V6B, V4A, V4B])
+    assert tried == [V6A, V4A, V6B, V4B]
+
+
+async def test_a_loser_that_connects_as_the_winner_does_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second attempt connects and lets the first connect in the same turn of the
+    event loop: one socket is returned, the other is closed before the race returns."""
+    pair = socket.socketpair()
+    connected: list[socket.socket] = []
+    second_connected = asyncio.Event()
+
+    async def connect(family: int, address: tuple[Any, ...]) -> socket.socket:
+        first = address == V4A[1]
+        if first:
+            await second_connected.wait()
+        else:
+            second_connected.set()
+        connected.append(pair[0] if first else pair[1])
+        return connected[-1]
+
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.0)
+    monkeypatch.setattr("archiver.transport._connect_socket", connect)
+    try:
+        with anyio.fail_after(10):
+            won = await _happy_eyeballs([V4A, V4B])
+        assert sorted(s.fileno() != -1 for s in pair) == [False, True]
+        assert won in pair and won.fileno() != -1
+        assert len(connected) == 2  # both connected: the one that lost was closed, not cancelled
+    finally:
+        for sock in pair:
+            sock.close()
+
+
+def test_a_refusal_outranks_a_broken_route_whatever_the_order() -> None:
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    unreachable = OSError(errno.ENETUNREACH, "Network is unreachable")
+    assert _most_relevant([refused, unreachable]) is refused
+    assert _most_relevant([unreachable, refused]) is refused
+    other = OSError(errno.EHOSTUNREACH, "No route to host")
+    assert _most_relevant([unreachable, other]) is other
+
+
 # --- TLS on loopback -------------------------------------------------------------------------
 
 
@@ -251,6 +467,32 @@ async def test_a_certificate_for_another_name_is_a_tls_error_and_not_retried(
     assert r.error is not None and r.error.startswith("TLS failed: ")
     assert "Hostname mismatch" in r.error
     assert hits == 0
+
+
+@pytest.mark.parametrize("certified", ["cdn.test", "other.test"])
+async def test_tls_through_the_second_address_checks_the_url_name(
+    ca: trustme.CA, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, certified: str
+) -> None:
+    """The first address is black-holed: the handshake runs on the second, against
+    cdn.test, and a certificate for another name fails at once, the race being over."""
+    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    names: list[str | None] = []
+    with https_server(ca, certified, sni=names) as srv, black_hole() as hole:
+        srv.route("/a.pdf", Reply(body=PDF))
+        resolver = answering(hole, ("127.0.0.1", srv.port))
+        transport = Http11Transport(ssl_context=trust, resolver=resolver)
+        with anyio.fail_after(10):
+            async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+                r = await fetcher.fetch(https_url(srv, "/a.pdf", "cdn.test"), expect="pdf")
+        assert connecting_to(hole) == 0
+        hits = srv.stats("/a.pdf").hits
+    assert names == ["cdn.test"]
+    if certified == "cdn.test":
+        assert (r.state, r.sha256, hits) == ("ok", hashlib.sha256(PDF).hexdigest(), 1)
+        assert transport.connections_opened == 1
+    else:
+        assert (r.state, r.error_class, r.attempts, hits) == ("error", "tls", 1, 0)
+        assert r.error is not None and "Hostname mismatch" in r.error
 
 
 async def test_a_connection_verified_for_one_name_never_carries_another(
