@@ -603,10 +603,37 @@ def bench_archive(work: Path, args: argparse.Namespace) -> list[Row]:
             f"{in_run_seconds(again, work) / in_run_seconds(first, work):.2f}x time",
         )
     )
+    floor = library_floor(work, args.repeat)
+    rows.append(
+        Row(
+            "  floor: Python importing click, httpx, anyio",
+            f"{floor:.2f} s",
+            "no archiver code, one empty event loop",
+            f"{floor / first.wall:.2f}x time",
+        )
+    )
     shutil.rmtree(state, ignore_errors=True)
     if not args.smoke and srv["kind"] == "nginx":
         rows += _rerun_at_cdn_speed(work, site, files, args)
     return rows
+
+
+_FLOOR = """
+import click, httpx, anyio, sqlite3
+async def nothing() -> None: ...
+anyio.run(nothing)
+"""
+
+
+def library_floor(cwd: Path, repeat: int) -> float:
+    """Seconds for a Python process that only imports the libraries every run needs and
+    starts anyio's event loop (median of ``repeat``): what no archiver change can remove."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _FLOOR], cwd=cwd, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 #: What the CDN-speed first run gets: 50 MB/s across its 8 connections.
