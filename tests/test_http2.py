@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.abc
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -418,3 +420,23 @@ async def test_a_black_holed_first_address_is_raced_over_http2_too(
                 r = await fetcher.fetch(srv.url("/raced.pdf", "cdn.test"), expect="pdf")
         assert connecting_to(hole) == 0
     assert (r.state, r.status_line, r.attempts) == ("ok", "HTTP/2 200 OK", 1)
+
+
+async def test_no_request_searches_the_path_for_a_missing_module(
+    h2: H2Server, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpcore asks for sniffio at every lock it sets up; a module that is not installed
+    # is searched for on sys.path each time (encode/httpcore#1103), ~0.2 ms a search.
+    urls = [h2.route(f"/s{i}.pdf", PDF) for i in range(3)]
+    searched: list[str] = []
+
+    class Recorder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *args: object) -> None:
+            searched.append(name)
+
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
+        assert (await fetcher.fetch(urls[0], expect="pdf")).state == "ok"  # imports done
+        monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
+        results = [await fetcher.fetch(url, expect="pdf") for url in urls[1:]]
+    assert [r.state for r in results] == ["ok", "ok"]
+    assert searched == []
