@@ -347,7 +347,9 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
         return "No links match.\n"
     from rich import box
     from rich.console import Console
+    from rich.style import Style
     from rich.table import Table
+    from rich.text import Text
 
     cols = ("state", "status", "url", "where", "failing since", "copy")
     data = [
@@ -364,8 +366,13 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for c in cols:
         table.add_column(c.upper(), overflow="fold")
-    for d in data:
-        table.add_row(*d, style=STATE_STYLES.get(d[0], "") if color else "")
+    for r, d in zip(rows, data, strict=True):
+        cells: list[str | Text] = list(d)
+        if color:
+            # A URL folded over lines by a narrow terminal still opens whole when
+            # clicked: each line carries the link (OSC 8, shown by most terminals).
+            cells[2] = Text(d[2], style=Style(link=r["url"]))
+        table.add_row(*cells, style=STATE_STYLES.get(d[0], "") if color else "")
     # Off a terminal nothing wraps: the table is exactly as wide as its content.
     natural = sum(max(len(c), *(len(d[i]) for d in data)) for i, c in enumerate(cols))
     width = shutil.get_terminal_size().columns if color else natural + 3 * len(cols)

@@ -336,6 +336,9 @@ def test_table_is_aligned_and_coloured_only_on_a_terminal(world: World) -> None:
     ]
     coloured = render(data, "table", color=True)
     assert "\x1b[1;31m" in coloured  # dead is bold red
+    # On a terminal each URL is a link (OSC 8), so one folded over lines still opens whole.
+    assert "\x1b]8;id=" in coloured and f";{world.gone}\x1b\\" in coloured
+    assert "\x1b]8;" not in plain
     assert render([], "table") == "No links match.\n"
 
 
