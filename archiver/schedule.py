@@ -30,9 +30,12 @@ class Scheduler:
 
     ``add`` rows at any time, ``close`` when no more will come; ``run`` returns when every
     row added has been worked on. A producer awaits ``room`` before reading more input:
-    it returns while fewer than ``backlog`` rows wait, so a folder of 100,000 links is
-    read as fast as it is fetched, not into memory, and parsing runs in small steps
-    between responses instead of in one burst that holds them all up.
+    it returns while fewer than ``backlog`` rows wait for a host that could take them
+    now, so a folder of 100,000 links is read as fast as it is fetched, not into memory,
+    and parsing runs in small steps between responses instead of in one burst that holds
+    them all up. Rows waiting for a host at its limit do not count towards ``backlog``:
+    a slow or stuck host must not keep the links of other hosts, further on in the
+    posts, from being read. Only ``limit`` rows in all (10,000, ~10 MB) bound memory then.
     """
 
     def __init__(
@@ -42,10 +45,13 @@ class Scheduler:
         per_host: int,
         workers: int,
         backlog: int | None = None,
+        limit: int = 10_000,
     ) -> None:
         self._work = work
         self._backlog = backlog if backlog is not None else 2 * workers
-        self._queued = 0
+        self._runnable = 0  # rows queued for the hosts in ``_ready``
+        self._limit = limit
+        self._queued = 0  # rows queued for any host
         self._room = anyio.Event()
         self._per_host = per_host
         self._workers = workers
@@ -64,8 +70,10 @@ class Scheduler:
             queue = self._queues.get(host)
             if queue is None:
                 queue = self._queues[host] = deque()
-            if not queue and self._running[host] < self._per_host:
-                self._ready.append(host)
+            if self._running[host] < self._per_host:
+                if not queue:
+                    self._ready.append(host)
+                self._runnable += 1
             queue.append(row)
             self.added += 1
             self._queued += 1
@@ -78,8 +86,9 @@ class Scheduler:
         self._notify()
 
     async def room(self) -> None:
-        """Returns once fewer than ``backlog`` rows wait to be taken."""
-        while self._queued >= self._backlog:
+        """Returns once fewer than ``backlog`` rows wait for a host with a free slot
+        (and fewer than ``limit`` in all)."""
+        while self._runnable >= self._backlog or self._queued >= self._limit:
             self._room = anyio.Event()
             await self._room.wait()
 
@@ -105,14 +114,18 @@ class Scheduler:
             queue = self._queues[host]
             row = queue.popleft()
             self._queued -= 1
-            if self._queued < self._backlog:
-                self._room.set()
             running[host] += 1
             if queue and running[host] < self._per_host:
                 ready.append(host)  # round robin: the next host goes first
+                self._runnable -= 1
+            else:
+                self._runnable -= 1 + len(queue)  # at its limit: its rows wait, uncounted
+            if self._runnable < self._backlog and self._queued < self._limit:
+                self._room.set()
             try:
                 await self._work(row)
             finally:
                 running[host] -= 1
                 if queue and running[host] == self._per_host - 1:
                     ready.append(host)  # it was full, so it was not waiting in ``ready``
+                    self._runnable += len(queue)

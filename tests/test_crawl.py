@@ -383,6 +383,42 @@ def test_a_host_at_its_limit_never_slows_another(
     assert set(states(cfg).values()) == {"ok"}
 
 
+def test_a_host_at_its_limit_never_keeps_later_posts_from_being_read(
+    tmp_path: Path, server: LoopbackServer, server2: LoopbackServer
+) -> None:
+    """Posts are read only as fast as their links are fetched, but links waiting for a
+    host at its limit do not count: the second host's links, in the last post, are
+    fetched while the first host holds every answer."""
+    import threading
+
+    from server import Request
+
+    gate = server.gate()
+    posts = tmp_path / "posts"
+    for p in range(20):
+        slow = [server.route(f"/s{p}-{i}.pdf", Reply(body=PDF, hold=gate)) for i in range(3)]
+        write_post(posts, f"{p:02d}.md", "".join(f"[s]({u})\n" for u in slow))
+    served = threading.Semaphore(0)
+
+    def fast_reply(req: Request) -> Reply:
+        served.release()
+        return Reply(body=PNG, content_type="image/png")
+
+    fast = [server2.route(f"/f{i}.png", fast_reply) for i in range(4)]
+    write_post(posts, "99.md", "".join(f"![f]({u})\n" for u in fast))
+    cfg = make_config(tmp_path, fetch=FetchConfig(concurrency=4, per_host=2, retries=0))
+    runner = threading.Thread(target=lambda: crawl(cfg, [Source(path=posts)], clock=FakeClock()))
+    runner.start()
+    try:
+        assert server.wait_for_in_flight(2)
+        for _ in fast:
+            assert served.acquire(timeout=10)
+    finally:
+        gate.set()
+        runner.join(60)
+    assert set(states(cfg).values()) == {"ok"} and len(states(cfg)) == 64
+
+
 def test_links_no_post_uses_leave_the_default_report(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

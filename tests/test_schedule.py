@@ -88,17 +88,25 @@ async def test_a_busy_host_holds_up_neither_another_host_nor_more_than_its_share
 async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> None:
     seen: Counter[int] = Counter()
 
+    def counts_add_up() -> None:
+        waiting = sum(len(q) for q in s._queues.values())
+        assert s._queued == waiting
+        assert s._runnable == sum(len(s._queues[h]) for h in s._ready)
+
     async def work(r: dict[str, Any]) -> None:
+        counts_add_up()
         await anyio.lowlevel.checkpoint()
         seen[r["n"]] += 1
+        counts_add_up()
 
-    s = Scheduler(work, per_host=2, workers=5)
+    s = Scheduler(work, per_host=2, workers=5, backlog=6, limit=40)
     rows = [row(f"h{i % 7}", i) for i in range(300)]
 
     async def produce() -> None:
         for start in range(0, 300, 13):
+            await s.room()
             s.add(rows[start : start + 13])
-            await anyio.lowlevel.checkpoint()
+            counts_add_up()
         s.close()
 
     with anyio.fail_after(10):
@@ -106,6 +114,7 @@ async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> No
             tg.start_soon(produce)
             await s.run()
     assert seen == Counter(range(300))
+    assert (s._runnable, s._queued) == (0, 0)  # the backlog's counts add up
 
 
 async def test_closing_with_nothing_added_ends_the_run() -> None:
@@ -137,7 +146,7 @@ async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
     async def work(r: dict[str, Any]) -> None:
         await gate.wait()
 
-    s = Scheduler(work, per_host=1, workers=1, backlog=3)
+    s = Scheduler(work, per_host=1, workers=1, backlog=3, limit=3)
 
     async def produce() -> None:
         for i in range(20):
@@ -147,7 +156,7 @@ async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
 
     async def check_then_open() -> None:
         await wait_all_tasks_blocked()  # the worker on the gate, the producer on room()
-        assert s.added == 4  # one taken by the worker, three waiting: the backlog
+        assert s.added == 4  # one taken by the worker, three waiting: the limit
         gate.set()
 
     with anyio.fail_after(10):
@@ -156,3 +165,37 @@ async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
             tg.start_soon(check_then_open)
             await s.run()
     assert s.added == 20
+
+
+async def test_rows_waiting_for_a_host_at_its_limit_do_not_stop_the_reading() -> None:
+    # The posts link a stuck host 30 times, then another host: the reader must get to
+    # the other host's links while the stuck host holds every slot it has.
+    stuck = anyio.Event()
+    other_done = anyio.Event()
+
+    async def work(r: dict[str, Any]) -> None:
+        if r["url"].startswith("http://stuck/"):
+            await stuck.wait()
+        else:
+            other_done.set()
+
+    s = Scheduler(work, per_host=2, workers=4, backlog=4, limit=1000)
+
+    async def produce() -> None:
+        for i in range(30):
+            await s.room()
+            s.add([row("stuck", i)])
+        await s.room()
+        s.add([row("other", 99)])
+        s.close()
+
+    async def release() -> None:
+        await other_done.wait()  # hangs if the stuck host's queue stopped the reader
+        stuck.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            tg.start_soon(release)
+            await s.run()
+    assert s.added == 31
