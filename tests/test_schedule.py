@@ -7,6 +7,7 @@ never about time; ``fail_after`` only turns a hang (the bug) into a failure.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -27,6 +28,16 @@ def row(host: str, n: int) -> dict[str, Any]:
     return {"url": f"http://{host}/{n}.pdf", "n": n}
 
 
+async def run_alongside(s: Scheduler, *tasks: Callable[[], Awaitable[None]]) -> None:
+    """Runs the scheduler with ``tasks`` beside it; ``fail_after`` turns a hang (the bug
+    these tests look for) into a failure."""
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for task in tasks:
+                tg.start_soon(task)
+            await s.run()
+
+
 async def test_a_row_added_while_running_is_worked_on_before_the_input_ends() -> None:
     started = anyio.Event()
     done: list[int] = []
@@ -43,10 +54,7 @@ async def test_a_row_added_while_running_is_worked_on_before_the_input_ends() ->
         s.add([row("a", 2), row("b", 3)])
         s.close()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            await s.run()
+    await run_alongside(s, produce)
     assert sorted(done) == [1, 2, 3] and s.added == 3
 
 
@@ -78,10 +86,7 @@ async def test_a_busy_host_holds_up_neither_another_host_nor_more_than_its_share
         assert running["a"] == 3 and "a" not in finished
         gate.set()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(release_after_b)
-            await s.run()
+    await run_alongside(s, release_after_b)
     assert peak["a"] == 3 and finished.count("a") == 20
 
 
@@ -109,10 +114,7 @@ async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> No
             counts_add_up()
         s.close()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            await s.run()
+    await run_alongside(s, produce)
     assert seen == Counter(range(300))
     assert (s._runnable, s._queued) == (0, 0)  # the backlog's counts add up
 
@@ -159,11 +161,7 @@ async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
         assert s.added == 4  # one taken by the worker, three waiting: the limit
         gate.set()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            tg.start_soon(check_then_open)
-            await s.run()
+    await run_alongside(s, produce, check_then_open)
     assert s.added == 20
 
 
@@ -193,9 +191,5 @@ async def test_rows_waiting_for_a_host_at_its_limit_do_not_stop_the_reading() ->
         await other_done.wait()  # hangs if the stuck host's queue stopped the reader
         stuck.set()
 
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            tg.start_soon(release)
-            await s.run()
+    await run_alongside(s, produce, release)
     assert s.added == 31
