@@ -15,7 +15,7 @@ async def fetch_all(
     on_result: Callable[[FetchResult], None] | None = None,
 ) -> list[FetchResult]:
     """Fetches ``(url, expect[, validators])`` items concurrently, calling ``on_result`` as each
-    completes. (The crawl schedules its own fetches, fairly across hosts: ``crawl._fetch_all``.)
+    completes. (The crawl schedules its own fetches, fairly across hosts: ``schedule.Scheduler``.)
     """
     results: list[FetchResult] = []
 
