@@ -118,6 +118,15 @@ def parse_sitemap(body: bytes, base_url: str) -> Listing:
     return Listing(pages=locs) if kind == "urlset" else Listing(sitemaps=locs)
 
 
+_XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+
+
+def _xml_base(element: ET.Element, base: str) -> str:
+    """``base`` as an element's ``xml:base`` attribute changes it (itself relative)."""
+    value = element.get(_XML_BASE, "").strip()
+    return urljoin(base, value) if value else base
+
+
 def parse_feed(body: bytes, base_url: str) -> Listing:
     """Entry links of an RSS 2.0, RSS 1.0 (RDF) or Atom feed, in document order."""
     root = _parse(body)
@@ -126,6 +135,7 @@ def parse_feed(body: bytes, base_url: str) -> Listing:
     kind = _local(root.tag)
     pages: list[str] = []
     if kind == "feed":  # Atom: <entry><link rel="alternate" href="..."/>
+        feed_base = _xml_base(root, base_url)
         for entry in _children(root, "entry"):
             # The entry's page is its "alternate" link (the default rel); "edit",
             # "enclosure" and the like point at other things.
@@ -134,7 +144,9 @@ def parse_feed(body: bytes, base_url: str) -> Listing:
             ]
             href = links[0].get("href", "").strip() if links else ""
             if href:
-                pages.append(urljoin(base_url, href))
+                # Relative hrefs resolve against xml:base, which each of feed, entry and
+                # link may set, each relative to the one above (RFC 4287 section 2).
+                pages.append(urljoin(_xml_base(links[0], _xml_base(entry, feed_base)), href))
     elif kind in ("rss", "rdf"):
         channel = _children(root, "channel")
         items = _children(root, "item") + [i for c in channel for i in _children(c, "item")]

@@ -84,6 +84,22 @@ def test_feeds_rss_rdf_atom() -> None:
     assert parse_feed(atom, "https://s/feed").pages == ["https://s/posts/1"]
 
 
+def test_atom_hrefs_resolve_against_xml_base_at_every_level() -> None:
+    # RFC 4287 section 2: xml:base on the feed, an entry or a link changes the base, each
+    # relative to the one above; without any, the feed's own URL is the base.
+    atom = b"""<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://blog.example/">
+      <entry><link href="posts/1"/></entry>
+      <entry xml:base="2019/"><link href="meetup"/></entry>
+      <entry xml:base="https://other.example/a/"><link xml:base="b/" href="c"/></entry>
+      <entry><link href="https://abs.example/x"/></entry></feed>"""
+    assert parse_feed(atom, "https://s/feed.xml").pages == [
+        "https://blog.example/posts/1",
+        "https://blog.example/2019/meetup",
+        "https://other.example/a/b/c",
+        "https://abs.example/x",
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "kind"),
     [
