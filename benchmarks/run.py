@@ -861,9 +861,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=float, default=None, help="seconds per request (0.02)")
     ap.add_argument("--workdir", type=Path, default=None, help="temp files go under this folder")
     ap.add_argument(
-        "--repeat", type=int, default=3, help="runs behind each short figure's median (3)"
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs behind each short figure's median (5; 1 with --smoke)",
     )
     args = ap.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.smoke else 5
     if args.latency is None:
         args.latency = 0.005 if args.smoke else 0.02
     only = {s.strip() for s in args.only.split(",") if s.strip()}
