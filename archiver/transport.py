@@ -123,6 +123,13 @@ class _Lookups:
             lookup.add_done_callback(lambda f: f.cancelled() or f.exception())
         return await asyncio.shield(lookup)
 
+    async def connect(self, host: str, port: int) -> socket.socket:
+        """A TCP connection to ``host``: its one lookup, then its addresses raced."""
+        addresses = await self.resolve(host, port)
+        if not addresses:
+            raise OSError(f"no address for {host}")
+        return await _happy_eyeballs(addresses)
+
 
 #: ``(family, address tuple)``, one entry of a resolver's answer.
 _Address = tuple[int, tuple[Any, ...]]
@@ -299,10 +306,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         context = self._context() if scheme == "https" else None
         try:
             async with asyncio.timeout(timeout):
-                addresses = await self._names.resolve(host, port)
-                if not addresses:
-                    raise OSError(f"no address for {host}")
-                sock = await _happy_eyeballs(addresses)
+                sock = await self._names.connect(host, port)
                 # TLS runs on the winner only: another address would present the same
                 # certificate, so an ssl.SSLError is final. The stream owns the socket now.
                 reader, writer = await asyncio.open_connection(
@@ -624,12 +628,9 @@ class _ResolvingBackend:
 
         try:
             async with asyncio.timeout(timeout):
-                addresses = await self.names.resolve(host, port)
-                if not addresses:
-                    raise httpcore.ConnectError(f"no address for {host}")
                 # Raced as for HTTP/1.1: a black-holed first address costs the attempt
                 # delay, not the whole connect timeout.
-                sock = await _happy_eyeballs(addresses)
+                sock = await self.names.connect(host, port)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("timed out connecting") from exc
         except OSError as exc:
