@@ -167,9 +167,13 @@ def transport_kind(
     """
     if choice == "lean" or choice == "httpx":
         return choice
+    return "httpx" if proxy_in_environment(environ) else "lean"
+
+
+def proxy_in_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (any case) names a proxy."""
     env = os.environ if environ is None else environ
-    proxied = any(name.lower() in _PROXY_VARIABLES and value.strip() for name, value in env.items())
-    return "httpx" if proxied else "lean"
+    return any(name.lower() in _PROXY_VARIABLES and value.strip() for name, value in env.items())
 
 
 def should_retry(result: FetchResult) -> bool:
@@ -411,7 +415,7 @@ class Fetcher:
         # Same jar, same cookies: only a response that sets none skips httpx's urllib
         # adapters (~0.1 ms of CPU per response), as the jar would ignore it anyway.
         self._client._cookies = _Cookies()
-        if transport is not None and transport_kind("auto") == "lean":
+        if transport is not None and not proxy_in_environment():
             # No proxy to route through: requests go straight to the transport, which
             # spares the client's auth, redirect and hook layers (~0.15 ms per request).
             # ``_send`` keeps what they did for us: default headers, timeouts, cookies.
