@@ -467,7 +467,7 @@ class Discovery:
                 tg.start_soon(load, o)
         for o in missing:
             robots = self._robots[o]
-            if robots.parser is None and not robots.allow_all:
+            if robots.groups is None and not robots.allow_all:
                 self._incomplete(
                     f"{o}: {robots.why}; its pages are not fetched this run"
                     " (RFC 9309; --ignore-robots to crawl anyway)"

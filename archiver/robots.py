@@ -172,14 +172,9 @@ def _parse_groups(text: str) -> tuple[_Group, ...]:
 class Robots:
     """The rules of one origin; ``why`` says where a blanket answer came from."""
 
-    groups: tuple[_Group, ...] | None = field(default=None, repr=False)
+    groups: tuple[_Group, ...] | None = field(default=None, repr=False)  # None: no file
     allow_all: bool = True
     why: str = ""
-
-    @property
-    def parser(self) -> tuple[_Group, ...] | None:
-        """The parsed groups, ``None`` for a blanket answer: the name callers test."""
-        return self.groups
 
     @classmethod
     def parse(cls, text: str) -> Robots:

@@ -287,12 +287,12 @@ def test_blanket_answers_without_a_file() -> None:
     for status in (401, 403, 404, 410, 429, 451):
         robots = Robots.from_status(status)
         assert robots.allow_all is True
-        assert robots.parser is None
+        assert robots.groups is None
         assert robots.allowed("https://site.example/private/", UA) is True
         assert robots.why == f"robots.txt answered HTTP {status}: no rules"
     for status in (500, 503):
         robots = Robots.from_status(status, f"HTTP {status} Service Unavailable")
-        assert (robots.allow_all, robots.parser) == (False, None)
+        assert (robots.allow_all, robots.groups) == (False, None)
         assert robots.allowed("https://site.example/", UA) is False
         assert robots.why == f"robots.txt could not be fetched (HTTP {status} Service Unavailable)"
     unreachable = Robots.from_status(None, "Connection refused")
@@ -302,9 +302,9 @@ def test_blanket_answers_without_a_file() -> None:
 
 
 def test_a_parsed_file_is_not_a_blanket_answer() -> None:
-    # discover.py warns about a site when ``parser is None and not allow_all``.
+    # discover.py warns about a site when ``groups is None and not allow_all``.
     robots = Robots.parse("User-agent: *\nDisallow: /\n")
-    assert robots.parser is not None
+    assert robots.groups is not None
     assert robots.allow_all is False
     assert robots.why == ""
-    assert Robots.parse("").parser is not None
+    assert Robots.parse("").groups is not None
