@@ -546,7 +546,7 @@ async def _crawl_async(
     _mark_referenced(db)
     summary.not_ok = int(
         db.scalar(
-            "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok')"
+            "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok', 'blocked')"
             " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
         )
         or 0
@@ -619,7 +619,8 @@ class _Reachability:
         self.answered = False  # some host answered (or a redirect proved it did)
 
     def add(self, result: FetchResult) -> None:
-        if is_network(result):
+        # A blocked URL was never asked: it proves neither an answer nor a failure.
+        if is_network(result) and result.state != "blocked":
             self.tried = True
             self.answered = self.answered or host_answered(result)
 

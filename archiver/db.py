@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["STATES", "Database", "PostRow"]
 
 #: Every state a URL can be in.
-STATES = ("ok", "failing", "dead", "invalid", "error", "pending")
+STATES = ("ok", "failing", "dead", "invalid", "error", "blocked", "pending")
 
 
 def _m001_initial(db: sqlite3.Connection) -> None:

@@ -65,6 +65,7 @@ State = Literal[
     "dead",  # gone for good: 404, 410, other permanent 4xx, unknown host, redirect loop
     "invalid",  # the server answered 200 with the wrong thing: a soft 404 or the wrong type
     "error",  # still failing after retries: 5xx, 429, timeout, reset, truncated, TLS, refused
+    "blocked",  # never asked: a guard refused it (internal address, outside the source folder)
 ]
 
 #: Which transport a run uses: ``lean`` (``transport.Http11Transport``; https goes to

@@ -338,6 +338,7 @@ STATE_STYLES = {
     "dead": "bold red",
     "invalid": "magenta",
     "error": "red",
+    "blocked": "cyan",
     "pending": "dim",
 }
 

@@ -35,7 +35,7 @@ th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd;vertical-al
 td.url{word-break:break-all;font-family:ui-monospace,monospace;font-size:.9em}
 .state{font-weight:600;padding:.1em .5em;border-radius:3px;color:#fff}
 .s-ok{background:#2e7d32}.s-failing{background:#f9a825;color:#222}.s-dead{background:#c62828}
-.s-invalid{background:#8e24aa}.s-error{background:#ef6c00}.s-pending{background:#9e9e9e}
+.s-invalid{background:#8e24aa}.s-error{background:#ef6c00}.s-blocked{background:#00838f}.s-pending{background:#9e9e9e}
 img.thumb{max-width:96px;max-height:72px;border:1px solid #ccc;display:block;margin-bottom:.2em}
 .none{color:#999}
 [hidden]{display:none!important}

@@ -40,7 +40,7 @@ def transition(
     confirm_runs: int,
     confirm_after: float,
 ) -> Transition:
-    """The state after a check whose fetch outcome is ok/dead/invalid/error."""
+    """The state after a check whose fetch outcome is ok/dead/invalid/error/blocked."""
     if outcome == "ok":
         return Transition("ok", 0, None, newly_broken=False)
     if outcome == "invalid":
@@ -48,6 +48,9 @@ def transition(
     if outcome == "error":
         # Transient failures neither confirm nor clear a pending confirmation.
         return Transition("error", prev.confirm_count, prev.confirm_last, newly_broken=False)
+    if outcome == "blocked":
+        # A guard refused the URL: nothing was asked, so nothing is confirmed or cleared.
+        return Transition("blocked", prev.confirm_count, prev.confirm_last, newly_broken=False)
     if outcome != "dead":
         raise ValueError(f"unknown outcome {outcome!r}")
     if prev.state == "dead":

@@ -208,7 +208,7 @@ def test_bad_filters_say_what_to_type(world: World) -> None:
     assert code == 2
     assert err == (
         "archiver: unknown state gone for --state"
-        " (use a comma list of ok, failing, dead, invalid, error, pending, or all)\n"
+        " (use a comma list of ok, failing, dead, invalid, error, blocked, pending, or all)\n"
     )
     code, _, err = world.run("report", "--since", "last week")
     assert code == 2

@@ -53,3 +53,15 @@ def test_invalid_needs_no_confirmation_and_ok_resets() -> None:
 def test_confirm_runs_one_means_dead_at_once() -> None:
     t = transition(Previous("ok"), "dead", T0, confirm_runs=1, confirm_after=3600)
     assert (t.state, t.newly_broken) == ("dead", True)
+
+
+def test_blocked_neither_confirms_nor_clears_a_pending_confirmation() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    prev = Previous("failing", 1, when)
+    t = transition(prev, "blocked", when, confirm_runs=2, confirm_after=0)
+    assert (t.state, t.confirm_count, t.confirm_last, t.newly_broken) == (
+        "blocked",
+        1,
+        when,
+        False,
+    )
