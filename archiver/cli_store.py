@@ -266,6 +266,8 @@ def verify(
 
     Example: archiver verify --max-duration 10m
     """
+    from .crawl import fetch_settings
+    from .rules import UrlRules
     from .verify import verify as run_verify
 
     try:
@@ -280,7 +282,8 @@ def verify(
                 max_duration=budget,
                 limit=limit,
                 repair=repair,
-                timeout=cfg.fetch.read_timeout,
+                settings=fetch_settings(cfg),
+                rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
                 grace=seconds,
             )
     except ArchiverError as exc:
