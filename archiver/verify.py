@@ -22,6 +22,7 @@ import anyio
 
 from .db import Database
 from .fetch import Fetcher, FetchSettings
+from .redact import clean_text, shown_url
 from .restore import record_verification
 from .rules import UrlRules
 from .store import Store, sha256_of
@@ -240,7 +241,7 @@ async def _refetch(
         why = await _fetch_into(store, sha, url, fetcher, rules)
         if why is None:
             return None
-        reasons.append(f"{url} {why}")
+        reasons.append(f"{shown_url(url)} {clean_text(why)}")
     return "; ".join(reasons)
 
 
@@ -251,7 +252,7 @@ async def _fetch_into(
     if rules.excluded(url):
         return "is excluded by exclude_urls"
     target = rules.fetch_url(url) or url
-    via = f" (fetched as {target})" if target != url else ""
+    via = f" (fetched as {shown_url(target)})" if target != url else ""
     # "any": the bytes once passed the check a crawl made; their hash is the real test.
     result = await fetcher.fetch(target, expect="any")
     blob, result.blob = result.blob, None
