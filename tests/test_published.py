@@ -292,3 +292,17 @@ def test_the_redaction_helpers() -> None:
     assert public_url("https://h/a") == "https://h/a"
     assert public_url("https://h/a?") == f"https://h/a?sha256-{sha(b'')}"
     assert clean_text("a\r\nb\x1b[0m\u202ec") == "a  b[0mc"
+
+
+def test_the_crawls_terminal_lines_mask_the_password(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    world = World(tmp_path, server)
+    url = f"http://user:secret@127.0.0.1:{server.port}/gone.pdf?token=abc"
+    world.write("2025/members.md", f"[doc]({url})\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("confirm_runs = 1\n[fetch]\nretries = 0\n", encoding="utf-8")
+    code, _, err = world.run("crawl", "--config", str(cfg), str(world.posts))
+    assert code == 1
+    assert f"archiver: warning: newly broken: {mask_url(url)}\n" in err
+    assert "secret" not in err
