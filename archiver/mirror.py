@@ -357,7 +357,7 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         digest = url_sha256(c.url)
         old_key = by_hash.get(digest)
         try:
-            if old_key is not None and manifest[old_key]["path"] != rel:
+            if old_key in legacy and manifest[old_key]["path"] != rel:
                 _move_old(dest, manifest[old_key], target, summary)
             if _is_link_to(target, store.path_for(c.sha256)) or _same_bytes(target, c.sha256):
                 summary.unchanged.append(c.url)
@@ -410,7 +410,7 @@ def manifest_entry(manifest: dict[str, dict[str, Any]], url: str) -> dict[str, A
 
 
 def _move_old(dest: Path, old: dict[str, Any], target: Path, summary: MirrorSummary) -> None:
-    """Moves a file an older mirror named otherwise to its new name (once it holds a query)."""
+    """Moves a file an older mirror named after its query to the name that hides it."""
     source = dest / old["path"]
     if not (source.is_file() and _inside(dest, source) and _same_bytes(source, old["sha256"])):
         return

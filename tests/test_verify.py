@@ -319,5 +319,5 @@ def test_repair_never_follows_a_redirect_to_a_local_file(
     server.route("/fine.pdf", Reply.redirect(local.as_uri()))
     code, out, _ = world.run("verify", "--repair")
     assert code == 1
-    assert f"{world.fine} cannot be fetched (redirect to {local.as_uri()})\n" in out
+    assert f"{world.fine} cannot be fetched (" in out and local.as_uri() in out
     assert not blob.exists() and no_temp_files(world)
