@@ -23,6 +23,7 @@ import click
 from . import __version__
 from .config import Config, load_config
 from .errors import ArchiverError, ConfigError
+from .redact import clean_text, shown_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +42,8 @@ class _Log:
             click.echo(json.dumps({"level": level, "message": message, **fields}), err=True)
         else:
             prefix = "" if level == "info" else f"archiver: {level}: "
-            click.echo(prefix + message, err=True)
+            # A terminal obeys control characters: a post's or a server's text loses them.
+            click.echo(prefix + clean_text(message), err=True)
 
 
 def _state_options(fn: F) -> F:
@@ -220,7 +222,7 @@ def _run(
     else:
         log.emit("info", summary.line())
         for url in summary.newly_broken:
-            log.emit("warning", f"newly broken: {url}")
+            log.emit("warning", f"newly broken: {shown_url(url)}")
     sys.exit(summary.exit_code)
 
 

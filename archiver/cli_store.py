@@ -20,6 +20,7 @@ from .clock import SystemClock, utcnow_iso
 from .config import Config, parse_duration
 from .db import STATES, Database
 from .errors import ArchiverError, ConfigError
+from .redact import shown_url
 from .store import Store
 
 #: What ``restore --mirror`` and ``--rewrite`` take by default.
@@ -198,7 +199,14 @@ def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...
     for url, why in summary.skipped:
         if why != "no archived copy":
             damaged += 1
-            _warn(f"{url}: {why}")
+            _warn(f"{shown_url(url)}: {why}")
+    for old, new in summary.renamed:
+        # An older archiver put the query string in the name; links to it are stale now.
+        where = f"renamed to {new}" if new else "removed (its URL was not mirrored this run)"
+        _warn(
+            f"mirror file {old} held a query string in its name: {where}; links rewritten"
+            " to it need 'archiver restore --undo' then '--rewrite'"
+        )
     click.echo(summary.line(), err=True)
     return 1 if damaged else 0
 
@@ -266,6 +274,8 @@ def verify(
 
     Example: archiver verify --max-duration 10m
     """
+    from .crawl import fetch_settings
+    from .rules import UrlRules
     from .verify import verify as run_verify
 
     try:
@@ -280,7 +290,8 @@ def verify(
                 max_duration=budget,
                 limit=limit,
                 repair=repair,
-                timeout=cfg.fetch.read_timeout,
+                settings=fetch_settings(cfg),
+                rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
                 grace=seconds,
             )
     except ArchiverError as exc:
@@ -351,6 +362,6 @@ def export(config_path: Path | None, db: Path | None, store: Path | None, warc: 
         _fail(exc)
         return
     for url, why in result.skipped:
-        _warn(f"{url}: {why}; skipped")
+        _warn(f"{shown_url(url)}: {why}; skipped")
     click.echo(result.line(), err=True)
     sys.exit(1 if result.skipped else 0)

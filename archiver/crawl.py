@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
-import httpx
 
 from . import collect, extract, validate
 from .clock import Clock, SystemClock, iso, parse_iso
@@ -36,6 +35,9 @@ from .rules import UrlRules
 from .schedule import Scheduler
 from .states import Previous, transition
 from .store import Store
+
+if TYPE_CHECKING:
+    import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
 
 __all__ = ["FAIL_ON", "RunSummary", "crawl", "fetch_settings", "sources_from_args"]
 

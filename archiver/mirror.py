@@ -25,13 +25,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ArchiverError
+from .redact import public_url, url_sha256
 from .store import sha256_of
 
 if TYPE_CHECKING:
     from .db import Database
     from .store import Store
 
-__all__ = ["MirrorSummary", "assign_paths", "build_mirror", "mirror_url_for", "safe_relpath"]
+__all__ = [
+    "MirrorSummary",
+    "assign_paths",
+    "build_mirror",
+    "manifest_entry",
+    "mirror_url_for",
+    "query_mark",
+    "safe_relpath",
+]
 
 MANIFEST = "manifest.json"
 
@@ -40,7 +49,6 @@ _BAD = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{p}{i}" for p in ("COM", "LPT") for i in "123456789¹²³"
 }
-_QUERY_SAFE = "=&,+-_.~!$'();@"
 _MAX_NAME = 180  # bytes; leaves room for a hash suffix under the usual 255
 _TYPE_EXT = {
     "application/pdf": ".pdf",
@@ -57,7 +65,7 @@ _TYPE_EXT = {
 
 
 def _url_hash(url: str) -> str:
-    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return url_sha256(url)[:10]
 
 
 def _clean_segment(seg: str) -> tuple[str, bool]:
@@ -91,9 +99,10 @@ def safe_relpath(url: str, content_type: str | None = None) -> str:
     """The mirror path ``<host>/<path>`` of a URL, as a relative POSIX path.
 
     Dot segments are resolved the way a browser would, never above the host
-    directory; a query string becomes part of the name; a name without an
-    extension gets one from the content type, so a static server sends the
-    right type. Any lossy change adds ``~<hash of the URL>`` to the name.
+    directory; a query string adds ``~q-<hash of the query>`` (never the query:
+    it may hold a token); a name without an extension gets one from the content
+    type, so a static server sends the right type. Any lossy change adds
+    ``~<hash of the URL>`` to the name. Userinfo never reaches a name.
     """
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -133,21 +142,33 @@ def safe_relpath(url: str, content_type: str | None = None) -> str:
         segments.append("index")
         lossy = True
     stem, ext = _split_ext(segments[-1])
-    if parts.query:
-        # '%' is escaped too, so two different queries never give one name.
-        stem = f"{stem}~{quote(parts.query, safe=_QUERY_SAFE)}"
-        lossy = True
+    # The query may hold a token: the name carries its hash, never the query itself.
+    mark = query_mark(parts.query)
     type_ext = _TYPE_EXT.get((content_type or "").split(";")[0].strip().lower())
     if type_ext and (not ext or parts.query) and ext.lower() not in (type_ext, ".jpeg"):
         ext += type_ext
         lossy = True
-    if lossy:
-        stem = f"{stem}~{_url_hash(url)}"
-    name, changed = _clean_segment(stem + ext)
+    hashed = f"~{_url_hash(url)}"
+    name, changed = _clean_segment(stem + mark + (hashed if lossy else "") + ext)
     if changed:
-        name, _ = _clean_segment(f"{_truncate(stem, _MAX_NAME - 30)}~{_url_hash(url)}{ext}")
+        # Shortened: the query's mark and the URL's hash come after the cut, so both stay.
+        name, _ = _clean_segment(f"{_truncate(stem, _MAX_NAME - 50)}{mark}{hashed}{ext}")
     segments[-1] = name
     return "/".join([host, *segments])
+
+
+def query_mark(query: str) -> str:
+    """What a mirror name carries for a query: ``~q-`` and 16 hex digits of its SHA-256."""
+    return f"~q-{url_sha256(query)[:16]}" if query else ""
+
+
+def _holds_query(url: str, path: str) -> bool:
+    """True for a name given before names hid queries: the query is in it, not its hash."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return False
+    return bool(query) and query_mark(query) not in path
 
 
 def _fallback(url: str, path: str, attempt: int) -> str:
@@ -184,14 +205,16 @@ class _Taken:
 def assign_paths(db: Database, items: list[tuple[int, str, str | None]]) -> dict[int, str]:
     """Mirror paths for (url_id, url, content_type) items, handing out and recording new ones.
 
-    A path once given to a URL stays its path, so re-runs write the same files.
+    A path once given to a URL stays its path, so re-runs write the same files; only
+    a name that holds a query string verbatim (given by an older archiver) is replaced.
     """
     known = {r["url_id"]: r["path"] for r in db.rows("SELECT url_id, path FROM mirror_paths")}
-    taken = _Taken(list(known.values()))
+    stale = {i for i, url, _ in items if i in known and _holds_query(url, known[i])}
+    taken = _Taken([p for i, p in known.items() if i not in stale])
     out: dict[int, str] = {}
     new: list[tuple[int, str]] = []
     for url_id, url, content_type in sorted(items, key=lambda i: i[1]):
-        if url_id in known:
+        if url_id in known and url_id not in stale:
             out[url_id] = known[url_id]
             continue
         path = safe_relpath(url, content_type)
@@ -204,6 +227,9 @@ def assign_paths(db: Database, items: list[tuple[int, str, str | None]]) -> dict
         new.append((url_id, path))
     if new:
         with db.transaction():
+            db.conn.executemany(
+                "DELETE FROM mirror_paths WHERE url_id=?", [(i,) for i, _ in new if i in stale]
+            )
             db.conn.executemany(
                 "INSERT INTO mirror_paths (url_id, path, key) VALUES (?, ?, ?)",
                 [(i, p, p.casefold()) for i, p in new],
@@ -225,12 +251,16 @@ class MirrorSummary:
     linked: int = 0
     copied: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Files of an older mirror whose names held a query string: (old path, new path or None
+    #: when the file was removed, its URL not mirrored this run).
+    renamed: list[tuple[str, str | None]] = field(default_factory=list)
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def line(self) -> str:
+        renamed = f", {len(self.renamed)} renamed" if self.renamed else ""
         return (
             f"mirror: {len(self.written)} written ({self.linked} hard links, {self.copied}"
-            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped{renamed}"
         )
 
 
@@ -316,14 +346,19 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
             continue
         chosen.append(good)
     paths = assign_paths(db, [(c.url_id, c.url, c.content_type) for c in chosen])
-    manifest = _read_manifest(dest)
+    manifest, legacy = _read_manifest(dest)
+    by_hash = {e["url_hash"]: key for key, e in manifest.items()}
     for c in chosen:
         rel = paths[c.url_id]
         target = dest / rel
         if not _inside(dest, _nearest_existing(target.parent)):
             summary.skipped.append((c.url, f"{rel} would leave the mirror"))
             continue
+        digest = url_sha256(c.url)
+        old_key = by_hash.get(digest)
         try:
+            if old_key in legacy and manifest[old_key]["path"] != rel:
+                _move_old(dest, manifest[old_key], target, summary)
             if _is_link_to(target, store.path_for(c.sha256)) or _same_bytes(target, c.sha256):
                 summary.unchanged.append(c.url)
             else:
@@ -338,27 +373,94 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
             continue
         except OSError as exc:
             raise ArchiverError(f"cannot write {target}: {exc.strerror}") from exc
-        manifest[c.url] = {"path": rel, "sha256": c.sha256, "content_type": c.content_type}
+        if old_key is not None:
+            legacy.discard(old_key)
+            del manifest[old_key]
+        manifest[_manifest_key(manifest, c.url, digest)] = {
+            "path": rel,
+            "sha256": c.sha256,
+            "content_type": c.content_type,
+            "url_hash": digest,
+        }
+    for key in [k for k in manifest if k in legacy]:
+        # An older mirror's file named after its query, whose URL this run did not mirror.
+        old = manifest.pop(key)
+        _remove(dest / old["path"], old["sha256"])
+        summary.renamed.append((old["path"], None))
     manifest = {u: e for u, e in manifest.items() if (dest / e["path"]).is_file()}
     _write_json(dest / MANIFEST, manifest)
     summary.manifest = manifest
     return summary
 
 
-def _read_manifest(dest: Path) -> dict[str, dict[str, Any]]:
+def _manifest_key(manifest: dict[str, dict[str, Any]], url: str, digest: str) -> str:
+    """The URL as the manifest publishes it (``public_url``); ``#<hash>`` when two URLs
+    differ only in what it hides (their userinfo), so neither entry overwrites the other."""
+    key = public_url(url)
+    held = manifest.get(key)
+    if held is not None and held.get("url_hash") != digest:
+        key = f"{key}#{digest[:16]}"
+    return key
+
+
+def manifest_entry(manifest: dict[str, dict[str, Any]], url: str) -> dict[str, Any] | None:
+    """The manifest's entry for ``url``, looked up by its ``url_hash``, or None."""
+    digest = url_sha256(url)
+    return next((e for e in manifest.values() if e.get("url_hash") == digest), None)
+
+
+def _move_old(dest: Path, old: dict[str, Any], target: Path, summary: MirrorSummary) -> None:
+    """Moves a file an older mirror named after its query to the name that hides it."""
+    source = dest / old["path"]
+    if not (source.is_file() and _inside(dest, source) and _same_bytes(source, old["sha256"])):
+        return
+    if target.exists():
+        source.unlink()
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    summary.renamed.append((old["path"], target.relative_to(dest).as_posix()))
+
+
+def _remove(path: Path, sha256: str) -> None:
+    """Removes a mirror file we wrote (it still holds the bytes the manifest names)."""
+    with contextlib.suppress(OSError):
+        if path.is_file() and _same_bytes(path, sha256):
+            path.unlink()
+
+
+def _read_manifest(dest: Path) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The manifest of an earlier run, in today's form, and the keys whose file names
+    hold a query verbatim (named before queries were hashed: they must go).
+
+    An entry without ``url_hash`` is from an older archiver, keyed by the URL as
+    recorded: it is re-keyed by ``public_url`` here, so no secret is written back.
+    """
     try:
         data = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return {}, set()
     if not isinstance(data, dict):
-        return {}
-    return {
-        u: e
-        for u, e in data.items()
-        if isinstance(e, dict)
-        and isinstance(e.get("path"), str)
-        and _inside(dest, dest / e["path"])
-    }
+        return {}, set()
+    out: dict[str, dict[str, Any]] = {}
+    legacy: set[str] = set()
+    for key, e in data.items():
+        if not (
+            isinstance(e, dict)
+            and isinstance(e.get("path"), str)
+            and isinstance(e.get("sha256"), str)
+            and _inside(dest, dest / e["path"])
+        ):
+            continue
+        if isinstance(e.get("url_hash"), str):
+            out[key] = e
+            continue
+        entry = {**e, "url_hash": url_sha256(key)}
+        new_key = _manifest_key(out, key, entry["url_hash"])
+        out[new_key] = entry
+        if _holds_query(key, e["path"]):
+            legacy.add(new_key)
+    return out, legacy
 
 
 def _write_json(path: Path, data: Any) -> None:

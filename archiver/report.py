@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from .clock import iso, parse_iso
 from .db import STATES, Database
 from .errors import ConfigError
+from .redact import clean_text, shown_url
 from .restore import copies, newest_good
 from .store import Store
 
@@ -262,13 +263,26 @@ def render(
 
 
 def _where(row: dict[str, Any]) -> str:
-    return "; ".join(f"{p['path']}:{p['line']}" for p in row["posts"]) or "(no post)"
+    return clean_text("; ".join(f"{p['path']}:{p['line']}" for p in row["posts"]) or "(no post)")
 
 
 def _status(row: dict[str, Any]) -> str:
+    """The error (server-supplied text: cleaned), else the HTTP status."""
     if row["error"]:
-        return str(row["error"])
+        return clean_text(str(row["error"]))
     return str(row["http_status"] or "")
+
+
+#: Columns that hold a URL: shown with the password masked (JSON keeps them as recorded).
+URL_FIELDS = frozenset({"url", "remapped_url"})
+
+
+def shown(row: dict[str, Any], name: str) -> Any:
+    """A field as every format but JSON shows it: URLs masked, text without control characters."""
+    value = row[name]
+    if not isinstance(value, str):
+        return value
+    return shown_url(value) if name in URL_FIELDS else clean_text(value)
 
 
 def copy_label(row: dict[str, Any]) -> str:
@@ -284,7 +298,7 @@ def _csv(rows: Iterable[dict[str, Any]]) -> str:
     cols = [f for f in FIELDS if f != "posts"] + ["posts"]
     w.writerow(cols)
     for r in rows:
-        w.writerow([r[c] if c != "posts" else _where(r) for c in cols])
+        w.writerow([shown(r, c) if c != "posts" else _where(r) for c in cols])
     return buf.getvalue()
 
 
@@ -306,7 +320,7 @@ def _md(text: str) -> str:
 
 def _remap_note(row: dict[str, Any]) -> str:
     """Where a [remap] rule sent the fetch, beside the URL as the post has it."""
-    return f" (fetched as <{row['remapped_url']}>)" if row.get("remapped_url") else ""
+    return f" (fetched as <{shown(row, 'remapped_url')}>)" if row.get("remapped_url") else ""
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
@@ -318,12 +332,13 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             groups.setdefault(p["path"], []).append((p["line"], r))
     lines = []
     for path in sorted(groups):
-        lines.append(f"### {_md(path)}\n")
+        lines.append(f"### {_md(clean_text(path))}\n")
         lines.append("| where | URL | state | status | failing since | last worked | copy |")
         lines.append("|---|---|---|---|---|---|---|")
         for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"])):
             lines.append(
-                f"| {_md(path)}:{line} | <{r['url']}>{_remap_note(r)} | {r['state']} |"
+                f"| {_md(clean_text(path))}:{line} | <{shown(r, 'url')}>{_remap_note(r)} |"
+                f" {r['state']} |"
                 f" {_md(_status(r))} |"
                 f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_label(r)} |"
             )
@@ -357,7 +372,7 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
         (
             r["state"],
             _status(r),
-            r["url"] + (f" -> {r['remapped_url']}" if r.get("remapped_url") else ""),
+            shown(r, "url") + (f" -> {shown(r, 'remapped_url')}" if r.get("remapped_url") else ""),
             _where(r),
             (r["failing_since"] or "")[:10],
             copy_label(r),
@@ -368,11 +383,12 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
     for c in cols:
         table.add_column(c.upper(), overflow="fold")
     for r, d in zip(rows, data, strict=True):
-        cells: list[str | Text] = list(d)
+        # Text, not str: rich would read "[...]" in a server's error text as markup.
+        cells = [Text(c) for c in d]
         if color:
             # A URL folded over lines by a narrow terminal still opens whole when
             # clicked: each line carries the link (OSC 8, shown by most terminals).
-            cells[2] = Text(d[2], style=Style(link=r["url"]))
+            cells[2] = Text(d[2], style=Style(link=shown(r, "url")))
         table.add_row(*cells, style=STATE_STYLES.get(d[0], "") if color else "")
     # Off a terminal nothing wraps: the table is exactly as wide as its content.
     natural = sum(max(len(c), *(len(d[i]) for d in data)) for i, c in enumerate(cols))

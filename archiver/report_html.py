@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .db import STATES
+from .redact import clean_text, shown_url
 from .store import Store
 
 __all__ = ["THUMB_MAX", "render_html"]
@@ -100,17 +101,21 @@ def _copy_cell(row: dict[str, Any], store: Store | None, output: Path | None) ->
 
 
 def _row(line: int, row: dict[str, Any], store: Store | None, output: Path | None) -> str:
-    status = escape(str(row["error"] or row["http_status"] or ""))
-    url = escape(row["url"])
+    # Server-supplied text loses its control characters (a bidi override would reorder
+    # the page), and a URL its password: the page is made to be shared.
+    status = escape(clean_text(str(row["error"] or row["http_status"] or "")))
+    url = escape(shown_url(row["url"]))
     state = escape(row["state"])
+    host = escape(clean_text(row["host"] or ""))
     remapped = row.get("remapped_url")
     remap = (
-        f'<br><small>fetched as <a href="{escape(remapped)}">{escape(remapped)}</a></small>'
+        f'<br><small>fetched as <a href="{escape(shown_url(remapped))}">'
+        f"{escape(shown_url(remapped))}</a></small>"
         if remapped
         else ""
     )
     return (
-        f'<tr class="link" data-state="{state}" data-host="{escape(row["host"] or "")}">'
+        f'<tr class="link" data-state="{state}" data-host="{host}">'
         f"<td>{line}</td>"
         f'<td class="url"><a href="{url}">{url}</a>{remap}</td>'
         f'<td><span class="state s-{state}">{state}</span></td>'
@@ -149,13 +154,14 @@ def render_html(
             for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"]))
         )
         sections.append(
-            f'<section class="post" data-post="{escape(path)}"><h2>{escape(path)}</h2>'
+            f'<section class="post" data-post="{escape(clean_text(path))}">'
+            f"<h2>{escape(clean_text(path))}</h2>"
             "<table><thead><tr><th>line</th><th>URL</th><th>state</th><th>status</th>"
             "<th>failing since</th><th>last worked</th><th>copy</th></tr></thead>"
             f"<tbody>{body}</tbody></table></section>"
         )
     states = [s for s in STATES if counts[s]]
-    hosts = sorted({r["host"] or "" for r in rows} - {""})
+    hosts = sorted({clean_text(r["host"] or "") for r in rows} - {""})
     main = "\n".join(sections) or '<p class="empty">No links match.</p>'
     return (
         "<!DOCTYPE html>\n"

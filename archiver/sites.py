@@ -18,8 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from .clock import Clock
 from .config import Source
 from .discover import Discovery, Known, Link, Page
@@ -28,6 +26,8 @@ from .fetch import Fetcher, FetchSettings
 from .rules import UrlRules
 
 if TYPE_CHECKING:
+    import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
+
     from .db import Database
 
 __all__ = ["SiteIndex", "index_site"]

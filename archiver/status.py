@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from .db import Database
+from .redact import clean_text, shown_url
 from .store import Store
 
 __all__ = ["render_status", "status"]
@@ -58,6 +59,7 @@ def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
 
 
 def render_status(s: dict[str, Any]) -> str:
+    """The text form: a URL's password masked, no control characters (JSON keeps them)."""
     lines = [
         f"posts: {s['posts']}   URLs: {s['urls']} (+{s['unreferenced_urls']} unreferenced)",
         "states: " + (", ".join(f"{k} {v}" for k, v in sorted(s["states"].items())) or "none"),
@@ -66,7 +68,7 @@ def render_status(s: dict[str, Any]) -> str:
     oldest = s["oldest_check"]
     if oldest:
         when = oldest["last_checked"] or "never checked"
-        lines.append(f"oldest check: {when}  {oldest['url']}")
+        lines.append(f"oldest check: {when}  {shown_url(oldest['url'])}")
     lines.append("last runs:")
     if not s["runs"]:
         lines.append("  (none)")
@@ -76,6 +78,6 @@ def render_status(s: dict[str, Any]) -> str:
         lines.append(
             f"  #{r['id']} {r['command']} {r['started']} {code}  posts={r['posts'] or 0}"
             f" urls={r['urls'] or 0} {counts} bytes={r['bytes'] or 0}"
-            + (f"  ({r['message']})" if r["message"] else "")
+            + (f"  ({clean_text(r['message'])})" if r["message"] else "")
         )
     return "\n".join(lines) + "\n"

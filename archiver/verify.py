@@ -4,7 +4,8 @@ Owns ``blobs.verified_at`` / ``blobs.verify_ok``, which reports read to say
 whether a copy is restorable. Checks the least recently verified blobs first,
 so a time budget (``max_duration``) checks a large store a slice per run.
 Repair only ever puts back the exact bytes a blob is named after: from a
-misnamed file in the store, or from the origin when it still serves them.
+misnamed file in the store, or from the origin when it still serves them, asked
+through the crawl's own ``Fetcher`` and settings (never a client of its own).
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING
 
-import httpx
+import anyio
 
 from .db import Database
-from .errors import StoreError
+from .fetch import Fetcher, FetchSettings
+from .redact import clean_text, shown_url
 from .restore import record_verification
+from .rules import UrlRules
 from .store import Store, sha256_of
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -110,16 +116,19 @@ def verify(
     max_duration: float | None = None,
     limit: int | None = None,
     repair: bool = False,
-    transport: httpx.BaseTransport | None = None,
-    timeout: float = 30.0,
-    user_agent: str = "archiver-verify",
+    settings: FetchSettings | None = None,
+    rules: UrlRules | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     grace: float = YOUNG,
 ) -> VerifyResult:
     """Re-hashes blobs (oldest check first, within the budget), then checks rows and files.
 
-    Store files no row knows are reported once they are ``grace`` seconds old.
+    Store files no row knows are reported once they are ``grace`` seconds old. A
+    repair fetches through ``archiver.fetch.Fetcher`` with ``settings`` (a crawl's:
+    limits, size caps, redirects, User-Agent, timeouts) and ``rules`` (``[remap]``
+    and ``exclude_urls``), so it asks no URL a crawl would not ask, and no other way.
     """
     result = VerifyResult()
     blobs = db.rows(
@@ -144,19 +153,20 @@ def verify(
     result.dangling = _dangling(db)
     result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
     if repair:
-        _repair(db, store, result, now, transport, timeout, user_agent)
+        _repair(db, store, result, now, _Refetch(settings, rules or UrlRules(), transport))
     return result
 
 
-def _repair(
-    db: Database,
-    store: Store,
-    result: VerifyResult,
-    now: str,
-    transport: httpx.BaseTransport | None,
-    timeout: float,
-    user_agent: str,
-) -> None:
+@dataclass(frozen=True)
+class _Refetch:
+    """How a repair asks the origin again: the run's fetch settings and URL rules."""
+
+    settings: FetchSettings | None
+    rules: UrlRules
+    transport: httpx.AsyncBaseTransport | None
+
+
+def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch: _Refetch) -> None:
     damaged = [*result.missing, *result.corrupt]
     if not damaged:
         return
@@ -166,25 +176,23 @@ def _repair(
         digest = sha256_of(path)
         if digest in damaged:
             by_hash.setdefault(digest, path)
-    with httpx.Client(
-        transport=transport,
-        timeout=timeout,
-        follow_redirects=True,
-        headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
-    ) as client:
-        for sha in damaged:
-            if sha in by_hash:
-                why = _put_back(store, sha, by_hash[sha])
-                if why is None:
-                    by_hash[sha].unlink(missing_ok=True)
-                    result.unknown.remove(by_hash[sha])
-            else:
-                why = _refetch(db, store, sha, client)
+    outcome: dict[str, str | None] = {}
+    for sha in damaged:
+        if sha in by_hash:
+            why = outcome[sha] = _put_back(store, sha, by_hash[sha])
             if why is None:
-                result.repaired.append(sha)
-                record_verification(db, sha, True, now)
-            else:
-                result.unrepaired.append((sha, why))
+                by_hash[sha].unlink(missing_ok=True)
+                result.unknown.remove(by_hash[sha])
+    rest = [sha for sha in damaged if outcome.get(sha, "") is not None]
+    if rest:
+        outcome.update(anyio.run(_refetch_all, db, store, rest, refetch))
+    for sha in damaged:
+        why = outcome[sha]
+        if why is None:
+            result.repaired.append(sha)
+            record_verification(db, sha, True, now)
+        else:
+            result.unrepaired.append((sha, why))
 
 
 def _put_back(store: Store, sha: str, source: Path) -> str | None:
@@ -203,7 +211,20 @@ def _put_back(store: Store, sha: str, source: Path) -> str | None:
     return None
 
 
-def _refetch(db: Database, store: Store, sha: str, client: httpx.Client) -> str | None:
+async def _refetch_all(
+    db: Database, store: Store, damaged: list[str], refetch: _Refetch
+) -> dict[str, str | None]:
+    """Asks the origins again for each damaged blob, one URL at a time, through one Fetcher."""
+    out: dict[str, str | None] = {}
+    async with Fetcher(refetch.settings, store=store, transport=refetch.transport) as fetcher:
+        for sha in damaged:
+            out[sha] = await _refetch(db, store, sha, fetcher, refetch.rules)
+    return out
+
+
+async def _refetch(
+    db: Database, store: Store, sha: str, fetcher: Fetcher, rules: UrlRules
+) -> str | None:
     """Fetches the blob again from a URL that had it; None on success, else why not."""
     urls = [
         r["url"]
@@ -217,30 +238,36 @@ def _refetch(db: Database, store: Store, sha: str, client: httpx.Client) -> str 
         return "no URL ever served these bytes"
     reasons = []
     for url in urls:
-        why = _fetch_into(store, sha, url, client)
+        why = await _fetch_into(store, sha, url, fetcher, rules)
         if why is None:
             return None
-        reasons.append(f"{url} {why}")
+        reasons.append(f"{shown_url(url)} {clean_text(why)}")
     return "; ".join(reasons)
 
 
-def _fetch_into(store: Store, sha: str, url: str, client: httpx.Client) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return _put_back(store, sha, Path(unquote(parts.path)))
+async def _fetch_into(
+    store: Store, sha: str, url: str, fetcher: Fetcher, rules: UrlRules
+) -> str | None:
+    """Fetches ``url`` as a crawl would; commits the blob only when it is exactly ``sha``."""
+    if rules.excluded(url):
+        return "is excluded by exclude_urls"
+    target = rules.fetch_url(url) or url
+    via = f" (fetched as {shown_url(target)})" if target != url else ""
+    # "any": the bytes once passed the check a crawl made; their hash is the real test.
+    result = await fetcher.fetch(target, expect="any")
+    blob, result.blob = result.blob, None
     try:
-        with store.writer() as w:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    return f"answers HTTP {response.status_code}"
-                for chunk in response.iter_bytes():
-                    w.write(chunk)
-            if w.finish() != sha:
-                return "now serves different bytes"
-            store.path_for(sha).unlink(missing_ok=True)
-            w.commit()
-    except httpx.HTTPError as exc:
-        return f"cannot be fetched ({type(exc).__name__}: {exc})"
-    except StoreError as exc:
-        return str(exc)
+        if result.state != "ok":
+            status = result.http_status
+            if status is not None and result.error_class == f"http-{status}":
+                return f"answers HTTP {status}{via}"
+            return f"cannot be fetched{via} ({result.error})"
+        if blob is None or result.sha256 != sha:
+            return f"now serves different bytes{via}"
+        store.path_for(sha).unlink(missing_ok=True)  # the damaged file, if any
+        await anyio.to_thread.run_sync(blob.commit)
+        blob = None
+    finally:
+        if blob is not None:
+            blob.abort()
     return None

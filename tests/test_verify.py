@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from server import LoopbackServer
+from server import LoopbackServer, Reply
 from test_report import FINE, PDF, PNG, World, make_world, sha
 
+from archiver.fetch import USER_AGENT
 from archiver.verify import YOUNG, verify
 
 
@@ -209,3 +210,114 @@ def test_grace_in_the_library_reads_the_injected_clock(world: World) -> None:
 )
 def test_a_bad_grace_is_a_usage_error(world: World, value: str, why: str) -> None:
     assert world.run("verify", "--grace", value) == (2, "", f"archiver: option --grace {why}\n")
+
+
+# -- verify --repair fetches as a crawl does ------------------------------------------------
+
+
+def repair_with(world: World, toml: str) -> tuple[int, str, str]:
+    """``verify --repair`` with a config file holding ``toml`` (db and store come from --db)."""
+    cfg = world.tmp / "repair.toml"
+    cfg.write_text(toml, encoding="utf-8")
+    return world.run("verify", "--config", str(cfg), "--repair")
+
+
+def lose_fine(world: World) -> Path:
+    blob = world.store().path_for(sha(FINE))
+    blob.unlink()
+    return blob
+
+
+def no_temp_files(world: World) -> bool:
+    return not any((world.cfg.store / "tmp").iterdir())
+
+
+def test_repair_fetches_where_remap_sends_the_url(world: World, server: LoopbackServer) -> None:
+    blob = lose_fine(world)
+    world.kill("/fine.pdf")  # the original address no longer serves it; the mirror does
+    server.route("/elsewhere/fine.pdf", Reply(body=FINE, content_type="application/pdf"))
+    before = server.stats("/fine.pdf").hits
+    code, out, _ = repair_with(world, "[remap]\n'/fine\\.pdf$' = \"/elsewhere/fine.pdf\"\n")
+    assert (code, out) == (0, f"repaired blob: {sha(FINE)}\n")
+    assert blob.read_bytes() == FINE
+    assert server.stats("/elsewhere/fine.pdf").hits == 1
+    assert server.stats("/fine.pdf").hits == before  # never asked
+
+
+def test_repair_skips_a_url_exclude_urls_names(world: World, server: LoopbackServer) -> None:
+    lose_fine(world)
+    before = server.stats("/fine.pdf").hits
+    code, out, _ = repair_with(world, "exclude_urls = ['/fine\\.pdf$']\n")
+    assert code == 1
+    assert f"could not repair {sha(FINE)}: {world.fine} is excluded by exclude_urls\n" in out
+    assert server.stats("/fine.pdf").hits == before
+
+
+def test_repair_refuses_a_body_over_max_size(world: World) -> None:
+    blob = lose_fine(world)
+    code, out, _ = repair_with(world, "[fetch]\nretries = 0\nmax_size = 100\n")
+    assert code == 1
+    assert out == (
+        f"missing blob: {sha(FINE)}\ncould not repair {sha(FINE)}: {world.fine} cannot be"
+        " fetched (larger than the size cap of 100 bytes)\n"
+    )
+    assert not blob.exists() and no_temp_files(world)
+
+
+def test_repair_refuses_a_body_over_max_size_that_declares_no_length(
+    world: World, server: LoopbackServer
+) -> None:
+    blob = lose_fine(world)
+    server.route("/fine.pdf", Reply(body=FINE, content_type="application/pdf", until_close=True))
+    code, out, _ = repair_with(world, "[fetch]\nretries = 0\nmax_size = 100\n")
+    assert code == 1
+    assert "cannot be fetched (larger than the size cap of 100 bytes)" in out
+    assert not blob.exists() and no_temp_files(world)
+
+
+def test_repair_sends_archivers_user_agent(world: World, server: LoopbackServer) -> None:
+    lose_fine(world)
+    assert world.run("verify", "--repair")[0] == 0
+    assert server.stats("/fine.pdf").requests[-1].headers["user-agent"] == USER_AGENT
+    lose_fine(world)
+    code, _, _ = repair_with(world, '[fetch]\nuser_agent = "archiver-test/2 (+repair)"\n')
+    assert code == 0
+    assert server.stats("/fine.pdf").requests[-1].headers["user-agent"] == (
+        "archiver-test/2 (+repair)"
+    )
+
+
+def test_repair_follows_a_redirect_within_the_crawls_limit(
+    world: World, server: LoopbackServer
+) -> None:
+    blob = lose_fine(world)
+    server.route("/fine.pdf", Reply.redirect("/moved/fine.pdf", status=301))
+    server.route("/moved/fine.pdf", Reply(body=FINE, content_type="application/pdf"))
+    code, out, _ = repair_with(world, "[fetch]\nmax_redirects = 1\n")
+    assert (code, out) == (0, f"repaired blob: {sha(FINE)}\n")
+    assert blob.read_bytes() == FINE
+
+
+def test_repair_stops_at_max_redirects(world: World, server: LoopbackServer) -> None:
+    blob = lose_fine(world)
+    server.route("/fine.pdf", Reply.redirect("/hop/1"))
+    server.route("/hop/1", Reply.redirect("/hop/2"))
+    server.route("/hop/2", Reply(body=FINE, content_type="application/pdf"))
+    code, out, _ = repair_with(world, "[fetch]\nmax_redirects = 1\n")
+    assert code == 1
+    assert f"{world.fine} cannot be fetched (more than 1 redirects)\n" in out
+    assert server.stats("/hop/2").hits == 0 and not blob.exists()
+
+
+def test_repair_never_follows_a_redirect_to_a_local_file(
+    world: World, server: LoopbackServer
+) -> None:
+    blob = lose_fine(world)
+    local = world.tmp / "secret" / "fine.pdf"
+    local.parent.mkdir()
+    local.write_bytes(FINE)  # the very bytes wanted: only the redirect rule keeps them out
+    server.route("/fine.pdf", Reply.redirect(local.as_uri()))
+    code, out, _ = world.run("verify", "--repair")
+    assert code == 1
+    assert f"{world.fine} cannot be fetched (" in out and local.as_uri() in out
+    assert not blob.exists() and no_temp_files(world)
