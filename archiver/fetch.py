@@ -2,12 +2,14 @@
 
 Owns the HTTP client (and which transport it runs on), the concurrency limits
 (global and per host), redirects, retries with backoff, and streaming bodies
-through the validator into the store. Pages to crawl (HTML, sitemaps, feeds,
-robots.txt) take the same road but end in memory, unjudged: HTML is what a page
-is, not a soft 404. A failing link is a value (a ``FetchResult`` with a state),
-never an exception: only the store (``StoreError``) or a bug stops a fetch. This
-module never commits a blob and never touches the database: it hands back a
-finished (fsynced) writer, and the caller commits it and records it, in that order.
+through the validator into the store, with bounded work per response: one content
+coding at most, decoded within the size cap, and deadlines for the head and for the
+body's pace. Pages to crawl (HTML, sitemaps, feeds, robots.txt) take the same road
+but end in memory, unjudged: HTML is what a page is, not a soft 404. A failing link
+is a value (a ``FetchResult`` with a state), never an exception: only the store
+(``StoreError``) or a bug stops a fetch. This module never commits a blob and never
+touches the database: it hands back a finished (fsynced) writer, and the caller
+commits it and records it, in that order.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile_server import HostileServer
+from hostile_server import HostileServer, raw
 from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
@@ -30,10 +30,11 @@ from archiver.config import (
     MAX_PER_HOST,
     Config,
     FetchConfig,
+    Source,
     load_config,
     override_fetch,
 )
-from archiver.crawl import fetch_settings
+from archiver.crawl import crawl, fetch_settings
 from archiver.errors import ConfigError
 from archiver.fetch import (
     _DECODE_STEP,
@@ -291,13 +292,23 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: 100
 
 
 async def test_a_head_sent_one_byte_at_a_time_hits_the_total_timeout() -> None:
+    body = PDF_HEAD + b"x" * 100
+    fine = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     with HostileServer() as srv:
         url = srv.route("/slow.pdf", dribble(HEAD, 0.05))  # 4 s for the head alone
+        next_url = srv.route("/next.pdf", raw(fine))
         settings = FetchSettings(retries=0, read_timeout=10.0, total_timeout=0.3)
-        r = await timed_fetch(settings, url, expect="pdf")
+        started = time.monotonic()
+        async with Fetcher(settings, clock=FakeClock()) as fetcher:
+            r = await fetcher.fetch(url, expect="pdf")
+            after = await fetcher.fetch(next_url, expect="pdf")
+        assert time.monotonic() - started < 20  # bounded, not a speed test
+        connections = srv.seen.connections
     assert (r.state, r.error_class, r.http_status) == ("error", "timeout", None)
     assert r.error == "no response within the total_timeout of 0.3 s"
     assert r.transient
+    # The abandoned connection is never reused: the next request gets its own.
+    assert (after.state, after.size, connections) == ("ok", len(body), 2)
 
 
 async def test_slow_informational_responses_count_against_the_total_timeout() -> None:
@@ -522,3 +533,38 @@ def test_one_read_of_a_bomb_decodes_in_bounded_steps_and_only_on_demand() -> Non
     taken = [next(pieces) for _ in range(8)]
     assert all(len(p) <= _DECODE_STEP for p in taken) and sum(map(len, taken)) == 8 * _DECODE_STEP
     assert sum(len(p) for p in _Decoder("gzip").decode(chunk)) == len(PDF_HEAD) + 64 * MIB
+
+
+@pytest.mark.parametrize("inner", [True, False])
+def test_a_site_whose_sitemap_is_a_bomb_costs_no_more_than_its_cap(
+    tmp_path: Path, server: LoopbackServer, inner: bool
+) -> None:
+    # inner: a .xml.gz bomb of about 1 MB, sent gzipped once more (a decoded page within
+    # the cap, whose own gzip layer discovery unpacks); else a gzip-coded 1 GiB sitemap.
+    packed = b"".join(bomb(1024, head=b'<?xml version="1.0"?><urlset>'))
+    reply = (
+        Reply(
+            body=gzip.compress(packed),
+            content_type="application/gzip",
+            headers=[("Content-Encoding", "gzip")],
+        )
+        if inner
+        else bomb_reply(1024)
+    )
+    source = server.route("/sitemap.xml.gz", reply)
+    cfg = Config(
+        db=tmp_path / "state" / "archive.db",
+        store=tmp_path / "state" / "store",
+        fetch=FetchConfig(retries=0, max_page_size=CAP),
+    )
+    warnings: list[str] = []
+    tracemalloc.start()
+    try:
+        crawl(cfg, [Source(url=source, kind="sitemap")], clock=FakeClock(), warn=warnings.append)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * MIB, f"peak {peak} bytes"
+    assert len(warnings) == 1 and warnings[0].startswith(f"{source}: ")
+    reason = "a damaged or oversized gzip file" if inner else f"max_page_size of {CAP} bytes"
+    assert reason in warnings[0]
