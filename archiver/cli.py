@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Config, load_config, override_fetch
+from .config import Config, finite_option, load_config, override_fetch
 from .errors import ArchiverError, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,6 +174,7 @@ def _run(
             cfg.fetch, concurrency=concurrency, per_host=per_host, timeout=timeout
         )
         cfg = replace(cfg, fetch=fetch)
+        wait = finite_option("--wait", wait)  # NaN would wait forever
         srcs = sources_from_args(sources, cfg)
         with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
             summary = run_crawl(

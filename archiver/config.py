@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "FetchConfig",
     "Source",
+    "finite_option",
     "load_config",
     "override_fetch",
     "parse_config",
@@ -312,6 +313,12 @@ def _fetch(raw: Any) -> FetchConfig:
         else:
             values[key] = _positive(name, value)
     return FetchConfig(**values)
+
+
+def finite_option(option: str, value: float) -> float:
+    """``value`` of a command-line number, refused (exit 2) when NaN or infinite."""
+    _finite(option, value)
+    return value
 
 
 def override_fetch(

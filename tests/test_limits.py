@@ -313,8 +313,9 @@ async def test_a_head_sent_one_byte_at_a_time_hits_the_total_timeout() -> None:
 
 async def test_slow_informational_responses_count_against_the_total_timeout() -> None:
     with HostileServer() as srv:
-        continues = [b"HTTP/1.1 100 Continue\r\n\r\n"] * 4 + [HEAD]
-        url = srv.route("/slow.pdf", paced(continues, 0.2))
+        # Two only (well within any cap on their number): it is their pace that fails.
+        continues = [b"HTTP/1.1 100 Continue\r\n\r\n"] * 2 + [HEAD]
+        url = srv.route("/slow.pdf", paced(continues, 0.25))
         settings = FetchSettings(retries=0, read_timeout=10.0, total_timeout=0.3)
         r = await timed_fetch(settings, url, expect="pdf", probe=True)
     assert (r.state, r.error_class) == ("error", "timeout")
@@ -501,6 +502,7 @@ def test_concurrency_and_per_host_are_capped(tmp_path: Path, key: str, cap: int)
         (("--timeout", "nan"), "option --timeout must be a finite number, got nan"),
         (("--timeout", "inf"), "option --timeout must be a finite number, got inf"),
         (("--timeout", "0"), "option --timeout must be greater than 0, got 0.0"),
+        (("--wait", "nan"), "option --wait must be a finite number, got nan"),
     ],
 )
 def test_cli_overrides_are_bounded_like_their_keys(
