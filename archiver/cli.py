@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, finite_option, load_config, override_fetch
 from .errors import ArchiverError, ConfigError
 from .redact import clean_text, shown_url
 
@@ -86,17 +86,10 @@ def _run_options(fn: F) -> F:
         [
             click.argument("sources", nargs=-1),
             _state_options,
-            click.option(
-                "--concurrency", type=click.IntRange(min=1), help="Requests in flight in all."
-            ),
-            click.option(
-                "--per-host", type=click.IntRange(min=1), help="Requests in flight to one host."
-            ),
-            click.option(
-                "--timeout",
-                type=click.FloatRange(min=0.001),
-                help="Connect and read timeout, seconds.",
-            ),
+            # Bounded as their config keys are (config.override_fetch), with the same errors.
+            click.option("--concurrency", type=int, help="Requests in flight in all."),
+            click.option("--per-host", type=int, help="Requests in flight to one host."),
+            click.option("--timeout", type=float, help="Connect and read timeout, seconds."),
             click.option(
                 "--fail-on",
                 type=click.Choice(["new", "any", "none"]),
@@ -179,14 +172,11 @@ def _run(
     log = _Log(log_format, quiet)
     try:
         cfg = _load(config_path, db, store)
-        fcfg = cfg.fetch
-        if concurrency:
-            fcfg = replace(fcfg, concurrency=concurrency)
-        if per_host:
-            fcfg = replace(fcfg, per_host=per_host)
-        if timeout:
-            fcfg = replace(fcfg, connect_timeout=timeout, read_timeout=timeout)
-        cfg = replace(cfg, fetch=fcfg)
+        fetch = override_fetch(
+            cfg.fetch, concurrency=concurrency, per_host=per_host, timeout=timeout
+        )
+        cfg = replace(cfg, fetch=fetch)
+        wait = finite_option("--wait", wait)  # NaN would wait forever
         srcs = sources_from_args(sources, cfg)
         with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
             summary = run_crawl(

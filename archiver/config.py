@@ -8,6 +8,7 @@ is never modified here.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,23 @@ from typing import Any
 from .errors import ConfigError
 from .rules import UrlRules, compile_pattern
 
-__all__ = ["Config", "FetchConfig", "Source", "load_config", "parse_config", "parse_duration"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "MAX_PER_HOST",
+    "Config",
+    "FetchConfig",
+    "Source",
+    "finite_option",
+    "load_config",
+    "override_fetch",
+    "parse_config",
+    "parse_duration",
+]
+
+# Upper bounds on requests in flight: enough for any archive (the scheduler keeps twice
+# as many rows ready), and far below what would exhaust file descriptors or a host.
+MAX_CONCURRENCY = 1024
+MAX_PER_HOST = 256
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class FetchConfig:
     per_host: int = 4
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    total_timeout: float = 60.0  # seconds from sending a request to its final head
+    min_rate: float = 1024.0  # bytes a second a body must average over 30 s
     max_redirects: int = 10
     retries: int = 3
     retry_after_cap: float = 300.0
@@ -124,9 +143,25 @@ def _expect(key: str, value: Any, types: type | tuple[type, ...], what: str) -> 
 def _positive(key: str, value: Any, *, integer: bool = False) -> Any:
     kind = int if integer else (int, float)
     _expect(key, value, kind, "a whole number" if integer else "a number")
+    _finite(key, value)
     if value <= 0:
         raise ConfigError(f"{_name(key)} must be greater than 0, got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _finite(key: str, value: float) -> None:
+    # NaN passes every comparison's "else" (nan <= 0 is False) and inf means "never".
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_name(key)} must be a finite number, got {value!r}")
+
+
+def _at_most(key: str, value: int, cap: int) -> int:
+    if value > cap:
+        raise ConfigError(f"{_name(key)} must be at most {cap}, got {value!r}")
+    return value
+
+
+_CAPS = {"concurrency": MAX_CONCURRENCY, "per_host": MAX_PER_HOST}
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -144,6 +179,8 @@ def parse_duration(key: str, value: Any) -> float:
             raise ConfigError(
                 f'{_name(key)} must be a duration like "1h" or "1d", got {value!r}'
             ) from None
+        if not math.isfinite(seconds):  # "inf", "nan", "1e400s"
+            raise ConfigError(f"{_name(key)} must be a finite number, got {value!r}")
         if seconds <= 0:
             raise ConfigError(f"{_name(key)} must be greater than 0, got {value!r}")
         return seconds
@@ -266,6 +303,8 @@ def _fetch(raw: Any) -> FetchConfig:
             values[key] = _expect(name, value, bool, "true or false")
         elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
             values[key] = _positive(name, value, integer=True)
+            if key in _CAPS:
+                _at_most(name, values[key], _CAPS[key])
         elif key == "retries":
             _expect(name, value, int, "a whole number")
             if value < 0:
@@ -274,6 +313,33 @@ def _fetch(raw: Any) -> FetchConfig:
         else:
             values[key] = _positive(name, value)
     return FetchConfig(**values)
+
+
+def finite_option(option: str, value: float) -> float:
+    """``value`` of a command-line number, refused (exit 2) when NaN or infinite."""
+    _finite(option, value)
+    return value
+
+
+def override_fetch(
+    fetch: FetchConfig,
+    *,
+    concurrency: int | None = None,
+    per_host: int | None = None,
+    timeout: float | None = None,
+) -> FetchConfig:
+    """``fetch`` with the command line's options applied (None: not given), each bounded
+    as its config key is; ``timeout`` sets both the connect and the read timeout."""
+    if concurrency is not None:
+        value = _positive("--concurrency", concurrency, integer=True)
+        fetch = replace(fetch, concurrency=_at_most("--concurrency", value, MAX_CONCURRENCY))
+    if per_host is not None:
+        value = _positive("--per-host", per_host, integer=True)
+        fetch = replace(fetch, per_host=_at_most("--per-host", value, MAX_PER_HOST))
+    if timeout is not None:
+        seconds = _positive("--timeout", timeout)
+        fetch = replace(fetch, connect_timeout=seconds, read_timeout=seconds)
+    return fetch
 
 
 def default_config(base: Path | None = None) -> Config:

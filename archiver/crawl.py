@@ -137,6 +137,8 @@ def fetch_settings(config: Config) -> FetchSettings:
         "per_host": f.per_host,
         "connect_timeout": f.connect_timeout,
         "read_timeout": f.read_timeout,
+        "total_timeout": f.total_timeout,
+        "min_rate": f.min_rate,
         "max_redirects": f.max_redirects,
         "retries": f.retries,
         "retry_after_cap": f.retry_after_cap,

@@ -2,23 +2,28 @@
 
 Owns the HTTP client (and which transport it runs on), the concurrency limits
 (global and per host), redirects, retries with backoff, and streaming bodies
-through the validator into the store. Pages to crawl (HTML, sitemaps, feeds,
-robots.txt) take the same road but end in memory, unjudged: HTML is what a page
-is, not a soft 404. A failing link is a value (a ``FetchResult`` with a state),
-never an exception: only the store (``StoreError``) or a bug stops a fetch. This
-module never commits a blob and never touches the database: it hands back a
-finished (fsynced) writer, and the caller commits it and records it, in that order.
+through the validator into the store, with bounded work per response: one content
+coding at most, decoded within the size cap, and deadlines for the head and for the
+body's pace. Pages to crawl (HTML, sitemaps, feeds, robots.txt) take the same road
+but end in memory, unjudged: HTML is what a page is, not a soft 404. A failing link
+is a value (a ``FetchResult`` with a state), never an exception: only the store
+(``StoreError``) or a bug stops a fetch. This module never commits a blob and never
+touches the database: it hands back a finished (fsynced) writer, and the caller
+commits it and records it, in that order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -94,6 +99,16 @@ _PROBE_RANGE = f"bytes=0-{HEAD_SIZE - 1}"
 # A 200 that ignored Range is still read to its end when it is this small: finishing the
 # body keeps the connection alive, which is cheaper than a new connection for the next URL.
 _PROBE_DRAIN = 64 * 1024
+# Decoded bytes per step of a content decoder: a step never holds more, whatever one
+# compressed chunk expands to (64 KiB of gzip can stand for 64 MiB of zeros).
+_DECODE_STEP = 64 * 1024
+# The content codings we undo; any other label (br, zstd, "none", "utf-8"...) is left as
+# sent, as httpx leaves what it cannot decode, and the body is judged as it came.
+_ZLIB_CODINGS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
 
 
 @dataclass(frozen=True)
@@ -103,14 +118,20 @@ class FetchSettings:
     concurrency: int = 16  # requests in flight overall
     per_host: int = 4  # requests in flight to one host, never more
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    read_timeout: float = 30.0  # between two reads
+    # From sending a request to its final head (connect, TLS, 1xx, the head itself).
+    total_timeout: float = 60.0
+    # A body must bring at least ``min_rate`` bytes a second over any ``rate_window``
+    # seconds (once the first window has passed): a trickle is cut, a slow link is not.
+    min_rate: float = 1024.0
+    rate_window: float = 30.0
     max_redirects: int = 10
     retries: int = 3  # attempts after the first, for transient failures only
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_cap: float = 300.0
-    max_size: int = 1_073_741_824  # bytes; a larger body is an error, not archived
-    max_page_size: int = 10_485_760  # bytes; a larger page (``fetch_page``) is an error
+    max_size: int = 1_073_741_824  # decoded bytes; a larger body is an error, not archived
+    max_page_size: int = 10_485_760  # decoded bytes; a larger page (``fetch_page``) is an error
     user_agent: str = USER_AGENT
     transport: TransportChoice = "auto"
     # Offer HTTP/2 to https origins (lean transport, never through a proxy). Off by default:
@@ -334,6 +355,118 @@ class _Intake:
         if self.verdict.ok or self.verdict.reason is None:
             return None
         return "invalid", self.verdict.reason, describe(self._expect, self.verdict, head)
+
+
+class _HeadTimeout(Exception):
+    """No final response head within ``total_timeout``."""
+
+
+class _Decoder:
+    """Undoes the body's content coding (one layer at most) in steps of bounded output.
+
+    httpx's decoders expand a whole chunk at once, and one per layer: a 16 KB body
+    coded ``gzip, gzip`` grew to 10 GiB in memory. Here each step yields at most
+    ``_DECODE_STEP`` bytes, so the size cap stops a bomb before it costs memory.
+    """
+
+    def __init__(self, coding: str | None) -> None:
+        self.coding = coding
+        self._inflater = zlib.decompressobj(_ZLIB_CODINGS[coding]) if coding else None
+        self._sniffing = coding == "deflate"
+        self._first = b""
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of ``data``; raises ``zlib.error`` for a damaged stream."""
+        inflater = self._inflater
+        if inflater is None:
+            if data:
+                yield data
+            return
+        if self._sniffing:
+            # "deflate" is meant to be zlib-wrapped (RFC 9110), but servers often send
+            # the raw stream: a zlib header (method 8, checksum of 31) tells them apart.
+            data = self._first = self._first + data
+            if len(data) < 2:
+                return
+            self._sniffing = False
+            if data[0] & 0x0F != 8 or (data[0] << 8 | data[1]) % 31:
+                inflater = self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        while data and not inflater.eof:
+            piece = inflater.decompress(data, _DECODE_STEP)
+            data = inflater.unconsumed_tail
+            if piece:
+                yield piece
+            # A full step may leave output inside zlib with no input left: ask for it.
+            while len(piece) == _DECODE_STEP and not data and not inflater.eof:
+                piece = inflater.decompress(b"", _DECODE_STEP)
+                if piece:
+                    yield piece
+
+
+def _decoder(fields: dict[str, str]) -> _Decoder | _Failure:
+    """The decoder for the body's Content-Encoding, or why the body is refused.
+
+    More than one coding (``gzip, gzip``) is refused: one layer is all a server that
+    compresses against our ``identity`` request has reason to send, and a stack only
+    serves to multiply what a small body expands to.
+    """
+    codings = [
+        token
+        for token in (t.strip().lower() for t in fields.get("content-encoding", "").split(","))
+        if token and token != "identity"
+    ]
+    if len(codings) > 1:
+        listed = ", ".join(codings)
+        return "error", "bad-encoding", f"content codings stacked ({listed}): one at most"
+    coding = codings[0] if codings else None
+    return _Decoder(coding if coding in _ZLIB_CODINGS else None)
+
+
+class _Pace:
+    """Whether a body keeps the minimum rate: ``rate`` bytes a second on average over any
+    ``window`` seconds, once the first window has passed since the head arrived.
+
+    An average over a window, not a per-read rule, so a large PDF on a slow but honest
+    link is never cut, nor a pause of a few seconds, while one byte every 2 s is. Arrivals
+    are kept in buckets of a sixteenth of the window (a trickle of 1-byte reads costs no
+    memory); a bucket counts until ``window`` after its last byte, which errs lenient.
+    """
+
+    def __init__(self, rate: float, window: float, now: float) -> None:
+        self._need = rate * window
+        self._window = window
+        self._start = now
+        self._bucket_span = window / 16
+        self._buckets: deque[list[float]] = deque()  # [opened, last arrival, bytes]
+        self._held = 0.0  # bytes in the buckets
+
+    def feed(self, size: int, now: float) -> None:
+        """Counts ``size`` bytes that arrived at ``now``."""
+        last = self._buckets[-1] if self._buckets else None
+        if last is not None and now - last[0] < self._bucket_span:
+            last[1] = now
+            last[2] += size
+        else:
+            self._buckets.append([now, now, float(size)])
+        self._held += size
+        while self._buckets and self._buckets[0][1] + self._window <= now:
+            self._held -= self._buckets.popleft()[2]  # out of every window from now on
+
+    @property
+    def deadline(self) -> float:
+        """When the rate is missed unless more bytes come first."""
+        if self._need <= 0:
+            return math.inf
+        left, dropped = self._held, self._start
+        for _opened, last, size in self._buckets:
+            if left < self._need:
+                break
+            left -= size
+            dropped = max(dropped, last)
+        return dropped + self._window
+
+    def missed(self, now: float) -> bool:
+        return now >= self.deadline
 
 
 @dataclass
@@ -575,14 +708,18 @@ class Fetcher:
         # not sit on a global slot another host could use.
         async with self._host_limiter(request.url.host.lower()), self._global:
             try:
-                response = await self._send(request)
+                response = await self._head(request)
                 if probe and response.status_code == 416:
                     # An empty file, or a server that mishandles ranges: asking again without
                     # a range lets the body speak for itself, as it would in a crawl.
                     await response.aclose()
-                    response = await self._send(self._request(url, validators))
+                    response = await self._head(self._request(url, validators))
             except httpx.HTTPError as exc:
                 return _Hop(_transport_failed(url, exc))
+            except _HeadTimeout:
+                limit = self.settings.total_timeout
+                error = f"no response within the total_timeout of {limit:g} s"
+                return _Hop(_failed(url, "error", "timeout", error))
             try:
                 return await self._answer(url, response, expect, bool(validators), mode)
             finally:
@@ -598,6 +735,14 @@ class Fetcher:
             headers=[*self._base_headers, *headers.items()],
             extensions=self._extensions,
         )
+
+    async def _head(self, request: httpx.Request) -> httpx.Response:
+        """``_send`` within ``total_timeout``: per-read timeouts alone let a server hold a
+        request forever (a head one byte at a time, an endless run of ``100 Continue``).
+        Raises ``_HeadTimeout`` when the final head has not arrived in time."""
+        with anyio.move_on_after(self.settings.total_timeout):
+            return await self._send(request)
+        raise _HeadTimeout
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The response to ``request``, its body still to be read."""
@@ -664,16 +809,13 @@ class Fetcher:
         cap = self.settings.max_page_size if page else self.settings.max_size
         if declared is not None and declared > cap:
             return _Hop(_fail(result, *_too_large(cap, page=page)))
+        decoder = _decoder(fields)
+        if not isinstance(decoder, _Decoder):
+            return _Hop(_fail(result, *decoder))
         sink = _MemorySink() if page else self._sink()
         intake = _Intake(sink, None if page else expect, cap, page=page)
         try:
-            failure: _Failure | None = None
-            try:
-                async for chunk in _body(response, fields):
-                    if failure := intake.feed(chunk):
-                        break
-            except httpx.HTTPError as exc:
-                failure = _classify(exc)[:3]
+            failure, _ = await self._read_body(response, decoder, intake)
             got = result.bytes_received = response.num_bytes_downloaded
             short = declared is not None and got < declared
             if short and (failure is None or failure[1] == "truncated"):
@@ -708,18 +850,15 @@ class Fetcher:
             return _fail(result, *_too_large(cap))
         declared = _content_length(fields)
         drain = response.status_code == 206 or (declared is not None and declared <= _PROBE_DRAIN)
+        decoder = _decoder(fields)
+        if not isinstance(decoder, _Decoder):
+            return _fail(result, *decoder)
         intake = _Intake(_HashSink(), expect, cap)
-        failure: _Failure | None = None
-        stopped = False
-        try:
-            async for chunk in _body(response, fields):
-                if failure := intake.feed(chunk):
-                    break
-                if intake.verdict is not None and (not drain or intake.sink.size > _PROBE_DRAIN):
-                    stopped = True
-                    break
-        except httpx.HTTPError as exc:
-            failure = _classify(exc)[:3]
+
+        def enough() -> bool:
+            return intake.verdict is not None and (not drain or intake.sink.size > _PROBE_DRAIN)
+
+        failure, stopped = await self._read_body(response, decoder, intake, enough)
         got = result.bytes_received = response.num_bytes_downloaded
         short = not stopped and declared is not None and got < declared
         if short and (failure is None or failure[1] == "truncated"):
@@ -728,6 +867,48 @@ class Fetcher:
         if failure is not None:
             return _fail(result, *failure)
         return _judged(result, intake, fields.get("content-type"), total)
+
+    async def _read_body(
+        self,
+        response: httpx.Response,
+        decoder: _Decoder,
+        intake: _Intake,
+        enough: Callable[[], bool] = lambda: False,
+    ) -> tuple[_Failure | None, bool]:
+        """Reads the body, decoded, into ``intake`` until it ends, fails, or is ``enough``;
+        returns the failure, if any, and whether ``enough`` stopped it early.
+
+        Failing to read, to decode, or to keep ``min_rate`` are failures (values): the
+        rate is checked as each chunk arrives and, through the scope's deadline, when
+        none does, so a server that sends one byte every few seconds is cut in time.
+        """
+        s = self.settings
+        pace = _Pace(s.min_rate, s.rate_window, anyio.current_time())
+        slow: _Failure = (
+            "error",
+            "timeout",
+            f"body slower than the min_rate of {s.min_rate:g} bytes/s over {s.rate_window:g} s",
+        )
+        with anyio.CancelScope(deadline=pace.deadline) as scope:
+            try:
+                async for chunk in response.aiter_raw():
+                    now = anyio.current_time()
+                    pace.feed(len(chunk), now)
+                    if pace.missed(now):
+                        return slow, False
+                    scope.deadline = pace.deadline
+                    for piece in decoder.decode(chunk):
+                        if failure := intake.feed(piece):
+                            return failure, False
+                        if enough():
+                            return None, True
+            except httpx.HTTPError as exc:
+                return _classify(exc)[:3], False
+            except zlib.error as exc:
+                return ("error", "bad-encoding", f"damaged {decoder.coding} body: {exc}"), False
+        if scope.cancelled_caught:
+            return slow, False
+        return None, False
 
     async def _finished(
         self, result: FetchResult, intake: _Intake, server_type: str | None
@@ -942,14 +1123,6 @@ def _read_headers(response: httpx.Response) -> tuple[list[tuple[str, str]], dict
         key = name.lower()
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return lines, fields
-
-
-def _body(response: httpx.Response, fields: dict[str, str]) -> AsyncIterator[bytes]:
-    """The body's bytes: as sent when they carry no content coding (we ask for identity),
-    else decoded by httpx, as a server that compresses anyway means the decoded bytes."""
-    if fields.get("content-encoding", "identity").strip().lower() == "identity":
-        return response.aiter_raw()
-    return response.aiter_bytes()
 
 
 def _content_length(fields: dict[str, str]) -> int | None:
