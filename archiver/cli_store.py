@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _load, _state_options, cli
+from .cli import _allow_option, _fail, _load, _state_options, _with_allowed, cli
 from .clock import SystemClock, utcnow_iso
 from .config import Config, parse_duration
 from .db import STATES, Database
@@ -247,6 +247,7 @@ def _rewrite(
     help="Stop hashing after this long (e.g. 10m); the next run goes on from there.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Hash at most N blobs this run.")
+@_allow_option
 @click.option(
     "--grace",
     default="1h",
@@ -261,6 +262,7 @@ def verify(
     max_duration: str | None,
     limit: int | None,
     grace: str,
+    allow_address: tuple[str, ...],
 ) -> None:
     """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
 
@@ -269,9 +271,15 @@ def verify(
     from .verify import verify as run_verify
 
     try:
-        cfg = _load(config_path, db, store)
+        cfg = _with_allowed(_load(config_path, db, store), allow_address)
         budget = parse_duration("--max-duration", max_duration) if max_duration else None
         seconds = parse_duration("--grace", grace)
+        transport = None
+        if repair:
+            from .fetch import GuardedSyncTransport
+            from .guard import AddressGuard
+
+            transport = GuardedSyncTransport(AddressGuard.of(cfg.fetch.allow_addresses))
         with _open(cfg) as (database, blobs):
             result = run_verify(
                 database,
@@ -280,6 +288,7 @@ def verify(
                 max_duration=budget,
                 limit=limit,
                 repair=repair,
+                transport=transport,
                 timeout=cfg.fetch.read_timeout,
                 grace=seconds,
             )

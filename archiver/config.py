@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .guard import AddressGuard
 from .rules import UrlRules, compile_pattern
 
 __all__ = ["Config", "FetchConfig", "Source", "load_config", "parse_config", "parse_duration"]
@@ -57,6 +58,8 @@ class FetchConfig:
     user_agent: str | None = None
     transport: str = "auto"  # one of _TRANSPORTS: which HTTP transport a run uses
     http2: bool = True  # offer HTTP/2 to https origins (ALPN), unless through a proxy
+    # CIDRs and host names the address guard lets through (internal addresses are refused)
+    allow_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,14 @@ def _remap(raw: Any) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
+def _allow_addresses(key: str, value: Any) -> tuple[str, ...]:
+    """A list of CIDRs and host names, each checked now (a typo must not open nothing)."""
+    _expect(key, value, list, "a list of CIDRs and host names")
+    items = tuple(_expect(f"{key}[{i}]", v, str, "a string") for i, v in enumerate(value))
+    AddressGuard.parse((f"{key}[{i}]", item) for i, item in enumerate(items))
+    return items
+
+
 # ``archiver.fetch.TransportChoice``, spelled out so that loading a config needs no httpx.
 _TRANSPORTS = ("auto", "lean", "httpx")
 
@@ -264,6 +275,8 @@ def _fetch(raw: Any) -> FetchConfig:
             values[key] = value
         elif key == "http2":
             values[key] = _expect(name, value, bool, "true or false")
+        elif key == "allow_addresses":
+            values[key] = _allow_addresses(name, value)
         elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
             values[key] = _positive(name, value, integer=True)
         elif key == "retries":
