@@ -58,6 +58,7 @@ _V6_CLASSES: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
         ("fec0::/10", "private"),  # deprecated site-local
         ("fe80::/10", "link-local"),
         ("ff00::/8", "multicast"),
+        ("64:ff9b:1::/48", "reserved"),  # local-use NAT64 (RFC 8215): embeds any IPv4 address
     )
 )
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix

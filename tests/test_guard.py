@@ -126,6 +126,8 @@ async def fetch(url: str, settings: FetchSettings = LEAN, **kw: object) -> Fetch
         ("2002:c0a8:101::", "6to4 private"),
         ("64:ff9b::a00:1", "NAT64 private"),
         ("64:ff9b::127.0.0.1", "NAT64 loopback"),
+        ("64:ff9b:1::a00:1", "reserved"),
+        ("2001::1", "reserved"),  # Teredo: its IPv4 address is obfuscated
     ],
 )
 def test_internal_addresses_are_refused_by_default(address: str, why: str) -> None:
@@ -523,6 +525,9 @@ def test_crawl_end_to_end_blocks_allows_and_reports(tmp_path: Path, server: Loop
         " names, got '10.0.0.0/33' ('10.0.0.0/33' does not appear to be an IPv4 or IPv6"
         " network)"
     ]
+    bad = cli("verify", "--repair", "--allow-address", "127.1", cwd=tmp_path, env=env)
+    assert (bad.returncode, bad.stderr.count("\n")) == (2, 1)
+    assert bad.stderr.startswith("archiver: option --allow-address must hold CIDRs")
     env[ENV_VAR] = "nope!"
     bad = cli("check", "posts", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
