@@ -532,3 +532,37 @@ def test_crawl_end_to_end_blocks_allows_and_reports(tmp_path: Path, server: Loop
     bad = cli("check", "posts", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith(f"archiver: environment variable {ENV_VAR} must hold CIDRs")
+
+
+# -- the test harness itself: a broken guard still sends nothing off loopback ------------------
+
+
+def test_the_tripwire_refuses_a_non_loopback_connect_here_and_in_subprocesses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "violations"  # not the one conftest checks: these trips are expected
+    monkeypatch.setenv(hermetic.TRIPWIRE_VAR, str(log))
+    with socket.socket() as sock, pytest.raises(PermissionError, match="tripwire"):
+        sock.connect(("10.0.0.1", 80))
+    assert hermetic.violations == ["tripwire: a test tried to connect to ('10.0.0.1', 80)"]
+    hermetic.violations.clear()
+    code = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.168.1.1', 80), timeout=5)\n"
+        "except PermissionError as e:\n"
+        "    print(e)\n"
+        "try:\n"
+        "    socket.getaddrinfo('example.com', 80)\n"
+        "except socket.gaierror as e:\n"
+        "    print('no dns:', e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == [
+        "tripwire: a test tried to connect to ('192.168.1.1', 80)",
+        "no dns: [Errno -2] Name or service not known",
+    ], proc.stderr
+    assert log.read_text().splitlines() == [
+        "tripwire: a test tried to connect to ('10.0.0.1', 80)",
+        "tripwire: a test tried to connect to ('192.168.1.1', 80)",
+    ]
