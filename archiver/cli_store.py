@@ -274,12 +274,6 @@ def verify(
         cfg = _with_allowed(_load(config_path, db, store), allow_address)
         budget = parse_duration("--max-duration", max_duration) if max_duration else None
         seconds = parse_duration("--grace", grace)
-        transport = None
-        if repair:
-            from .fetch import GuardedSyncTransport
-            from .guard import AddressGuard
-
-            transport = GuardedSyncTransport(AddressGuard.of(cfg.fetch.allow_addresses))
         with _open(cfg) as (database, blobs):
             result = run_verify(
                 database,
@@ -288,7 +282,6 @@ def verify(
                 max_duration=budget,
                 limit=limit,
                 repair=repair,
-                transport=transport,
                 timeout=cfg.fetch.read_timeout,
                 grace=seconds,
             )

@@ -47,7 +47,6 @@ __all__ = [
     "FetchResult",
     "FetchSettings",
     "Fetcher",
-    "GuardedSyncTransport",
     "HostMapTransport",
     "PageResult",
     "State",
@@ -245,29 +244,6 @@ class HostMapTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-class GuardedSyncTransport(httpx.BaseTransport):
-    """A blocking transport that first resolves each request's host and refuses it unless
-    the address guard allows every address (``verify --repair``'s client, whose redirect
-    hops each come through here too)."""
-
-    def __init__(self, guard: AddressGuard, inner: httpx.BaseTransport | None = None) -> None:
-        self._guard = guard
-        self._inner = inner or httpx.HTTPTransport(retries=0)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            infos = socket.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
-            self._guard.check_every(url.host, [str(info[4][0]) for info in infos])
-        except OSError as exc:  # BlockedAddress, or the lookup failed
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class _Cookies(httpx.Cookies):

@@ -32,7 +32,6 @@ from archiver.fetch import (
     Fetcher,
     FetchResult,
     FetchSettings,
-    GuardedSyncTransport,
     host_answered,
     network_down,
 )
@@ -360,16 +359,6 @@ async def test_behind_a_proxy_the_target_is_resolved_and_checked_first(
     assert server.stats("http://internal.test/a.pdf").hits == 0
     assert ok.state == "ok"
     assert server.stats("http://cdn.test/a.pdf").hits == 1
-
-
-def test_verify_repairs_through_a_guarded_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    import httpx
-
-    hosts(monkeypatch, internal_test="10.0.0.1")
-    client = httpx.Client(transport=GuardedSyncTransport(AddressGuard()))
-    with client, pytest.raises(httpx.ConnectError, match=r"10\.0\.0\.1 \(private\)") as caught:
-        client.get("http://internal.test/a.pdf")
-    assert isinstance(caught.value.__cause__, BlockedAddress)
 
 
 # -- redirects and exclude_urls, site sources ---------------------------------------------------
