@@ -214,8 +214,9 @@ def _run(
             fcfg = replace(fcfg, per_host=per_host)
         if timeout:
             fcfg = replace(fcfg, connect_timeout=timeout, read_timeout=timeout)
-        cfg = _with_allowed(replace(cfg, fetch=fcfg), allow_address)
+        cfg = replace(cfg, fetch=fcfg)
         srcs = sources_from_args(sources, cfg)
+        cfg = _with_allowed(cfg, allow_address)
         with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
             summary = run_crawl(
                 cfg,

@@ -46,6 +46,8 @@ class Source:
 class FetchConfig:
     """Network settings; mirrored by ``archiver.fetch.FetchSettings``."""
 
+    # CIDRs and host names the address guard lets through (internal addresses are refused)
+    allow_addresses: tuple[str, ...] = ()
     concurrency: int = 16
     per_host: int = 4
     connect_timeout: float = 10.0
@@ -58,8 +60,6 @@ class FetchConfig:
     user_agent: str | None = None
     transport: str = "auto"  # one of _TRANSPORTS: which HTTP transport a run uses
     http2: bool = True  # offer HTTP/2 to https origins (ALPN), unless through a proxy
-    # CIDRs and host names the address guard lets through (internal addresses are refused)
-    allow_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

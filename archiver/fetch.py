@@ -102,6 +102,9 @@ _PROBE_DRAIN = 64 * 1024
 class FetchSettings:
     """Limits and timeouts for one run; the defaults suit a polite archiver."""
 
+    # CIDRs and host names the address guard lets through (ARCHIVER_ALLOW_ADDRESSES too).
+    allow_addresses: tuple[str, ...] = ()
+    exclude_urls: tuple[str, ...] = ()  # regexes: a redirect into one is not followed
     concurrency: int = 16  # requests in flight overall
     per_host: int = 4  # requests in flight to one host, never more
     connect_timeout: float = 10.0
@@ -119,9 +122,6 @@ class FetchSettings:
     # httpcore's HTTP/2 costs about three times the lean transport's CPU per request, and
     # the per-host limit leaves multiplexing little to win but the handshakes it saves.
     http2: bool = True  # https hosts that offer HTTP/2 get it (ALPN); see config.toml
-    # CIDRs and host names the address guard lets through (ARCHIVER_ALLOW_ADDRESSES too).
-    allow_addresses: tuple[str, ...] = ()
-    exclude_urls: tuple[str, ...] = ()  # regexes: a redirect into one is not followed
 
     def __post_init__(self) -> None:
         if self.transport not in get_args(TransportChoice):
@@ -621,8 +621,6 @@ class Fetcher:
         # not sit on a global slot another host could use.
         async with self._host_limiter(request.url.host.lower()), self._global:
             try:
-                if self._precheck is not None:
-                    await self._checked(request)
                 response = await self._send(request)
                 if probe and response.status_code == 416:
                     # An empty file, or a server that mishandles ranges: asking again without
@@ -660,6 +658,8 @@ class Fetcher:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The response to ``request``, its body still to be read."""
         assert self._client is not None
+        if self._precheck is not None:
+            await self._checked(request)
         if self._direct is None:
             return await self._client.send(request, stream=True)
         cookies = self._client.cookies

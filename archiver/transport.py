@@ -253,9 +253,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_idle_per_origin: int = 16,
+        guard: AddressGuard | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
-        guard: AddressGuard | None = None,
     ) -> None:
         self._max_idle = max_idle_per_origin
         self._ssl = ssl_context
@@ -519,9 +519,9 @@ class Http2Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_idle_per_origin: int = 16,
+        guard: AddressGuard | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
-        guard: AddressGuard | None = None,
     ) -> None:
         # httpcore sets ALPN (h2, http/1.1) on this context at each connection. The
         # default one is made at the first https request: loading the CA bundle costs
