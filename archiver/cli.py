@@ -66,6 +66,34 @@ def _load(config_path: Path | None, db: Path | None, store: Path | None) -> Conf
     )
 
 
+def _allow_option(fn: F) -> F:
+    """--allow-address: accepted by every command that fetches."""
+    return click.option(
+        "--allow-address",
+        "allow_address",
+        multiple=True,
+        metavar="CIDR|HOST",
+        help="Let the fetcher connect to this internal address range or host name"
+        " (repeatable; merged with fetch.allow_addresses and ARCHIVER_ALLOW_ADDRESSES).",
+    )(fn)
+
+
+def _with_allowed(cfg: Config, allow: tuple[str, ...]) -> Config:
+    """``cfg`` with the --allow-address entries merged into ``fetch.allow_addresses``.
+
+    Those and the environment's are checked now: a typo is exit 2 before any fetch.
+    """
+    from dataclasses import replace
+
+    from .guard import AddressGuard, environment_entries
+
+    AddressGuard.parse([*(("option --allow-address", a) for a in allow), *environment_entries()])
+    if not allow:
+        return cfg
+    merged = cfg.fetch.allow_addresses + tuple(allow)
+    return replace(cfg, fetch=replace(cfg.fetch, allow_addresses=merged))
+
+
 def _fail(exc: ArchiverError) -> None:
     click.echo(f"archiver: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -111,6 +139,7 @@ def _run_options(fn: F) -> F:
                 is_flag=True,
                 help="Fetch the pages of sites (SOURCES given as URLs) whatever robots.txt says.",
             ),
+            _allow_option,
         ]
     ):
         fn = option(fn)
@@ -161,6 +190,7 @@ def _run(
     quiet: bool,
     log_format: str,
     ignore_robots: bool,
+    allow_address: tuple[str, ...],
 ) -> None:
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
@@ -178,6 +208,7 @@ def _run(
         cfg = replace(cfg, fetch=fetch)
         wait = finite_option("--wait", wait)  # NaN would wait forever
         srcs = sources_from_args(sources, cfg)
+        cfg = _with_allowed(cfg, allow_address)
         with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
             summary = run_crawl(
                 cfg,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _load, _state_options, cli
+from .cli import _allow_option, _fail, _load, _state_options, _with_allowed, cli
 from .clock import SystemClock, utcnow_iso
 from .config import Config, parse_duration
 from .db import STATES, Database
@@ -255,6 +255,7 @@ def _rewrite(
     help="Stop hashing after this long (e.g. 10m); the next run goes on from there.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Hash at most N blobs this run.")
+@_allow_option
 @click.option(
     "--grace",
     default="1h",
@@ -269,6 +270,7 @@ def verify(
     max_duration: str | None,
     limit: int | None,
     grace: str,
+    allow_address: tuple[str, ...],
 ) -> None:
     """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
 
@@ -279,7 +281,7 @@ def verify(
     from .verify import verify as run_verify
 
     try:
-        cfg = _load(config_path, db, store)
+        cfg = _with_allowed(_load(config_path, db, store), allow_address)
         budget = parse_duration("--max-duration", max_duration) if max_duration else None
         seconds = parse_duration("--grace", grace)
         with _open(cfg) as (database, blobs):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .guard import AddressGuard
 from .rules import UrlRules, compile_pattern
 
 __all__ = [
@@ -62,6 +63,8 @@ class Source:
 class FetchConfig:
     """Network settings; mirrored by ``archiver.fetch.FetchSettings``."""
 
+    # CIDRs and host names the address guard lets through (internal addresses are refused)
+    allow_addresses: tuple[str, ...] = ()
     concurrency: int = 16
     per_host: int = 4
     connect_timeout: float = 10.0
@@ -279,6 +282,14 @@ def _remap(raw: Any) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
+def _allow_addresses(key: str, value: Any) -> tuple[str, ...]:
+    """A list of CIDRs and host names, each checked now (a typo must not open nothing)."""
+    _expect(key, value, list, "a list of CIDRs and host names")
+    items = tuple(_expect(f"{key}[{i}]", v, str, "a string") for i, v in enumerate(value))
+    AddressGuard.parse((f"{key}[{i}]", item) for i, item in enumerate(items))
+    return items
+
+
 # ``archiver.fetch.TransportChoice``, spelled out so that loading a config needs no httpx.
 _TRANSPORTS = ("auto", "lean", "httpx")
 
@@ -301,6 +312,8 @@ def _fetch(raw: Any) -> FetchConfig:
             values[key] = value
         elif key == "http2":
             values[key] = _expect(name, value, bool, "true or false")
+        elif key == "allow_addresses":
+            values[key] = _allow_addresses(name, value)
         elif key in ("concurrency", "per_host", "max_redirects", "max_size", "max_page_size"):
             values[key] = _positive(name, value, integer=True)
             if key in _CAPS:

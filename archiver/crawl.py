@@ -146,6 +146,8 @@ def fetch_settings(config: Config) -> FetchSettings:
         "max_page_size": f.max_page_size,
         "transport": f.transport,
         "http2": f.http2,
+        "allow_addresses": f.allow_addresses,
+        "exclude_urls": config.exclude_urls,
     }
     if f.user_agent:
         kwargs["user_agent"] = f.user_agent
@@ -642,6 +644,9 @@ async def _canary(fetcher: Fetcher, url: str, summary: RunSummary) -> None:
     """Asked before the first link: no answer means this machine is offline, not the links."""
     canary = await fetcher.fetch(url, expect="any")
     summary.bytes += canary.bytes_received
+    if canary.state == "blocked":  # refused, not unanswered: says nothing about the network
+        _discard(canary)
+        raise ConfigError(f"config key 'canary': {url} is not fetched: {canary.error}")
     if canary.http_status is None:
         _discard(canary)
         raise NetworkDownError(

@@ -306,7 +306,9 @@ class Discovery:
                 validators["If-None-Match"] = known.etag
             if known is not None and known.last_modified:
                 validators["If-Modified-Since"] = known.last_modified
-            responses[index] = await self.fetcher.fetch_page(item.url, validators=validators)
+            responses[index] = await self.fetcher.fetch_page(
+                item.url, validators=validators, stay=self._on_site
+            )
 
         async with anyio.create_task_group() as tg:
             for index, item in enumerate(allowed):
@@ -318,6 +320,10 @@ class Discovery:
             following.extend(self._handle(item, response))
         return following
 
+    def _on_site(self, url: str) -> bool:
+        """Whether a redirect to ``url`` stays on the site: one off it is never followed."""
+        return _site_key(url) in self.scope.sites
+
     def _known(self, item: _Item) -> Known | None:
         # Only HTML pages are remembered; sitemaps and feeds are read whole every run.
         return self.known(item.url) if item.role in ("auto", "listing", "page", "post") else None
@@ -327,7 +333,7 @@ class Discovery:
         is_source = item.depth == 0 and item.role in ("auto", "listing", "page", "post", "feed")
         final = _normal(result.final_url or item.url) or item.url
         if final != item.url:
-            if item.depth == 0:  # the source itself moved: its new name is the same site
+            if item.depth == 0:  # the source moved within its site (https, www.): same site
                 self.scope = self.scope.with_site(final)
             elif final in self._visited and result.state == "ok":
                 return []  # two links to one page: the first one reached records it
@@ -454,7 +460,7 @@ class Discovery:
         missing = sorted(o for o in origins if o not in self._robots)
 
         async def load(o: str) -> None:
-            response = await self.fetcher.fetch_page(robots_url(o))
+            response = await self.fetcher.fetch_page(robots_url(o), stay=self._on_site)
             r = response.result
             if r.state == "ok" and not r.not_modified:
                 text = response.body.decode("utf-8", "replace")

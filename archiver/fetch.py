@@ -38,8 +38,10 @@ import httpx
 
 from . import __version__
 from .clock import Clock, SystemClock
+from .guard import AddressGuard, BlockedAddress
+from .rules import UrlRules
 from .store import BlobWriter, Store
-from .transport import Http2Transport, Http11Transport, OriginRouter
+from .transport import Http2Transport, Http11Transport, OriginRouter, _Lookups, system_resolver
 from .validate import HEAD_SIZE, Expected, Verdict, describe, verdict
 
 if TYPE_CHECKING:
@@ -115,6 +117,9 @@ _ZLIB_CODINGS = {
 class FetchSettings:
     """Limits and timeouts for one run; the defaults suit a polite archiver."""
 
+    # CIDRs and host names the address guard lets through (ARCHIVER_ALLOW_ADDRESSES too).
+    allow_addresses: tuple[str, ...] = ()
+    exclude_urls: tuple[str, ...] = ()  # regexes: a redirect into one is not followed
     concurrency: int = 16  # requests in flight overall
     per_host: int = 4  # requests in flight to one host, never more
     connect_timeout: float = 10.0
@@ -217,7 +222,10 @@ def is_network(result: FetchResult) -> bool:
 
 
 def host_answered(result: FetchResult) -> bool:
-    """Whether some host answered this fetch; a redirect proves one did."""
+    """Whether some host answered this fetch; a redirect proves one did. A blocked URL
+    proves nothing either way: a guard refused it (maybe after a redirect)."""
+    if result.state == "blocked":
+        return False
     return (
         not result.unreachable
         or result.http_status is not None
@@ -226,8 +234,10 @@ def host_answered(result: FetchResult) -> bool:
 
 
 def network_down(results: Iterable[FetchResult]) -> bool:
-    """True when network URLs were tried and no host answered any of them: we are offline."""
-    tried = [r for r in results if is_network(r)]
+    """True when network URLs were tried and no host answered any of them: we are offline.
+
+    Blocked URLs were not tried: a run whose URLs are all blocked is not offline."""
+    tried = [r for r in results if is_network(r) and r.state != "blocked"]
     return bool(tried) and not any(host_answered(r) for r in tried)
 
 
@@ -506,6 +516,11 @@ class Fetcher:
         self._extensions: dict[str, Any] = {}
         self._global: anyio.Semaphore | None = None
         self._hosts: dict[str, anyio.Semaphore] = {}
+        self._guard = AddressGuard.of(self.settings.allow_addresses)
+        self._exclude = UrlRules.compile(self.settings.exclude_urls)
+        # Set when requests go through httpx's client (a proxy, or its own transport):
+        # the target is resolved and checked here before the client sends it anywhere.
+        self._precheck: _Lookups | None = None
 
     @property
     def store(self) -> Store | None:
@@ -519,12 +534,12 @@ class Fetcher:
             # Keep-alive and one DNS lookup per host come from the transport; the limits
             # here already cap connections per host, so its pool only has to keep them.
             transport = Http11Transport(
-                max_idle_per_origin=s.per_host, ssl_context=self._ssl_context
+                max_idle_per_origin=s.per_host, ssl_context=self._ssl_context, guard=self._guard
             )
             if s.http2:
                 # h2c (HTTP/2 without TLS) is rare and gains little: plain http stays lean.
                 https = Http2Transport(
-                    max_idle_per_origin=s.per_host, ssl_context=self._ssl_context
+                    max_idle_per_origin=s.per_host, ssl_context=self._ssl_context, guard=self._guard
                 )
                 transport = OriginRouter(https=https, other=transport)
         # No transport: httpx builds its own from ``verify`` and ``limits``, and mounts the
@@ -556,6 +571,11 @@ class Fetcher:
             self._direct = transport
             self._base_headers = list(self._client.headers.multi_items())
             self._extensions = {"timeout": self._client.timeout.as_dict()}
+        else:
+            # httpx connects (to the host, or to a proxy that resolves it): the guard
+            # cannot pick the address, so every address of the host must be allowed. The
+            # proxy's own address is not checked: the operator chose it.
+            self._precheck = _Lookups(system_resolver, self._guard)
         self._global = _slots(s.concurrency)
         return self
 
@@ -595,17 +615,23 @@ class Fetcher:
         return result
 
     async def fetch_page(
-        self, url: str, *, validators: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        validators: Mapping[str, str] | None = None,
+        stay: Callable[[str], bool] | None = None,
     ) -> PageResult:
         """Fetches a page (HTML, sitemap, feed, robots.txt) into memory; never raises for it.
 
         Redirects, retries, limits and failures are those of ``fetch``, but the body is
         not judged as an asset and not stored: it comes back whole for a 2xx, or not at
         all when it is larger than ``settings.max_page_size`` (``error``, ``too-large``).
+        A redirect to a URL ``stay`` refuses is not followed (``blocked``,
+        ``off-site-redirect``): a site's crawler keeps to its site.
         """
         started = anyio.current_time()
         if _scheme(url) in ("http", "https"):
-            hop = await self._fetch_http(url, "any", dict(validators or {}), "page")
+            hop = await self._fetch_http(url, "any", dict(validators or {}), "page", stay)
             page = PageResult(hop.result, hop.body)
         else:
             page = PageResult(_failed(url, "dead", "bad-url", f"not a page URL: {url}"))
@@ -613,14 +639,19 @@ class Fetcher:
         return page
 
     async def _fetch_http(
-        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
+        self,
+        url: str,
+        expect: Expected,
+        validators: dict[str, str],
+        mode: _Mode,
+        stay: Callable[[str], bool] | None = None,
     ) -> _Hop:
         attempts = received = 0
 
         async def attempt() -> _Hop:
             nonlocal attempts, received
             attempts += 1
-            hop = await self._follow(url, expect, validators, mode)
+            hop = await self._follow(url, expect, validators, mode, stay)
             received += hop.result.bytes_received
             return hop
 
@@ -663,9 +694,18 @@ class Fetcher:
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
     async def _follow(
-        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
+        self,
+        url: str,
+        expect: Expected,
+        validators: dict[str, str],
+        mode: _Mode,
+        stay: Callable[[str], bool] | None = None,
     ) -> _Hop:
-        """One attempt: requests ``url`` and follows its redirects, each hop within the limits."""
+        """One attempt: requests ``url`` and follows its redirects, each hop within the limits.
+
+        Each hop is a request of its own, so the address guard checks every one; a hop
+        into ``exclude_urls`` (or out of what ``stay`` accepts) is not asked at all.
+        """
         current = url
         visited: set[str] = set()  # filled on the first redirect: most URLs never need it
         for _ in range(self.settings.max_redirects + 1):
@@ -676,6 +716,12 @@ class Fetcher:
             target = urljoin(current, hop.location.strip())
             if urlsplit(target).scheme.lower() not in ("http", "https"):
                 return _hop_failed(hop, "dead", "bad-url", f"redirect to {target}")
+            if self._exclude.excluded(target):
+                why = f"redirect to {target}, which exclude_urls excludes: not followed"
+                return _redirect_blocked(hop, target, "excluded-redirect", why)
+            if stay is not None and not stay(target):
+                why = f"redirect off the site to {target}: not followed"
+                return _redirect_blocked(hop, target, "off-site-redirect", why)
             visited = visited or {_normal(url)}
             key = _normal(target)
             if key in visited:
@@ -725,6 +771,16 @@ class Fetcher:
             finally:
                 await response.aclose()
 
+    async def _checked(self, request: httpx.Request) -> None:
+        """Resolves the request's host here and raises unless the guard allows every
+        address: httpx's client (or the proxy it goes through) connects on its own."""
+        assert self._precheck is not None
+        url = request.url
+        try:
+            await self._precheck.check(url.host, url.port or (443 if url.scheme == "https" else 80))
+        except OSError as exc:  # BlockedAddress, or the lookup failed (socket.gaierror)
+            raise httpx.ConnectError(str(exc), request=request) from exc
+
     def _request(self, url: str, headers: dict[str, str]) -> httpx.Request:
         assert self._client is not None
         if self._direct is None:
@@ -747,6 +803,8 @@ class Fetcher:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """The response to ``request``, its body still to be read."""
         assert self._client is not None
+        if self._precheck is not None:
+            await self._checked(request)
         if self._direct is None:
             return await self._client.send(request, stream=True)
         cookies = self._client.cookies
@@ -1017,6 +1075,14 @@ def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
     return _Hop(_fail(hop.result, state, error_class, error))
 
 
+def _redirect_blocked(hop: _Hop, target: str, error_class: str, error: str) -> _Hop:
+    """A redirect not followed: ``blocked``, with the target it named as the final URL."""
+    result = _failed(hop.result.url, "blocked", error_class, error)
+    result.final_url = target
+    result.bytes_received = hop.result.bytes_received
+    return _Hop(result)
+
+
 def _too_large(cap: int, *, page: bool = False) -> _Failure:
     if page:
         return "error", "too-large", f"page larger than the max_page_size of {cap} bytes"
@@ -1033,6 +1099,9 @@ def _transport_failed(url: str, exc: httpx.HTTPError) -> FetchResult:
 def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:
     """Maps a transport exception to (state, error class, human line, unreachable)."""
     chain = list(_causes(exc))
+    blocked = next((e for e in chain if isinstance(e, BlockedAddress)), None)
+    if blocked is not None:  # never connected: neither an answer nor a failure to reach
+        return "blocked", "blocked-address", str(blocked), False
     text = _strip_errno(str(exc))
     lowered = text.lower()
     tls = any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in lowered

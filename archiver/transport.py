@@ -47,6 +47,8 @@ import anyio
 import anyio.abc
 import httpx
 
+from .guard import AddressGuard
+
 if TYPE_CHECKING:  # imported when first used: only an HTTP/2 run pays for them
     import httpcore
 
@@ -100,10 +102,17 @@ async def system_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ..
 
 class _Lookups:
     """One DNS answer per (host, port) for a transport's life, failures included:
-    concurrent requests for a host share the one lookup, and a dead name is not asked again."""
+    concurrent requests for a host share the one lookup, and a dead name is not asked again.
 
-    def __init__(self, resolver: Resolver) -> None:
+    Every address is put to ``guard`` before it is tried (IP literals too): a refused one
+    is never connected to, and a host whose addresses are all refused raises
+    ``guard.BlockedAddress``.
+    """
+
+    def __init__(self, resolver: Resolver, guard: AddressGuard | None = None) -> None:
         self._resolver = resolver
+        # No guard given: the default one, opened only by ARCHIVER_ALLOW_ADDRESSES.
+        self.guard = guard if guard is not None else AddressGuard.of()
         self._answers: dict[tuple[str, int], asyncio.Future[list[tuple[int, tuple[Any, ...]]]]] = {}
         self.count = 0
 
@@ -128,7 +137,13 @@ class _Lookups:
         addresses = await self.resolve(host, port)
         if not addresses:
             raise OSError(f"no address for {host}")
-        return await _happy_eyeballs(addresses)
+        return await _happy_eyeballs(self.guard.allowed(host, addresses))
+
+    async def check(self, host: str, port: int) -> None:
+        """Raises ``BlockedAddress`` unless every address of ``host`` is allowed: for a
+        request another client sends (through a proxy), which picks among them itself."""
+        addresses = await self.resolve(host, port)
+        self.guard.check_every(host, [str(addr[0]) for _, addr in addresses])
 
 
 #: ``(family, address tuple)``, one entry of a resolver's answer.
@@ -238,12 +253,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_idle_per_origin: int = 16,
+        guard: AddressGuard | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
     ) -> None:
         self._max_idle = max_idle_per_origin
         self._ssl = ssl_context
-        self._names = _Lookups(resolver or system_resolver)
+        self._names = _Lookups(resolver or system_resolver, guard)
         self._idle: dict[_Origin, deque[_Connection]] = {}
         self.connections_opened = 0
 
@@ -503,6 +519,7 @@ class Http2Transport(httpx.AsyncBaseTransport):
         self,
         *,
         max_idle_per_origin: int = 16,
+        guard: AddressGuard | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
     ) -> None:
@@ -511,7 +528,7 @@ class Http2Transport(httpx.AsyncBaseTransport):
         # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
         self._ssl = ssl_context
         self._max_idle = max_idle_per_origin
-        self._backend = _ResolvingBackend(_Lookups(resolver or system_resolver))
+        self._backend = _ResolvingBackend(_Lookups(resolver or system_resolver, guard))
         self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import socket
 import ssl
 import sys
@@ -19,7 +19,15 @@ from archiver.clock import FakeClock
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from server import LoopbackServer
+_RESOLVER = Path(__file__).parent / "_resolver"
+if str(_RESOLVER) not in sys.path:
+    sys.path.insert(0, str(_RESOLVER))
+
+import hermetic  # noqa: E402
+from server import LoopbackServer  # noqa: E402
+
+#: What every test may connect to: the loopback servers. Guard tests narrow or drop it.
+LOOPBACK_ALLOWED = "127.0.0.0/8,::1/128"
 
 
 @pytest.fixture
@@ -55,23 +63,37 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _loopback_only_getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
-    """Tests never resolve real names: only IP literals and localhost get an answer."""
-    name = host.decode() if isinstance(host, bytes) else str(host)
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        if name != "localhost":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
-    return _real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+@pytest.fixture(autouse=True)
+def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only IP literals, localhost and the ``.test``/``.invalid`` names a test maps (see
+    ``hermetic``) resolve, here and in CLI subprocesses (its ``sitecustomize``)."""
+    monkeypatch.setattr(socket, "getaddrinfo", hermetic.fake_getaddrinfo)
+    monkeypatch.delenv(hermetic.HOSTS_VAR, raising=False)
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(_RESOLVER), path) if p))
 
 
 @pytest.fixture(autouse=True)
-def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo)
+def _tripwire(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No test connects anywhere but loopback, even if the address guard failed: such a
+    connect raises before any packet leaves, and fails the test (subprocesses included)."""
+    log = tmp_path_factory.mktemp("tripwire") / "violations"
+    monkeypatch.setenv(hermetic.TRIPWIRE_VAR, str(log))
+    monkeypatch.setattr(socket.socket, "connect", hermetic.tripwire_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", hermetic.tripwire_connect_ex)
+    hermetic.violations.clear()
+    yield
+    tripped = [*hermetic.violations, *(log.read_text().splitlines() if log.exists() else [])]
+    hermetic.violations.clear()
+    assert not tripped, tripped
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The address guard is on in every test; the loopback servers are let through."""
+    monkeypatch.setenv("ARCHIVER_ALLOW_ADDRESSES", LOOPBACK_ALLOWED)
 
 
 @pytest.fixture(autouse=True)

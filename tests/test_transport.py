@@ -581,9 +581,10 @@ def test_auto_is_lean_unless_the_environment_names_a_proxy(
 async def test_auto_goes_through_the_proxy_the_environment_names(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The loopback server plays the proxy: it gets the absolute URL, and the name
-    cdn.test is never looked up here."""
+    """The loopback server plays the proxy: it gets the absolute URL. The name cdn.test is
+    looked up here only for the address guard (see test_guard), which it passes."""
     server.route("http://cdn.test/a.pdf", Reply(body=PDF))
+    monkeypatch.setenv("ARCHIVER_TEST_HOSTS", "cdn.test=127.0.0.2")
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
     async with Fetcher(FetchSettings(retries=0), clock=FakeClock()) as fetcher:
         r = await fetcher.fetch("http://cdn.test/a.pdf", expect="pdf")
