@@ -371,7 +371,7 @@ def test_fetch_http2_is_read_from_the_config(tmp_path: Path) -> None:
     path.write_text("[fetch]\nhttp2 = false\n", encoding="utf-8")
     assert fetch_settings(load_config(path)).http2 is False
     path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
-    assert fetch_settings(load_config(path)).http2 is True  # the default
+    assert fetch_settings(load_config(path)).http2 is False  # the default since issue 10
 
 
 def test_a_bad_fetch_http2_names_the_key(tmp_path: Path) -> None:
