@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -375,10 +375,14 @@ class Fetcher:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         """``transport`` replaces the one ``settings.transport`` chooses (tests pass one);
-        ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked)."""
+        ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked);
+        ``warn`` hears what the operator should know but does not stop a fetch (logged
+        as a warning by default)."""
         self.settings = settings or FetchSettings()
+        self._warn = warn
         self._store = store
         self._transport = transport
         self._ssl_context = ssl_context
@@ -408,7 +412,10 @@ class Fetcher:
             if s.http2:
                 # h2c (HTTP/2 without TLS) is rare and gains little: plain http stays lean.
                 https = Http2Transport(
-                    max_idle_per_origin=s.per_host, ssl_context=self._ssl_context
+                    max_idle_per_origin=s.per_host,
+                    ssl_context=self._ssl_context,
+                    fallback=transport,
+                    warn=self._warn,
                 )
                 transport = OriginRouter(https=https, other=transport)
         # No transport: httpx builds its own from ``verify`` and ``limits``, and mounts the

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import logging
 import socket
 import ssl
 import time
@@ -54,6 +55,10 @@ __all__ = ["Http2Transport", "Http11Transport", "OriginRouter", "Resolver"]
 
 #: ``(host, port) -> [(family, address tuple), ...]``; swappable so tests never touch DNS.
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
+
+_log = logging.getLogger("archiver")
+#: Set, for the whole process, once the HTTP/2 path's reach into httpcore has failed.
+_http2_broken: str | None = None
 
 #: A response head (status line and fields) longer than this is a protocol error: no
 #: server we archive from needs more, and what a head holds is what we keep of it.
@@ -596,6 +601,10 @@ class Http2Transport(httpx.AsyncBaseTransport):
     certificates are checked against the URL's name (or the TLS server name a test
     resolver asked for), never against the address. A connection verified for one name
     never carries a request for another: each server name gets a pool of its own.
+
+    It reaches into httpcore's private attributes (see ``_cancel_stream``). When that
+    reach fails (ImportError, AttributeError: a httpcore release moved them), this and
+    every later request of the process go to ``fallback`` (HTTP/1.1), after one warning.
     """
 
     def __init__(
@@ -604,7 +613,14 @@ class Http2Transport(httpx.AsyncBaseTransport):
         max_idle_per_origin: int = 16,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
+        fallback: httpx.AsyncBaseTransport | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        # The fallback a caller passes is theirs to close; one made here is ours.
+        self._fallback = fallback
+        self._own_fallback: Http11Transport | None = None
+        self._warn = warn or _log.warning
+        self._resolver = resolver
         # httpcore sets ALPN (h2, http/1.1) on this context at each connection. The
         # default one is made at the first https request: loading the CA bundle costs
         # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
@@ -624,6 +640,33 @@ class Http2Transport(httpx.AsyncBaseTransport):
         return self._backend.names.count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _http2_broken:
+            return await self._http11().handle_async_request(request)
+        try:
+            return await self._send(request)
+        except (ImportError, AttributeError) as exc:
+            # Nothing of the response was read: the request goes again, over HTTP/1.1.
+            self.give_up(exc)
+            return await self._http11().handle_async_request(request)
+
+    def give_up(self, exc: BaseException) -> None:
+        """HTTP/1.1 from now on, for the whole process: httpcore is not what we reach for."""
+        global _http2_broken
+        if not _http2_broken:
+            _http2_broken = f"{type(exc).__name__}: {exc}"
+            self._warn(
+                f"HTTP/2 is unavailable with this httpcore ({_http2_broken});"
+                " using HTTP/1.1 for the rest of the run"
+            )
+
+    def _http11(self) -> httpx.AsyncBaseTransport:
+        if self._fallback is None:
+            self._fallback = self._own_fallback = Http11Transport(
+                max_idle_per_origin=self._max_idle, ssl_context=self._ssl, resolver=self._resolver
+            )
+        return self._fallback
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         import httpcore
 
         if not isinstance(request.stream, httpx.AsyncByteStream):
@@ -647,14 +690,18 @@ class Http2Transport(httpx.AsyncBaseTransport):
         return httpx.Response(
             response.status,
             headers=response.headers,
-            stream=_CoreBody(response.stream, request, response.extensions),
+            stream=_CoreBody(response.stream, request, response.extensions, self),
             extensions=response.extensions,
         )
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
-        self._pools.clear()
+        try:
+            for pool in self._pools.values():
+                await pool.aclose()
+            self._pools.clear()
+        finally:
+            if self._own_fallback is not None:
+                await self._own_fallback.aclose()
 
     def _pool(self, server_name: str) -> httpcore.AsyncConnectionPool:
         import httpcore
@@ -758,10 +805,15 @@ class _CoreBody(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, stream: AsyncIterable[bytes], request: httpx.Request, extensions: Mapping[str, Any]
+        self,
+        stream: AsyncIterable[bytes],
+        request: httpx.Request,
+        extensions: Mapping[str, Any],
+        transport: Http2Transport,
     ) -> None:
         self._stream = stream
         self._request = request
+        self._transport = transport
         self._h2 = extensions.get("http_version") == b"HTTP/2"
         self._network = extensions.get("network_stream")
         self._done = False
@@ -773,10 +825,18 @@ class _CoreBody(httpx.AsyncByteStream):
             self._done = True
         except _httpcore_errors() as exc:
             raise _from_httpcore(exc, self._request) from exc
+        except (ImportError, AttributeError) as exc:
+            # A reset, so the fetcher tries again: over HTTP/1.1 from now on.
+            self._transport.give_up(exc)
+            raise httpx.ReadError(f"HTTP/2 unavailable: {exc}", request=self._request) from exc
 
     async def aclose(self) -> None:
         try:
-            cancelled = not self._h2 or self._done or await _cancel_stream(self._stream)
+            try:
+                cancelled = not self._h2 or self._done or await _cancel_stream(self._stream)
+            except (ImportError, AttributeError) as exc:
+                self._transport.give_up(exc)
+                cancelled = False
             if not cancelled and self._network is not None:
                 await self._network.aclose()  # the stream could not be reset: drop them all
         finally:
@@ -792,8 +852,8 @@ async def _cancel_stream(stream: object) -> bool:
     httpcore does neither (encode/httpcore#943): the server would keep sending up to the
     stream's 16 MiB window, and the dropped bytes, never acknowledged, would shrink the
     connection's window until every stream on it stalls. This reaches into httpcore 1.0's
-    HTTP/2 connection; when that is not what we find, the caller closes the connection
-    instead (other streams on it then fail as resets and are retried).
+    HTTP/2 connection; when that is not what we find, it raises AttributeError (the
+    caller then closes the connection and gives HTTP/2 up for the run).
     """
     import h2.connection
     import h2.errors
@@ -808,9 +868,9 @@ async def _cancel_stream(stream: object) -> bool:
     write = getattr(conn, "_write_outgoing_data", None)
     request = getattr(inner, "_request", None)
     if not (isinstance(state, h2.connection.H2Connection) and isinstance(stream_id, int)):
-        return False
+        raise AttributeError("httpcore's HTTP/2 stream has no _h2_state or _stream_id")
     if not isinstance(events, dict) or write is None or request is None:
-        return False
+        raise AttributeError("httpcore's HTTP/2 connection has no _events or _write_outgoing_data")
     for event in events.get(stream_id, ()):
         if isinstance(event, h2.events.DataReceived):
             state.acknowledge_received_data(event.flow_controlled_length, stream_id)
