@@ -165,15 +165,20 @@ class _Wire(asyncio.Protocol):
             finally:
                 self._waiter = None
 
-    def quiet(self, sock: socket.socket) -> bool:
-        """True when both sides are back to IDLE and no byte waits, in h11, in TLS or in
-        the kernel: a byte the server sent past its response must never start the next."""
+    def idle(self) -> bool:
+        """True when both sides are back to IDLE and h11 holds no byte past the response."""
         if self.closed or self.transport is None or self.transport.is_closing():
             return False
         if self.h11.our_state is not h11.IDLE or self.h11.their_state is not h11.IDLE:
             return False
-        if self.h11.trailing_data != (b"", False):
+        return self.h11.trailing_data == (b"", False)
+
+    def quiet(self, sock: socket.socket) -> bool:
+        """``idle``, and no byte waits in TLS or in the kernel either: a byte the server
+        sent past its response must never start the next one."""
+        if not self.idle():
             return False
+        assert self.transport is not None
         tls = self.transport.get_extra_info("ssl_object")
         if tls is not None and tls.pending():
             return False
@@ -209,10 +214,15 @@ class _Connection:
         self.reuse = True  # False once a response's framing is in doubt
 
     def open(self) -> bool:
-        return self.reuse and self.wire.quiet(self.sock)
+        """Fit for the pool: its last exchange ended exactly at the response's end."""
+        return self.reuse and self.wire.idle()
 
     def reusable(self) -> bool:
-        return time.monotonic() - self.idle_since < _IDLE_EXPIRY and self.open()
+        """Fit for the next request: fresh, and nothing arrived since (looked at once, here,
+        as bytes a server sends past its response may come after the response did)."""
+        if time.monotonic() - self.idle_since >= _IDLE_EXPIRY:
+            return False
+        return self.reuse and self.wire.quiet(self.sock)
 
     def close(self) -> None:
         """Drops the connection at once: unread response bytes are discarded, never read."""
@@ -517,16 +527,15 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
 
 async def _final_response(wire: _Wire, timeout: float | None) -> h11.Response:
-    """The final response's head: informational ones are skipped, up to a count, and a
-    head longer than ``_MAX_HEAD`` is refused however its bytes arrived."""
+    """The final response's head: informational ones are skipped, up to a count, and
+    heads longer than ``_MAX_HEAD`` (informational ones included) are refused, however
+    their bytes arrived (h11 bounds only what it holds unparsed)."""
     informational = 0
-    consumed = 0  # bytes h11 had taken from the buffer after the previous head
     while True:
         event = await wire.next_event(timeout)
-        left = len(wire.h11.trailing_data[0])
-        if wire.received - left - consumed > _MAX_HEAD:
+        # What h11 has consumed so far is heads; fewer bytes received cannot be too many.
+        if wire.received > _MAX_HEAD and wire.received - len(wire.h11.trailing_data[0]) > _MAX_HEAD:
             raise h11.RemoteProtocolError(f"response head longer than {_MAX_HEAD} bytes")
-        consumed = wire.received - left
         if isinstance(event, h11.Response):
             return event
         if not isinstance(event, h11.InformationalResponse):
