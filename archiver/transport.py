@@ -1,25 +1,30 @@
-"""HTTP/1.1 over asyncio streams: the lean transport the fetcher uses by default.
+"""HTTP/1.1 on asyncio, framed by h11: the lean transport the fetcher uses by default.
 
 Owns connections: one DNS answer per host for the whole run, its addresses raced as
 browsers do (Happy Eyeballs, RFC 8305: a broken IPv6 route costs 250 ms, not the connect
-timeout), a keep-alive pool per origin, and response framing (Content-Length, chunked,
-until-close). It exists because per-request CPU is what limits a link check: httpcore's
+timeout), and a keep-alive pool per origin. It parses nothing by hand: every byte a
+server sends goes to h11, which frames the response (Content-Length, chunked, until
+close) and refuses what RFC 9110/9112 forbid; what h11 refuses is a protocol error here.
+It exists because per-request CPU is what limits a link check: httpcore's
 general-purpose pool costs about 1.5 ms of CPU per request on this load, this transport
-about a third of that (measured by ``benchmarks/run.py``). It speaks HTTP/1.1 only,
-sends request bodies whole, raises only httpx exceptions (so ``fetch`` classifies
-failures the same whichever transport runs), and resends a request only when a
-kept-alive connection turns out to have been closed by the server before it answered
+well under half of that (``benchmarks/run.py``, ``benchmarks/parser_cpu.py``). It speaks
+HTTP/1.1 only, sends request bodies whole, raises only httpx exceptions (so ``fetch``
+classifies failures the same whichever transport runs), and resends a request only when
+a kept-alive connection turns out to have been closed by the server before it answered
 anything, as browsers do. asyncio only.
 
 It must never reuse a connection for a name its certificate was not checked against, nor
-after a response whose framing is in doubt (RFC 9112 section 6.3): the next response on
-that connection could then be read from the middle of this one. It knows nothing of
-proxies: ``fetch`` hands a run to httpx's own transport when the environment names one.
+unless the previous response ended exactly where h11 framed it (both sides back to IDLE)
+with no byte waiting after it (in h11, in TLS, in the kernel), nor after a response whose
+framing is in doubt (RFC 9112 section 6.3): the next response on that connection could
+then be read from the middle of this one. Response heads are capped at 64 KiB and
+informational (1xx) responses at 16 per request. It knows nothing of proxies: ``fetch``
+hands a run to httpx's own transport when the environment names one.
 
-``Http2Transport`` is the https side when HTTP/2 is on: httpcore's pool (one multiplexed
-connection per origin where the server offers h2), fed by the same once-per-host lookups
-and address race, and keeping the same promise about names; ``OriginRouter`` picks
-between the two by scheme.
+``Http2Transport`` is the https side when HTTP/2 is on (opt-in): httpcore's pool (one
+multiplexed connection per origin where the server offers h2), fed by the same
+once-per-host lookups and address race, and keeping the same promise about names;
+``OriginRouter`` picks between the two by scheme.
 """
 
 from __future__ import annotations

@@ -13,13 +13,18 @@ import json
 import os
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
+import trustme
 from hostile_server import HostileServer, raw
 
 from archiver.clock import FakeClock
@@ -363,3 +368,64 @@ def test_a_user_agent_with_crlf_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert lines[0].startswith(
         "archiver: config key 'fetch.user_agent' must not contain CR, LF or NUL"
     )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_bytes_that_arrive_while_the_connection_is_idle_drop_it(
+    hostile: HostileServer, anyio_backend: str
+) -> None:
+    """A response for nobody, sent after the last one ended: the idle connection it
+    arrives on is never used again, and the next URL gets its own bytes."""
+    idle, sent = threading.Event(), threading.Event()
+
+    def late(sock: socket.socket, head: bytes) -> bool:
+        sock.sendall(ok(A))
+        idle.wait(timeout=30)
+        sock.sendall(FAKE)
+        sent.set()
+        return True
+
+    a = hostile.route("/a.pdf", late)
+    b = hostile.route("/b.pdf", raw(ok(B)))
+    transport = Http11Transport()
+    async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+        first = await fetcher.fetch(a, expect="pdf")
+        idle.set()
+        assert await anyio.to_thread.run_sync(sent.wait, 30)
+        second = await fetcher.fetch(b, expect="pdf")
+    assert (first.state, first.sha256) == ("ok", sha(A))
+    assert (second.state, second.sha256) == ("ok", sha(B))
+    assert transport.connections_opened == hostile.seen.connections == 2
+
+
+@pytest.fixture
+def hostile_tls(ca: trustme.CA) -> Iterator[HostileServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with HostileServer(tls=context) as srv:
+        yield srv
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(ok(A) + FAKE, id="body-longer-than-content-length"),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n" + FAKE, id="204-with-a-body"),
+    ],
+)
+async def test_over_tls_bytes_past_the_end_never_reach_the_next_url(
+    hostile_tls: HostileServer, trust: ssl.SSLContext, first: bytes, anyio_backend: str
+) -> None:
+    a = hostile_tls.route("/a.pdf", raw(first))
+    b = hostile_tls.route("/b.pdf", raw(ok(B)))
+    c = hostile_tls.route("/c.pdf", raw(ok(A)))
+    transport = Http11Transport(ssl_context=trust)
+    async with Fetcher(SETTINGS, transport=transport, clock=FakeClock()) as fetcher:
+        results = [await fetcher.fetch(url, expect="pdf") for url in (a, b, c)]
+    assert results[0].sha256 in (None, sha(A))  # an empty 204 is not a PDF
+    assert [(r.state, r.sha256) for r in results[1:]] == [("ok", sha(B)), ("ok", sha(A))]
+    # The first connection was dropped; the second, well framed, carried the third URL.
+    assert transport.connections_opened == hostile_tls.seen.connections == 2
