@@ -78,7 +78,7 @@ class FetchConfig:
     max_page_size: int = 10 * 1024 * 1024  # a crawled page (HTML, sitemap, feed) larger is skipped
     user_agent: str | None = None
     transport: str = "auto"  # one of _TRANSPORTS: which HTTP transport a run uses
-    http2: bool = True  # offer HTTP/2 to https origins (ALPN), unless through a proxy
+    http2: bool = False  # offer HTTP/2 to https origins (ALPN), unless through a proxy
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,13 @@ def _fetch(raw: Any) -> FetchConfig:
         if key not in known:
             raise ConfigError(f"unknown config key '{name}' (known: {', '.join(sorted(known))})")
         if key == "user_agent":
-            values[key] = _expect(name, value, str, "a string")
+            _expect(name, value, str, "a string")
+            if any(c in value for c in "\r\n\0"):
+                # It is sent as a header line: a CR or LF in it would start another.
+                raise ConfigError(
+                    f"config key '{name}' must not contain CR, LF or NUL, got {value!r}"
+                )
+            values[key] = value
         elif key == "transport":
             if value not in _TRANSPORTS:
                 choices = ", ".join(repr(t) for t in _TRANSPORTS)

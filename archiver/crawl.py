@@ -492,7 +492,7 @@ async def _crawl_async(
             progress(row["url"], done, scheduler.added)
 
     async with Fetcher(
-        fetch_settings(config), store=store, transport=transport, clock=clock
+        fetch_settings(config), store=store, transport=transport, clock=clock, warn=warn
     ) as fetcher:
 
         async def work(row: dict[str, Any]) -> None:

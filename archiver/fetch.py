@@ -111,6 +111,20 @@ _ZLIB_CODINGS = {
     "x-gzip": 16 + zlib.MAX_WBITS,
     "deflate": zlib.MAX_WBITS,
 }
+_UNSENDABLE = ("\r", "\n", "\0")
+#: The response headers a check records (``FetchResult.headers``), lower-cased.
+_STORED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "etag",
+        "last-modified",
+        "date",
+        "location",
+    }
+)
+_STORED_HEADERS_MAX = 8 * 1024  # bytes of them per check
 
 
 @dataclass(frozen=True)
@@ -140,14 +154,17 @@ class FetchSettings:
     user_agent: str = USER_AGENT
     transport: TransportChoice = "auto"
     # Offer HTTP/2 to https origins (lean transport, never through a proxy). Off by default:
-    # httpcore's HTTP/2 costs about three times the lean transport's CPU per request, and
-    # the per-host limit leaves multiplexing little to win but the handshakes it saves.
-    http2: bool = True  # https hosts that offer HTTP/2 get it (ALPN); see config.toml
+    # it reaches into httpcore's private attributes (a failure of that reach falls back to
+    # HTTP/1.1), costs about three times the lean transport's CPU per request, and the
+    # per-host limit leaves multiplexing little to win but the handshakes it saves.
+    http2: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in get_args(TransportChoice):
             choices = ", ".join(get_args(TransportChoice))
             raise ValueError(f"transport must be one of {choices}, got {self.transport!r}")
+        if not _sendable(self.user_agent):
+            raise ValueError(f"user_agent must not contain CR, LF or NUL, got {self.user_agent!r}")
 
 
 @dataclass
@@ -501,10 +518,14 @@ class Fetcher:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         """``transport`` replaces the one ``settings.transport`` chooses (tests pass one);
-        ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked)."""
+        ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked);
+        ``warn`` hears what the operator should know but does not stop a fetch (logged
+        as a warning by default)."""
         self.settings = settings or FetchSettings()
+        self._warn = warn
         self._store = store
         self._transport = transport
         self._ssl_context = ssl_context
@@ -539,7 +560,11 @@ class Fetcher:
             if s.http2:
                 # h2c (HTTP/2 without TLS) is rare and gains little: plain http stays lean.
                 https = Http2Transport(
-                    max_idle_per_origin=s.per_host, ssl_context=self._ssl_context, guard=self._guard
+                    max_idle_per_origin=s.per_host,
+                    ssl_context=self._ssl_context,
+                    guard=self._guard,
+                    fallback=transport,
+                    warn=self._warn,
                 )
                 transport = OriginRouter(https=https, other=transport)
         # No transport: httpx builds its own from ``verify`` and ``limits``, and mounts the
@@ -744,6 +769,9 @@ class Fetcher:
         if self._client is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
         probe = mode == "probe"
+        # A validator the server sent us with CR, LF or NUL (or one recorded before we
+        # checked) would inject header lines into our request: it is never sent back.
+        validators = {name: value for name, value in validators.items() if _sendable(value)}
         headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
         try:
             request = self._request(url, headers)
@@ -831,9 +859,9 @@ class Fetcher:
             state="ok",
             http_status=status,
             status_line=f"{response.http_version} {status} {reason}",
-            headers=headers,
-            etag=fields.get("etag"),
-            last_modified=fields.get("last-modified"),
+            headers=_stored(headers),
+            etag=_validator(fields.get("etag")),
+            last_modified=_validator(fields.get("last-modified")),
         )
         if status in _REDIRECTS and "location" in fields:
             return _Hop(result, location=fields["location"])
@@ -1192,6 +1220,31 @@ def _read_headers(response: httpx.Response) -> tuple[list[tuple[str, str]], dict
         key = name.lower()
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return lines, fields
+
+
+def _sendable(value: str) -> bool:
+    """Whether ``value`` can go into a request header as it is: no CR, LF or NUL."""
+    return not any(c in value for c in _UNSENDABLE)
+
+
+def _validator(value: str | None) -> str | None:
+    """An ETag or Last-Modified to keep and send back later; None when it cannot be sent."""
+    return value if value is not None and _sendable(value) else None
+
+
+def _stored(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The header lines a check records: those archiver reads again or a WARC replay
+    needs, in the order sent, at most ``_STORED_HEADERS_MAX`` bytes of them. The rest
+    (cookies, a 60 KB junk header) would only grow the database on every check."""
+    kept: list[tuple[str, str]] = []
+    room = _STORED_HEADERS_MAX
+    for name, value in lines:
+        if name.lower() in _STORED_HEADERS:
+            room -= len(name) + len(value) + 4  # as the line was sent: "name: value\r\n"
+            if room < 0:
+                break
+            kept.append((name, value))
+    return kept
 
 
 def _content_length(fields: dict[str, str]) -> int | None:

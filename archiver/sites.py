@@ -69,7 +69,7 @@ async def index_site(
     out = SiteIndex()
     indexer = _Indexer(db, label, version, rows, now, warn, out)
     page_settings = replace(settings, max_page_size=max_page_size)
-    async with Fetcher(page_settings, transport=transport, clock=clock) as fetcher:
+    async with Fetcher(page_settings, transport=transport, clock=clock, warn=warn) as fetcher:
         discovery = Discovery(
             source,
             fetcher,

@@ -1,25 +1,30 @@
-"""HTTP/1.1 over asyncio streams: the lean transport the fetcher uses by default.
+"""HTTP/1.1 on asyncio, framed by h11: the lean transport the fetcher uses by default.
 
 Owns connections: one DNS answer per host for the whole run, its addresses raced as
 browsers do (Happy Eyeballs, RFC 8305: a broken IPv6 route costs 250 ms, not the connect
-timeout), a keep-alive pool per origin, and response framing (Content-Length, chunked,
-until-close). It exists because per-request CPU is what limits a link check: httpcore's
+timeout), and a keep-alive pool per origin. It parses nothing by hand: every byte a
+server sends goes to h11, which frames the response (Content-Length, chunked, until
+close) and refuses what RFC 9110/9112 forbid; what h11 refuses is a protocol error here.
+It exists because per-request CPU is what limits a link check: httpcore's
 general-purpose pool costs about 1.5 ms of CPU per request on this load, this transport
-about a third of that (measured by ``benchmarks/run.py``). It speaks HTTP/1.1 only,
-sends request bodies whole, raises only httpx exceptions (so ``fetch`` classifies
-failures the same whichever transport runs), and resends a request only when a
-kept-alive connection turns out to have been closed by the server before it answered
+well under half of that (``benchmarks/run.py``, ``benchmarks/parser_cpu.py``). It speaks
+HTTP/1.1 only, sends request bodies whole, raises only httpx exceptions (so ``fetch``
+classifies failures the same whichever transport runs), and resends a request only when
+a kept-alive connection turns out to have been closed by the server before it answered
 anything, as browsers do. asyncio only.
 
 It must never reuse a connection for a name its certificate was not checked against, nor
-after a response whose framing is in doubt (RFC 9112 section 6.3): the next response on
-that connection could then be read from the middle of this one. It knows nothing of
-proxies: ``fetch`` hands a run to httpx's own transport when the environment names one.
+unless the previous response ended exactly where h11 framed it (both sides back to IDLE)
+with no byte waiting after it (in h11, in TLS, in the kernel), nor after a response whose
+framing is in doubt (RFC 9112 section 6.3): the next response on that connection could
+then be read from the middle of this one. Response heads are capped at 64 KiB and
+informational (1xx) responses at 16 per request. It knows nothing of proxies: ``fetch``
+hands a run to httpx's own transport when the environment names one.
 
-``Http2Transport`` is the https side when HTTP/2 is on: httpcore's pool (one multiplexed
-connection per origin where the server offers h2), fed by the same once-per-host lookups
-and address race, and keeping the same promise about names; ``OriginRouter`` picks
-between the two by scheme.
+``Http2Transport`` is the https side when HTTP/2 is on (opt-in): httpcore's pool (one
+multiplexed connection per origin where the server offers h2), fed by the same
+once-per-host lookups and address race, and keeping the same promise about names;
+``OriginRouter`` picks between the two by scheme.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
-import re
+import logging
 import socket
 import ssl
 import time
@@ -45,6 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
+import h11
 import httpx
 
 from .guard import AddressGuard
@@ -57,12 +63,20 @@ __all__ = ["Http2Transport", "Http11Transport", "OriginRouter", "Resolver"]
 #: ``(host, port) -> [(family, address tuple), ...]``; swappable so tests never touch DNS.
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
 
-_MAX_HEAD = 256 * 1024  # a longer response head is a protocol error; also the read buffer
-_READ_SIZE = 256 * 1024
+_log = logging.getLogger("archiver")
+#: Set, for the whole process, once the HTTP/2 path's reach into httpcore has failed.
+_http2_broken: str | None = None
+
+#: A response head (status line and fields) longer than this is a protocol error: no
+#: server we archive from needs more, and what a head holds is what we keep of it.
+_MAX_HEAD = 64 * 1024
+#: Informational (1xx) responses one request may take before its final one; an endless
+#: stream of ``100 Continue`` is a protocol error, not a wait.
+_MAX_INFORMATIONAL = 16
+#: Bytes received and not yet consumed before the connection stops reading (flow control).
+_READ_AHEAD = 256 * 1024
 _IDLE_EXPIRY = 4.0  # seconds; servers commonly drop idle connections after 5 s or more
 _ATTEMPT_DELAY = 0.25  # seconds an address has before the next is tried too (RFC 8305)
-_NO_BODY = frozenset({204, 304})
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 #: (scheme, host, port, TLS server name): a connection verified for one name never
 #: carries a request for another, even when both names resolve to the same address.
 _Origin = tuple[str, str, int, str]
@@ -72,26 +86,155 @@ class _Stale(Exception):
     """A reused connection was closed by the server before any byte of the response."""
 
 
-class _Connection:
-    __slots__ = ("idle_since", "origin", "reader", "writer")
+class _Wire(asyncio.Protocol):
+    """One connection's bytes, fed to its h11 state machine as they arrive.
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: _Origin
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    h11 owns every byte received: what it has not consumed stays in its buffer, so
+    "nothing is waiting" is a question h11 answers, not one the stream layer hides.
+    Reading stops while more than ``_READ_AHEAD`` bytes wait unconsumed.
+    """
+
+    def __init__(self) -> None:
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self.transport: asyncio.Transport | None = None
+        self.closed = False  # the peer ended the connection, or it was lost
+        self.lost: Exception | None = None  # why, when it was not a clean end
+        self.received = 0  # bytes received since the current request was sent
+        self._unread = 0
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self._unread += len(data)
+        self.h11.receive_data(data)
+        if self._unread > _READ_AHEAD and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close our side too: nothing more will be sent on it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # -- what the transport asks -------------------------------------------
+
+    async def send(self, data: bytes, timeout: float | None) -> None:
+        assert self.transport is not None
+        self.received = 0
+        self.transport.write(data)
+        if self._writing_paused and not self.closed:  # else the kernel took it all
+            self._drained = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(timeout):
+                await self._drained
+        if self.lost is not None:
+            raise self.lost
+
+    async def next_event(self, timeout: float | None) -> Any:
+        """h11's next event, waiting (up to ``timeout`` each time) for the bytes it needs."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError:
+                if isinstance(self.lost, OSError):
+                    raise self.lost from None  # a reset, not an end: said as the socket said
+                raise
+            if event is not h11.NEED_DATA:
+                return event
+            self._unread = 0  # h11 has consumed what it was given: let more in
+            if self._reading_paused and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            finally:
+                self._waiter = None
+
+    def idle(self) -> bool:
+        """True when both sides are back to IDLE and h11 holds no byte past the response."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        if self.h11.our_state is not h11.IDLE or self.h11.their_state is not h11.IDLE:
+            return False
+        return self.h11.trailing_data == (b"", False)
+
+    def quiet(self, sock: socket.socket) -> bool:
+        """``idle``, and no byte waits in TLS or in the kernel either: a byte the server
+        sent past its response must never start the next one."""
+        if not self.idle():
+            return False
+        assert self.transport is not None
+        tls = self.transport.get_extra_info("ssl_object")
+        if tls is not None and tls.pending():
+            return False
+        try:
+            waiting = sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        return not waiting  # a byte waits, or b"": the peer closed
+
+    def _end(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.lost = exc
+            with contextlib.suppress(RuntimeError):  # h11 was already told
+                self.h11.receive_data(b"")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class _Connection:
+    __slots__ = ("idle_since", "origin", "reuse", "sock", "wire")
+
+    def __init__(self, wire: _Wire, sock: socket.socket, origin: _Origin) -> None:
+        self.wire = wire
+        self.sock = sock  # kept to look (MSG_PEEK) for bytes not yet read off it
         self.origin = origin
         self.idle_since = 0.0
+        self.reuse = True  # False once a response's framing is in doubt
 
     def open(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        """Fit for the pool: its last exchange ended exactly at the response's end."""
+        return self.reuse and self.wire.idle()
 
     def reusable(self) -> bool:
-        return time.monotonic() - self.idle_since < _IDLE_EXPIRY and self.open()
+        """Fit for the next request: fresh, and nothing arrived since (looked at once, here,
+        as bytes a server sends past its response may come after the response did)."""
+        if time.monotonic() - self.idle_since >= _IDLE_EXPIRY:
+            return False
+        return self.reuse and self.wire.quiet(self.sock)
 
     def close(self) -> None:
         """Drops the connection at once: unread response bytes are discarded, never read."""
-        self.writer.transport.abort()
+        if self.wire.transport is not None:
+            self.wire.transport.abort()
 
 
 async def system_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
@@ -278,15 +421,22 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         if not isinstance(request.stream, httpx.AsyncByteStream):
             raise RuntimeError("Http11Transport needs an async request body")
-        data = _request_head(request) + b"".join([part async for part in request.stream])
+        body = b"".join([part async for part in request.stream])
+        try:
+            # h11 checks every name and value we send: no CR, LF or NUL gets on the wire.
+            message = h11.Request(
+                method=request.method, target=url.raw_path, headers=request.headers.raw
+            )
+        except h11.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(f"invalid request: {exc}", request=request) from exc
         conn = self._checkout(origin)
         if conn is not None:
             try:
-                return await self._exchange(conn, request, data, timeouts, reused=True)
+                return await self._exchange(conn, request, message, body, timeouts, reused=True)
             except _Stale:
                 pass  # the server closed it while idle: one fresh connection, as browsers do
         conn = await self._connect(request, origin, timeouts.get("connect"))
-        return await self._exchange(conn, request, data, timeouts, reused=False)
+        return await self._exchange(conn, request, message, body, timeouts, reused=False)
 
     async def aclose(self) -> None:
         for idle in self._idle.values():
@@ -306,7 +456,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         return None
 
     def _release(self, conn: _Connection) -> None:
+        """Pools ``conn`` if its exchange ended exactly at the response's end, else drops it."""
+        wire = conn.wire
         idle = self._idle.setdefault(conn.origin, deque())
+        if wire.h11.our_state is h11.DONE and wire.h11.their_state is h11.DONE:
+            wire.h11.start_next_cycle()
         if len(idle) >= self._max_idle or not conn.open():
             conn.close()
             return
@@ -320,23 +474,21 @@ class Http11Transport(httpx.AsyncBaseTransport):
         # The certificate is checked against the URL's name (or the name a test resolver
         # mapped to this address), never against the address we connect to.
         context = self._context() if scheme == "https" else None
+        wire = _Wire()
         try:
             async with asyncio.timeout(timeout):
                 sock = await self._names.connect(host, port)
                 # TLS runs on the winner only: another address would present the same
-                # certificate, so an ssl.SSLError is final. The stream owns the socket now.
-                reader, writer = await asyncio.open_connection(
-                    sock=sock,
-                    ssl=context,
-                    server_hostname=sni if context else None,
-                    limit=_MAX_HEAD,
+                # certificate, so an ssl.SSLError is final. The transport owns the socket now.
+                await asyncio.get_running_loop().create_connection(
+                    lambda: wire, sock=sock, ssl=context, server_hostname=sni if context else None
                 )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout("timed out connecting", request=request) from exc
         except OSError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
         self.connections_opened += 1
-        return _Connection(reader, writer, origin)
+        return _Connection(wire, sock, origin)
 
     def _context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -352,27 +504,23 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self,
         conn: _Connection,
         request: httpx.Request,
-        data: bytes,
+        message: h11.Request,
+        body: bytes,
         timeouts: dict[str, float | None],
         *,
         reused: bool,
     ) -> httpx.Response:
+        wire = conn.wire
         try:
-            conn.writer.write(data)
-            if conn.writer.transport.get_write_buffer_size():  # else the kernel took it all
-                async with asyncio.timeout(timeouts.get("write")):
-                    await conn.writer.drain()
-            while True:
-                async with asyncio.timeout(timeouts.get("read")):
-                    head = await conn.reader.readuntil(b"\r\n\r\n")
-                reused = False  # the server answered: whatever happens next is not staleness
-                version, status, reason, headers = _parse_head(head, request)
-                if not 100 <= status < 200:
-                    break
-            body = _Body(self, conn, request, version, status, headers, timeouts.get("read"))
+            data = wire.h11.send(message) or b""
+            if body:
+                data += wire.h11.send(h11.Data(data=body)) or b""
+            data += wire.h11.send(h11.EndOfMessage()) or b""
+            await wire.send(data, timeouts.get("write"))
+            response = await _final_response(wire, timeouts.get("read"))
         except Exception as exc:
             conn.close()
-            if reused and _closed_before_answering(exc):
+            if reused and wire.received == 0 and _closed(exc, wire):
                 raise _Stale from exc
             error = _translate(exc, request, "waiting for the response")
             if error is exc:
@@ -381,19 +529,55 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except BaseException:
             conn.close()  # cancelled: the connection is in an unknown state
             raise
+        headers = response.headers.raw_items()
+        if _framed_twice(headers):
+            # Transfer-Encoding overrides Content-Length (RFC 9112 section 6.3), but a
+            # server and we may disagree on where such a message ends (request smuggling):
+            # it is read as h11 frames it, and its connection is never used again.
+            conn.reuse = False
+        stream = _Body(self, conn, request, timeouts.get("read"))
         return httpx.Response(
-            status,
+            response.status_code,
             headers=headers,
-            stream=body,
-            extensions={"http_version": version, "reason_phrase": reason},
+            stream=stream,
+            extensions={
+                "http_version": b"HTTP/" + response.http_version,
+                "reason_phrase": bytes(response.reason),
+            },
         )
 
 
-class _Body(httpx.AsyncByteStream):
-    """One response body, framed by Content-Length, chunked coding or the end of the stream.
+async def _final_response(wire: _Wire, timeout: float | None) -> h11.Response:
+    """The final response's head: informational ones are skipped, up to a count, and
+    heads longer than ``_MAX_HEAD`` (informational ones included) are refused, however
+    their bytes arrived (h11 bounds only what it holds unparsed)."""
+    informational = 0
+    while True:
+        event = await wire.next_event(timeout)
+        # What h11 has consumed so far is heads; fewer bytes received cannot be too many.
+        if wire.received > _MAX_HEAD and wire.received - len(wire.h11.trailing_data[0]) > _MAX_HEAD:
+            raise h11.RemoteProtocolError(f"response head longer than {_MAX_HEAD} bytes")
+        if isinstance(event, h11.Response):
+            return event
+        if not isinstance(event, h11.InformationalResponse):
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} before a response")
+        informational += 1
+        if informational > _MAX_INFORMATIONAL:
+            raise h11.RemoteProtocolError(
+                f"more than {_MAX_INFORMATIONAL} informational (1xx) responses"
+            )
 
-    Closing it after the last byte returns the connection to the pool; closing it early
-    drops the connection, so an unread body costs nothing more.
+
+def _framed_twice(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name.lower() for name, _ in headers}
+    return b"transfer-encoding" in names and b"content-length" in names
+
+
+class _Body(httpx.AsyncByteStream):
+    """One response body, as h11 frames it (Content-Length, chunked, or until close).
+
+    Closing it after the last byte returns the connection to the pool if nothing else
+    waits on it; closing it early drops the connection, so an unread body costs nothing more.
     """
 
     def __init__(
@@ -401,9 +585,6 @@ class _Body(httpx.AsyncByteStream):
         transport: Http11Transport,
         conn: _Connection,
         request: httpx.Request,
-        version: bytes,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
         timeout: float | None,
     ) -> None:
         self._transport = transport
@@ -411,44 +592,19 @@ class _Body(httpx.AsyncByteStream):
         self._request = request
         self._timeout = timeout
         self._closed = False
-        fields = _fields(headers)
-        tokens = {t.strip() for t in fields.get(b"connection", b"").lower().split(b",")}
-        self._keep_alive = version == b"HTTP/1.1" and b"close" not in tokens
-        self._length: int | None = None
-        self._chunked = False
-        self._frame(request.method == "HEAD" or status in _NO_BODY, fields)
-        self._done = self._length == 0
-
-    def _frame(self, no_body: bool, fields: dict[bytes, bytes]) -> None:
-        """Decides where the body ends, in the order of RFC 9112 section 6.3."""
-        if no_body:
-            self._length = 0
-            return
-        coding = fields.get(b"transfer-encoding")
-        if coding is not None:
-            # Transfer-Encoding overrides Content-Length. A message with both, or with a
-            # final coding other than chunked, is read as sent but never reused after:
-            # a server and we may disagree on where it ends (request smuggling).
-            final = coding.lower().split(b",")[-1].strip()
-            self._chunked = final == b"chunked"
-            if b"content-length" in fields or not self._chunked:
-                self._keep_alive = False
-        elif b"content-length" in fields:
-            self._length = _content_length(fields[b"content-length"], self._request)
-        else:
-            self._keep_alive = False  # the body ends when the server closes the connection
+        self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        wire = self._conn.wire
         try:
-            if self._chunked:
-                async for chunk in self._read_chunked():
-                    yield chunk
-            elif self._length is not None:
-                async for chunk in self._read_length(self._length):
-                    yield chunk
-            else:
-                while chunk := await self._read(_READ_SIZE):
-                    yield chunk
+            while True:
+                event = await wire.next_event(self._timeout)
+                if isinstance(event, h11.Data):
+                    yield bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+                else:
+                    raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
             self._done = True
         except Exception as exc:
             self._conn.close()
@@ -457,49 +613,11 @@ class _Body(httpx.AsyncByteStream):
                 raise
             raise error from exc
 
-    async def _read(self, n: int) -> bytes:
-        async with asyncio.timeout(self._timeout):
-            return await self._conn.reader.read(n)
-
-    async def _read_line(self) -> bytes:
-        async with asyncio.timeout(self._timeout):
-            return await self._conn.reader.readuntil(b"\r\n")
-
-    async def _read_length(self, length: int) -> AsyncIterator[bytes]:
-        left = length
-        while left > 0:
-            chunk = await self._read(min(left, _READ_SIZE))
-            if not chunk:
-                raise httpx.RemoteProtocolError(
-                    "peer closed connection without sending complete message body:"
-                    f" received {length - left} bytes, expected {length}",
-                    request=self._request,
-                )
-            left -= len(chunk)
-            yield chunk
-
-    async def _read_chunked(self) -> AsyncIterator[bytes]:
-        while True:
-            size_field = (await self._read_line()).split(b";", 1)[0].strip()
-            if not _CHUNK_SIZE.fullmatch(size_field):
-                raise httpx.RemoteProtocolError(
-                    f"malformed chunk size {size_field[:20]!r}", request=self._request
-                )
-            size = int(size_field, 16)
-            if size == 0:
-                while await self._read_line() != b"\r\n":
-                    pass  # trailers, unused
-                return
-            async for chunk in self._read_length(size):
-                yield chunk
-            if await self._read_line() != b"\r\n":
-                raise httpx.RemoteProtocolError("malformed chunked body", request=self._request)
-
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._done and self._keep_alive:
+        if self._done:
             self._transport._release(self._conn)
         else:
             self._conn.close()
@@ -513,6 +631,10 @@ class Http2Transport(httpx.AsyncBaseTransport):
     certificates are checked against the URL's name (or the TLS server name a test
     resolver asked for), never against the address. A connection verified for one name
     never carries a request for another: each server name gets a pool of its own.
+
+    It reaches into httpcore's private attributes (see ``_cancel_stream``). When that
+    reach fails (ImportError, AttributeError: a httpcore release moved them), this and
+    every later request of the process go to ``fallback`` (HTTP/1.1), after one warning.
     """
 
     def __init__(
@@ -522,7 +644,14 @@ class Http2Transport(httpx.AsyncBaseTransport):
         guard: AddressGuard | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
+        fallback: httpx.AsyncBaseTransport | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        # The fallback a caller passes is theirs to close; one made here is ours.
+        self._fallback = fallback
+        self._own_fallback: Http11Transport | None = None
+        self._warn = warn or _log.warning
+        self._resolver = resolver
         # httpcore sets ALPN (h2, http/1.1) on this context at each connection. The
         # default one is made at the first https request: loading the CA bundle costs
         # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
@@ -542,6 +671,33 @@ class Http2Transport(httpx.AsyncBaseTransport):
         return self._backend.names.count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _http2_broken:
+            return await self._http11().handle_async_request(request)
+        try:
+            return await self._send(request)
+        except (ImportError, AttributeError) as exc:
+            # Nothing of the response was read: the request goes again, over HTTP/1.1.
+            self.give_up(exc)
+            return await self._http11().handle_async_request(request)
+
+    def give_up(self, exc: BaseException) -> None:
+        """HTTP/1.1 from now on, for the whole process: httpcore is not what we reach for."""
+        global _http2_broken
+        if not _http2_broken:
+            _http2_broken = f"{type(exc).__name__}: {exc}"
+            self._warn(
+                f"HTTP/2 is unavailable with this httpcore ({_http2_broken});"
+                " using HTTP/1.1 for the rest of the run"
+            )
+
+    def _http11(self) -> httpx.AsyncBaseTransport:
+        if self._fallback is None:
+            self._fallback = self._own_fallback = Http11Transport(
+                max_idle_per_origin=self._max_idle, ssl_context=self._ssl, resolver=self._resolver
+            )
+        return self._fallback
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         import httpcore
 
         if not isinstance(request.stream, httpx.AsyncByteStream):
@@ -565,14 +721,18 @@ class Http2Transport(httpx.AsyncBaseTransport):
         return httpx.Response(
             response.status,
             headers=response.headers,
-            stream=_CoreBody(response.stream, request, response.extensions),
+            stream=_CoreBody(response.stream, request, response.extensions, self),
             extensions=response.extensions,
         )
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
-        self._pools.clear()
+        try:
+            for pool in self._pools.values():
+                await pool.aclose()
+            self._pools.clear()
+        finally:
+            if self._own_fallback is not None:
+                await self._own_fallback.aclose()
 
     def _pool(self, server_name: str) -> httpcore.AsyncConnectionPool:
         import httpcore
@@ -676,10 +836,15 @@ class _CoreBody(httpx.AsyncByteStream):
     """
 
     def __init__(
-        self, stream: AsyncIterable[bytes], request: httpx.Request, extensions: Mapping[str, Any]
+        self,
+        stream: AsyncIterable[bytes],
+        request: httpx.Request,
+        extensions: Mapping[str, Any],
+        transport: Http2Transport,
     ) -> None:
         self._stream = stream
         self._request = request
+        self._transport = transport
         self._h2 = extensions.get("http_version") == b"HTTP/2"
         self._network = extensions.get("network_stream")
         self._done = False
@@ -691,10 +856,18 @@ class _CoreBody(httpx.AsyncByteStream):
             self._done = True
         except _httpcore_errors() as exc:
             raise _from_httpcore(exc, self._request) from exc
+        except (ImportError, AttributeError) as exc:
+            # A reset, so the fetcher tries again: over HTTP/1.1 from now on.
+            self._transport.give_up(exc)
+            raise httpx.ReadError(f"HTTP/2 unavailable: {exc}", request=self._request) from exc
 
     async def aclose(self) -> None:
         try:
-            cancelled = not self._h2 or self._done or await _cancel_stream(self._stream)
+            try:
+                cancelled = not self._h2 or self._done or await _cancel_stream(self._stream)
+            except (ImportError, AttributeError) as exc:
+                self._transport.give_up(exc)
+                cancelled = False
             if not cancelled and self._network is not None:
                 await self._network.aclose()  # the stream could not be reset: drop them all
         finally:
@@ -710,8 +883,8 @@ async def _cancel_stream(stream: object) -> bool:
     httpcore does neither (encode/httpcore#943): the server would keep sending up to the
     stream's 16 MiB window, and the dropped bytes, never acknowledged, would shrink the
     connection's window until every stream on it stalls. This reaches into httpcore 1.0's
-    HTTP/2 connection; when that is not what we find, the caller closes the connection
-    instead (other streams on it then fail as resets and are retried).
+    HTTP/2 connection; when that is not what we find, it raises AttributeError (the
+    caller then closes the connection and gives HTTP/2 up for the run).
     """
     import h2.connection
     import h2.errors
@@ -726,9 +899,9 @@ async def _cancel_stream(stream: object) -> bool:
     write = getattr(conn, "_write_outgoing_data", None)
     request = getattr(inner, "_request", None)
     if not (isinstance(state, h2.connection.H2Connection) and isinstance(stream_id, int)):
-        return False
+        raise AttributeError("httpcore's HTTP/2 stream has no _h2_state or _stream_id")
     if not isinstance(events, dict) or write is None or request is None:
-        return False
+        raise AttributeError("httpcore's HTTP/2 connection has no _events or _write_outgoing_data")
     for event in events.get(stream_id, ()):
         if isinstance(event, h2.events.DataReceived):
             state.acknowledge_received_data(event.flow_controlled_length, stream_id)
@@ -764,76 +937,26 @@ def _from_httpcore(exc: Exception, request: httpx.Request) -> httpx.TransportErr
     return httpx.TransportError(str(exc), request=request)
 
 
-def _request_head(request: httpx.Request) -> bytes:
-    lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
-    lines += [name + b": " + value for name, value in request.headers.raw]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-def _parse_head(
-    head: bytes, request: httpx.Request
-) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes]]]:
-    lines = head[:-4].split(b"\r\n")
-    version, _, rest = lines[0].partition(b" ")
-    code, _, reason = rest.partition(b" ")
-    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise httpx.RemoteProtocolError(f"malformed status line {lines[0][:80]!r}", request=request)
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding
-            name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip())
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise httpx.RemoteProtocolError(f"malformed header {line[:80]!r}", request=request)
-        headers.append((name, value.strip()))
-    return version, int(code), reason, headers
-
-
-def _content_length(value: bytes, request: httpx.Request) -> int:
-    """The length a Content-Length field declares; a list of differing values is an error."""
-    values = {v.strip() for v in value.split(b",")}
-    if len(values) != 1 or not (length := values.pop()).isdigit():
-        raise httpx.RemoteProtocolError(f"malformed Content-Length {value[:40]!r}", request=request)
-    return int(length)
-
-
-def _fields(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    for name, value in headers:
-        key = name.lower()
-        out[key] = out[key] + b", " + value if key in out else value
-    return out
-
-
-def _closed_before_answering(exc: BaseException) -> bool:
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return not exc.partial
-    return isinstance(exc, ConnectionResetError | BrokenPipeError)
+def _closed(exc: BaseException, wire: _Wire) -> bool:
+    """Whether ``exc`` says the peer had closed the connection (reset or end of stream)."""
+    return wire.closed or isinstance(exc, ConnectionResetError | BrokenPipeError)
 
 
 def _translate(exc: Exception, request: httpx.Request, doing: str) -> httpx.HTTPError:
-    """Maps what asyncio raises to the httpx exception ``fetch`` classifies."""
+    """Maps what h11 and asyncio raise to the httpx exception ``fetch`` classifies."""
     if isinstance(exc, httpx.HTTPError):
         return exc
     if isinstance(exc, TimeoutError):
         return httpx.ReadTimeout(f"timed out {doing}", request=request)
-    if isinstance(exc, asyncio.IncompleteReadError):
-        if doing == "reading the body":
-            return httpx.RemoteProtocolError(
-                "peer closed connection without sending complete message body", request=request
-            )
-        return httpx.RemoteProtocolError(
-            "Server disconnected without sending a response.", request=request
-        )
-    if isinstance(exc, asyncio.LimitOverrunError):
-        return httpx.RemoteProtocolError(
-            f"malformed response: a header or chunk line longer than {_MAX_HEAD} bytes",
-            request=request,
-        )
-    if isinstance(exc, ValueError):
-        return httpx.RemoteProtocolError(f"malformed response: {exc}", request=request)
+    if isinstance(exc, h11.RemoteProtocolError):
+        text = str(exc)
+        if doing != "reading the body" and "closed" in text:
+            text = "Server disconnected without sending a response."
+        elif "Receive buffer too long" in text:
+            text = f"response head longer than {_MAX_HEAD} bytes"
+        return httpx.RemoteProtocolError(text, request=request)
+    if isinstance(exc, h11.LocalProtocolError):
+        return httpx.LocalProtocolError(str(exc), request=request)
     if isinstance(exc, OSError):
-        return httpx.ReadError(str(exc), request=request)
+        return httpx.ReadError(str(exc) or type(exc).__name__, request=request)
     return httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}", request=request)

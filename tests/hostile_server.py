@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,10 +78,14 @@ def _path(head: bytes) -> str:
 
 
 class HostileServer:
-    """Raw-socket server on ``host`` (127.0.0.1 by default); use as a context manager."""
+    """Raw-socket server on ``host`` (127.0.0.1 by default); use as a context manager.
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    With ``tls``, each connection is TLS first (a server context: certificate loaded),
+    and handlers write their exact bytes inside it."""
+
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self._tls = tls
         self.seen = Seen()
         self._routes: dict[str, Handler] = {}
         self._lock = threading.Lock()
@@ -114,7 +119,7 @@ class HostileServer:
 
     def url(self, path: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{path}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> str:
         """Answers ``path`` with ``handler``; returns its URL."""
@@ -139,6 +144,8 @@ class HostileServer:
     def _serve(self, client: socket.socket) -> None:
         buffered = bytearray()
         try:
+            if self._tls is not None:
+                client = self._tls.wrap_socket(client, server_side=True)
             while not self._closed.is_set():
                 head = read_head(client, buffered)
                 if head is None:

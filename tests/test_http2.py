@@ -371,7 +371,7 @@ def test_fetch_http2_is_read_from_the_config(tmp_path: Path) -> None:
     path.write_text("[fetch]\nhttp2 = false\n", encoding="utf-8")
     assert fetch_settings(load_config(path)).http2 is False
     path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
-    assert fetch_settings(load_config(path)).http2 is True  # the default
+    assert fetch_settings(load_config(path)).http2 is False  # the default since issue 10
 
 
 def test_a_bad_fetch_http2_names_the_key(tmp_path: Path) -> None:
@@ -440,3 +440,89 @@ async def test_no_request_searches_the_path_for_a_missing_module(
         results = [await fetcher.fetch(url, expect="pdf") for url in urls[1:]]
     assert [r.state for r in results] == ["ok", "ok"]
     assert searched == []
+
+
+# --- the reach into httpcore's private attributes fails: HTTP/1.1, one warning ------------
+
+
+@pytest.fixture
+def http2_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP/2 not yet given up in this process (and given up for this test only)."""
+    monkeypatch.setattr("archiver.transport._http2_broken", None)
+
+
+async def test_a_missing_private_module_falls_back_to_http_1_1_with_one_warning(
+    h2: H2Server, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, http2_fresh: None
+) -> None:
+    # As if a httpcore release had moved its anyio backend: the import fails at connect.
+    monkeypatch.setitem(sys.modules, "httpcore._backends.anyio", None)
+    urls = [h2.route(f"/f{i}.pdf", PDF) for i in range(3)]
+    warnings: list[str] = []
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock(), warn=warnings.append) as f:
+        results = [await f.fetch(url, expect="pdf") for url in urls]
+        probe = await f.fetch(urls[0], expect="pdf", probe=True)
+    assert [(r.state, r.status_line, r.attempts) for r in results] == [
+        ("ok", "HTTP/1.1 200 OK", 1)
+    ] * 3
+    assert probe.state == "ok"
+    assert h2.app.versions() == {"1.1"}
+    assert len(warnings) == 1
+    assert warnings[0].startswith("HTTP/2 is unavailable with this httpcore (ModuleNotFoundError")
+    assert "httpcore._backends.anyio" in warnings[0]
+    assert warnings[0].endswith("using HTTP/1.1 for the rest of the run")
+
+
+async def test_an_attribute_error_inside_httpcore_falls_back_to_http_1_1(
+    h2: H2Server, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, http2_fresh: None
+) -> None:
+    import httpcore._async.http2 as core_h2
+
+    monkeypatch.delattr(core_h2.AsyncHTTP2Connection, "_write_outgoing_data")
+    url = h2.route("/renamed.pdf", PDF)
+    warnings: list[str] = []
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock(), warn=warnings.append) as f:
+        first = await f.fetch(url, expect="pdf")
+        second = await f.fetch(url, expect="pdf")
+    assert [(r.state, r.status_line) for r in (first, second)] == [("ok", "HTTP/1.1 200 OK")] * 2
+    assert len(warnings) == 1 and "AttributeError" in warnings[0]
+
+
+async def test_a_stream_reset_that_finds_no_h2_state_gives_http2_up(
+    h2: H2Server, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch, http2_fresh: None
+) -> None:
+    """A probe stops reading a large body; resetting its stream needs httpcore's
+    ``_h2_state``. When that is not what we find, the connection is dropped, the probe's
+    verdict stands, and the rest of the run is HTTP/1.1, after one warning."""
+    import h2.connection as h2_connection
+
+    big = PDF * 64  # far more than a probe reads
+    url = h2.route("/big.pdf", big)
+    warnings: list[str] = []
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock(), warn=warnings.append) as f:
+        first = await f.fetch(h2.route("/small.pdf", PDF), expect="pdf")  # connected over h2
+        monkeypatch.setattr(h2_connection, "H2Connection", type("Renamed", (), {}))
+        probe = await f.fetch(url, expect="pdf", probe=True)
+        after = await f.fetch(url, expect="pdf")
+    assert (first.status_line, probe.state, probe.status_line) == (
+        "HTTP/2 200 OK",
+        "ok",
+        "HTTP/2 200 OK",
+    )
+    assert (after.state, after.status_line, after.size) == ("ok", "HTTP/1.1 200 OK", len(big))
+    assert len(warnings) == 1 and "_h2_state" in warnings[0]
+
+
+async def test_without_a_warn_hook_the_warning_is_logged_once(
+    h2: H2Server,
+    trust: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+    http2_fresh: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "httpcore._backends.anyio", None)
+    url = h2.route("/logged.pdf", PDF)
+    async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as f:
+        results = [await f.fetch(url, expect="pdf") for _ in range(2)]
+    assert [r.state for r in results] == ["ok", "ok"]
+    logged = [r for r in caplog.records if r.name == "archiver" and r.levelname == "WARNING"]
+    assert len(logged) == 1 and "HTTP/2 is unavailable" in logged[0].getMessage()
