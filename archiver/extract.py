@@ -287,7 +287,7 @@ _LINE_BREAK = re.compile(r"\r\n?|\n")
 _TAG_TEXT = re.compile(r"<[^>]*>")
 _COMMENT_CLOSE = re.compile("-->")
 _LINK_TEXT_WINDOW = 4096  # characters after <a ...> searched for its </a>
-_LINK_TEXT_NODES = 256  # descendants of an HTML <a> read for its link text
+_LINK_TEXT_NODES = 32  # descendants of an HTML <a> read for its link text
 _META_IMAGE_NAMES = frozenset(
     {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
 )
@@ -1084,17 +1084,22 @@ def _soup_class() -> Callable[[str, Callable[[], None]], bs4.BeautifulSoup]:
 def _link_text(element: bs4.Tag) -> str:
     """An ``<a>``'s text as ``get_text(" ", strip=True)`` gives it, cut at 200 characters.
 
-    Reads a bounded number of descendants: 10,000 nested ``<a>`` would otherwise read
-    the whole subtree once per ``<a>``.
+    Reads a bounded number of descendants, walked by hand: 10,000 nested ``<a>`` would
+    otherwise read the whole subtree once per ``<a>`` (and bs4's ``descendants`` starts
+    by finding the last one, itself a walk to the bottom).
     """
-    from bs4.element import NavigableString
+    from bs4.element import NavigableString, Tag
 
     parts: list[str] = []
     length = 0
-    for count, node in enumerate(element.descendants):
-        if count >= _LINK_TEXT_NODES or length >= 200:
+    todo = list(reversed(element.contents))
+    for _ in range(_LINK_TEXT_NODES):
+        if not todo or length >= 200:
             break
-        if type(node) is NavigableString:  # not comments, CDATA or doctype
+        node = todo.pop()
+        if isinstance(node, Tag):
+            todo.extend(reversed(node.contents))
+        elif type(node) is NavigableString:  # not comments, CDATA or doctype
             piece = node.strip()
             if piece:
                 parts.append(piece)
@@ -1163,7 +1168,14 @@ def _yaml_over_budget(source: str) -> str | None:
             parent[2] = max(int(parent[2] or 0), height + 1)
         return None
 
-    for event in yaml.parse(source, Loader=_yaml_loader()):
+    try:
+        events = list(yaml.parse(source, Loader=_yaml_loader()))
+    except yaml.YAMLError as exc:
+        # libyaml has a depth limit of its own, met while scanning ahead in flow style.
+        if "maximum nesting depth" in str(exc):
+            return _TOO_DEEP
+        raise
+    for event in events:
         why: str | None = None
         if isinstance(event, yaml.CollectionStartEvent):
             stack.append([event.anchor, 1, 1])
