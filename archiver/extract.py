@@ -53,7 +53,7 @@ __all__ = [
     "post_format",
 ]
 
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"  # 2: file: URLs are references (for the local-file rule)
 """Bump whenever ``extract`` could return something different for the same text."""
 
 Format = Literal["markdown", "html"]
