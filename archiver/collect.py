@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from archiver.extract import ExtractWarning, Reference, extract, post_format
+from archiver.localfiles import LocalRoots
 
 __all__ = [
     "Post",
@@ -26,6 +27,7 @@ __all__ = [
     "iter_post_files",
     "read_post",
     "resolve_local",
+    "source_roots",
 ]
 
 
@@ -40,6 +42,9 @@ class Post:
     content_sha256: str  # hex digest of the file's bytes; unchanged posts need no re-parse
     references: list[Reference] = field(default_factory=list)
     warnings: list[ExtractWarning] = field(default_factory=list)
+    #: Not read within its budget (see ``extract``): the caller keeps the post's
+    #: earlier references instead of replacing them with none.
+    skipped: bool = False
 
 
 def default_static_roots(root: Path) -> list[Path]:
@@ -84,8 +89,13 @@ def resolve_local(ref_path: str, post_dir: Path, static_roots: list[Path]) -> li
     return [post_dir / ref_path]
 
 
-def _is_within(path: Path, folders: list[Path]) -> bool:
-    return any(path.is_relative_to(folder) for folder in folders)
+def source_roots(root: Path, static_roots: list[Path]) -> LocalRoots:
+    """The folders a source's posts may read local files from: its own and its static roots.
+
+    A source that is one file allows the folder the file is in.
+    """
+    folder = root.parent if root.is_file() else root
+    return LocalRoots.of([folder, *static_roots])
 
 
 def read_post(
@@ -120,18 +130,16 @@ def read_post(
     )
     result = extract(text, post_format(file.name) or "markdown", base_url=post_base)
     post.warnings.extend(result.warnings)
+    post.skipped = result.skipped
     post_dir = file.parent.resolve()
-    allowed = [post_dir, root.resolve(), *(s.resolve() for s in static_roots)]
     for ref in result.references:
         if not ref.relative:
             post.references.append(ref)
             continue
+        # Resolved as the fetcher will read them: a path outside the source (``../..``,
+        # a symlink out) is kept as a reference, and ``fetch`` records it as blocked.
         candidates = [c.resolve() for c in resolve_local(ref.url, post_dir, static_roots)]
         chosen = next((c for c in candidates if c.is_file()), candidates[0])
-        if not _is_within(chosen, allowed):
-            message = f"{ref.as_written!r} points outside the source folder; skipped"
-            post.warnings.append(ExtractWarning(ref.line, message))
-            continue
         post.references.append(dataclasses.replace(ref, url=chosen.as_uri(), relative=False))
     return post
 

@@ -31,6 +31,7 @@ from .db import Database
 from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
+from .localfiles import LocalRoots
 from .rules import UrlRules
 from .schedule import Scheduler
 from .states import Previous, transition
@@ -184,6 +185,11 @@ def _ref_rows(references: Iterable[Reference], rules: UrlRules) -> list[dict[str
     ]
 
 
+def _static_roots(source: Source) -> list[Path]:
+    assert source.path is not None
+    return list(source.static_roots) or collect.default_static_roots(source.path)
+
+
 def _index_posts(
     db: Database,
     source: Source,
@@ -197,7 +203,7 @@ def _index_posts(
     assert source.path is not None, "URL sources are indexed by archiver.sites"
     root = source.path
     label = source.label
-    static_roots = list(source.static_roots) or collect.default_static_roots(root)
+    static_roots = _static_roots(source)
     rules = rules or UrlRules()
     version = _parse_version(rules)
     seen: set[int] = set()
@@ -226,6 +232,15 @@ def _index_posts(
         )
         for w in post.warnings:
             warn(f"{file}{f':{w.line}' if w.line else ''}: {w.message}")
+        if post.skipped:
+            # Not read within its budget: its row and earlier links stay as they were
+            # (nor is its hash saved, so the next run tries it again).
+            if known is not None:
+                with db.transaction():
+                    db.touch_post(known.id, now)
+                seen.add(known.id)
+                yield known.id
+            continue
         refs = _ref_rows(post.references, rules)
         with db.transaction():
             post_id = db.save_post(
@@ -491,8 +506,17 @@ async def _crawl_async(
         if progress is not None:
             progress(row["url"], done, scheduler.added)
 
+    local_roots = LocalRoots()
+    for source in sources:
+        if source.path is not None:
+            local_roots += collect.source_roots(source.path, _static_roots(source))
     async with Fetcher(
-        fetch_settings(config), store=store, transport=transport, clock=clock, warn=warn
+        fetch_settings(config),
+        store=store,
+        transport=transport,
+        clock=clock,
+        local_roots=local_roots,
+        warn=warn,
     ) as fetcher:
 
         async def work(row: dict[str, Any]) -> None:

@@ -22,21 +22,26 @@ import functools
 import html
 import itertools
 import re
+import time
 import tomllib
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
+    import bs4
     import yaml
 
 __all__ = [
     "ASSET_EXTENSIONS",
     "EXTRACTOR_VERSION",
+    "FRONT_MATTER_MAX_DEPTH",
     "IMAGE_EXTENSIONS",
     "KNOWN_IMAGE_CDNS",
+    "MAX_POST_CHARS",
+    "YAML_ALIAS_BUDGET",
     "ExtractWarning",
     "Extraction",
     "Format",
@@ -44,10 +49,11 @@ __all__ = [
     "extract",
     "is_asset_url",
     "normalize_url",
+    "post_budget",
     "post_format",
 ]
 
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"  # 2: file: URLs are references (for the local-file rule)
 """Bump whenever ``extract`` could return something different for the same text."""
 
 Format = Literal["markdown", "html"]
@@ -64,6 +70,28 @@ KNOWN_IMAGE_CDNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("WeChat article images", re.compile(r"^mmbiz\.qpic\.cn/.*[?&]wx_fmt=")),
     ("GitHub avatars", re.compile(r"^avatars\.githubusercontent\.com/")),
 )
+
+# Bounded work per post: no post may crash a run or hold it for long. Front matter past
+# these budgets is treated as front matter that does not parse; a body not read within
+# ``post_budget`` seconds (or longer than MAX_POST_CHARS) skips the whole post.
+MAX_POST_CHARS = 32 * 1024 * 1024
+"""Posts longer than this (in characters) are skipped unread."""
+FRONT_MATTER_MAX_DEPTH = 64
+"""Deepest nesting of lists and tables front matter may have (real posts use under 5)."""
+YAML_ALIAS_BUDGET = 10_000
+"""How many nodes YAML aliases may add to the document as written ("billion laughs")."""
+_BUDGET_BASE_SECONDS = 1.0
+_BUDGET_SECONDS_PER_MB = 1.0
+
+
+def post_budget(chars: int) -> float:
+    """Seconds a post of ``chars`` characters may take to extract: 1 s plus 1 s per MB."""
+    return _BUDGET_BASE_SECONDS + _BUDGET_SECONDS_PER_MB * chars / 1_000_000
+
+
+class _OverBudget(Exception):
+    """Raised inside the extractor when a post's time budget is spent."""
+
 
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 _HTML_SUFFIXES = (".html", ".htm")
@@ -97,6 +125,9 @@ class Extraction:
 
     references: list[Reference] = field(default_factory=list)
     warnings: list[ExtractWarning] = field(default_factory=list)
+    #: True when the post could not be read within its budget: nothing was extracted,
+    #: and the caller keeps what it knew of the post before.
+    skipped: bool = False
 
 
 def post_format(path: str) -> Format | None:
@@ -119,7 +150,9 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_FETCHABLE_SCHEMES = frozenset({"http", "https"})
+# ``file:`` is kept so that the local-file rule (``localfiles``) can refuse it where it
+# points outside the source, rather than it vanishing silently.
+_FETCHABLE_SCHEMES = frozenset({"http", "https", "file"})
 
 
 def _quote_part(part: str, safe: str) -> str:
@@ -166,6 +199,16 @@ def normalize_url(url: str) -> str:
     path = _quote_part(parts.path, _PATH_SAFE) or "/"
     query = _quote_part(parts.query, _QUERY_SAFE)
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _normalize_fetchable(url: str) -> str:
+    """``normalize_url``, and for ``file:`` URLs (which have no host) ``file://`` + path."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "file":
+        return normalize_url(url)
+    host = (parts.hostname or "").lower()
+    netloc = "" if host in ("", "localhost") else host
+    return urlunsplit(("file", netloc, _quote_part(parts.path, _PATH_SAFE) or "/", "", ""))
 
 
 def _extension(path: str) -> str:
@@ -233,13 +276,18 @@ _REFDEF = re.compile(
     r"[ \t]*(?:\r?\n[ \t>]*)?(?:<([^<>\n]*)>|([^\s<]\S*))"
     r"(?:[ \t]*(?:\r?\n[ \t>]*)?(?<=\s)(?:\"[^\"]*\"|'[^']*'|\([^()]*\)))?[ \t]*(?:\r?\n|\Z)"
 )
+# A quoted value never runs past its closing quote, nor an unquoted one past ``(``:
+# with ``.*?`` a run of ``url(`` was searched to its end from each one (quadratic).
 _CSS_URL = re.compile(
-    r"url\(\s*(?:(\"|'|&quot;|&#0*34;|&#0*39;|&apos;)(.*?)\1|([^)\s\"']*))\s*\)",
+    r"url\(\s*(?:(\"|'|&quot;|&#0*34;|&#0*39;|&apos;)((?:(?!\1).)*)\1|([^()\s\"']*))\s*\)",
     re.IGNORECASE | re.DOTALL,
 )
 _SRCSET_WS = " \t\n\r\f"
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 _TAG_TEXT = re.compile(r"<[^>]*>")
+_COMMENT_CLOSE = re.compile("-->")
+_LINK_TEXT_WINDOW = 4096  # characters after <a ...> searched for its </a>
+_LINK_TEXT_NODES = 32  # descendants of an HTML <a> read for its link text
 _META_IMAGE_NAMES = frozenset(
     {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
 )
@@ -296,7 +344,9 @@ def _fence_close(fence: str) -> re.Pattern[str]:
     return re.compile(rf"^[ \t>]*{re.escape(fence)}{re.escape(fence[0])}*[ \t]*\r?$", re.MULTILINE)
 
 
-def _markdown_regions(text: str, starts: list[int], first: int) -> list[tuple[int, int]]:
+def _markdown_regions(
+    text: str, starts: list[int], first: int, tick: Callable[[], None]
+) -> list[tuple[int, int]]:
     """Offsets of the Markdown blocks whose inline content must be scanned.
 
     A line scanner for CommonMark block structure, as far as extraction needs it:
@@ -314,6 +364,7 @@ def _markdown_regions(text: str, starts: list[int], first: int) -> list[tuple[in
     lists: list[int] = []  # content columns of the open list items, innermost last
     i = first
     while i < n:
+        tick()
         start = starts[i]
         end = starts[i + 1] if i + 1 < n else size
         line = text[start:end].rstrip("\r\n")
@@ -402,15 +453,53 @@ class _Opener:
     start: int
     text_start: int
     image: bool
-    active: bool = True
+
+
+class _Openers:
+    """The stack of unmatched openers; closing a link deactivates the ``[`` below it.
+
+    Deactivation is a mark (every link opener below ``floor`` is inactive), not a walk
+    over the stack, so a run of links after many ``[`` stays linear.
+    """
+
+    def __init__(self) -> None:
+        self.stack: list[_Opener] = []
+        self.floor = 0
+
+    def push(self, opener: _Opener) -> None:
+        self.stack.append(opener)
+
+    def pop(self) -> _Opener | None:
+        """The innermost opener if it is still active; None otherwise (or when empty)."""
+        if not self.stack:
+            return None
+        opener = self.stack.pop()
+        index = len(self.stack)
+        inactive = not opener.image and index < self.floor
+        self.floor = min(self.floor, index)
+        return None if inactive else opener
+
+    def close_links(self) -> None:
+        self.floor = len(self.stack)
 
 
 class _Extractor:
     """Scans one document; holds the text, its line table and what was found."""
 
-    def __init__(self, text: str, base_url: str | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        base_url: str | None,
+        clock: Callable[[], float] = time.monotonic,
+        deadline: float = float("inf"),
+    ) -> None:
         self.text = text
         self.base_url = base_url
+        self.clock = clock
+        self.deadline = deadline
+        # Offsets from which a search is known to find nothing: an unclosed ``<!--``
+        # or code span searched again from later on would make the scan quadratic.
+        self.no_close: dict[tuple[str, int], int] = {}
         self.line_starts = _line_starts(text)
         self.refs: list[Reference] = []
         self.warnings: list[ExtractWarning] = []
@@ -423,6 +512,26 @@ class _Extractor:
 
     def warn(self, offset: int, message: str) -> None:
         self.warnings.append(ExtractWarning(self.line_of(offset), message))
+
+    def tick(self) -> None:
+        """Called once per step of every scanning loop; raises when the budget is spent.
+
+        The clock is read every time (tens of nanoseconds): a single step can be costly
+        (html.parser's start-tag regex scans to the end of an unclosed run of tags).
+        """
+        if self.clock() > self.deadline:
+            raise _OverBudget
+
+    def find_close(self, key: str, pattern: re.Pattern[str], pos: int, end: int) -> int:
+        """Start of the first match of ``pattern`` in ``text[pos:end]``, or -1 (remembered)."""
+        known = self.no_close.get((key, end))
+        if known is not None and known <= pos:
+            return -1
+        m = pattern.search(self.text, pos, end)
+        if m is None:
+            self.no_close[(key, end)] = pos if known is None else min(pos, known)
+            return -1
+        return m.start()
 
     # ------------------------------------------------------------ emitting
 
@@ -460,9 +569,9 @@ class _Extractor:
         relative = scheme is None and not decoded.startswith("//")
         try:
             if not relative:
-                url = normalize_url(decoded)
+                url = _normalize_fetchable(decoded)
             elif self.base_url is not None and _SCHEME.match(self.base_url):
-                url = normalize_url(urljoin(self.base_url, decoded))
+                url = _normalize_fetchable(urljoin(self.base_url, decoded))
                 relative = False
             else:
                 if self.base_url is not None:  # a relative <base href>
@@ -481,12 +590,13 @@ class _Extractor:
     def markdown(self) -> None:
         text = self.text
         body_start = self.front_matter()
-        regions = _markdown_regions(text, self.line_starts, self.line_of(body_start) - 1)
+        regions = _markdown_regions(text, self.line_starts, self.line_of(body_start) - 1, self.tick)
         definitions: list[re.Match[str]] = []
         for index, (start, end) in enumerate(regions):
             # Definitions can only open a paragraph; they are not inline content.
             pos = start
             while (m := _REFDEF.match(text, pos, end)) is not None and m.group(1).strip():
+                self.tick()
                 definitions.append(m)
                 pos = m.end()
             regions[index] = (pos, end)
@@ -495,6 +605,7 @@ class _Extractor:
             if start < end:
                 self.scan_inline(start, end)
         for m in definitions:
+            self.tick()
             group = 2 if m.group(2) is not None else 3
             used_as_image, alt = self.label_uses.get(normalizeReference(m.group(1)), (False, ""))
             label = alt or " ".join(m.group(1).split())
@@ -516,9 +627,10 @@ class _Extractor:
         """
         text = self.text
         masks: list[tuple[int, int]] = []
-        openers: list[_Opener] = []
+        openers = _Openers()
         pos = start
         while True:
+            self.tick()
             m = _TRIGGER.search(text, pos, end)
             if m is None:
                 break
@@ -527,18 +639,18 @@ class _Extractor:
             if first == "\\":
                 pos = m.end()
             elif first == "`":
-                found = _backtick_close(len(token)).search(text, m.end(), end)
-                if found is None:
+                close = self.find_close(token, _backtick_close(len(token)), m.end(), end)
+                if close < 0:
                     pos = m.end()
                 else:
-                    masks.append((m.start(), found.end()))
-                    pos = found.end()
+                    masks.append((m.start(), close + len(token)))
+                    pos = close + len(token)
             elif first == "<":
                 pos = self.angle(m.start(), end, masks, kind=kind)
             elif token == "]":
                 pos = self.close_bracket(openers, m.start(), end, masks, kind=kind, image=image)
             else:
-                openers.append(_Opener(m.start(), m.end(), token == "!["))
+                openers.push(_Opener(m.start(), m.end(), token == "!["))
                 pos = m.end()
         self.bare_urls(start, end, masks, kind=kind, image=image)
 
@@ -546,7 +658,7 @@ class _Extractor:
         """Handles ``<`` at ``start``: comment, autolink, tag; returns where to go on."""
         text = self.text
         if text.startswith("<!--", start):
-            close = text.find("-->", start + 2, end)
+            close = self.find_close("-->", _COMMENT_CLOSE, start + 2, end)
             if close < 0:
                 return start + 1
             masks.append((start, close + 3))
@@ -560,20 +672,32 @@ class _Extractor:
         if m is not None:
             masks.append((start, m.end()))
             return m.end()
-        tag = _parse_tag(text, start, end)
-        if tag is None:
+        # A start tag that runs to the end of the region without its ``>`` makes every
+        # later ``<`` in it fail too (as in a browser, where it eats the rest): said once.
+        dead = self.no_close.get((">", end))
+        if dead is not None and dead <= start:
+            return start + 1
+        tag = _parse_tag(text, start, end, self.tick)
+        if tag is None or isinstance(tag, int):
+            if tag is not None:
+                self.no_close[(">", end)] = start if dead is None else min(start, dead)
             return start + 1
         name, attrs, tag_end = tag
         masks.append((start, tag_end))
         if name in _RAW_TEXT_TAGS:
-            raw_end = _close_tag(name).search(text, tag_end, end)
-            if raw_end is not None:
+            raw_start = self.find_close("</" + name, _close_tag(name), tag_end, end)
+            if raw_start >= 0:
+                raw_end = _close_tag(name).match(text, raw_start)
+                assert raw_end is not None
                 masks.append((tag_end, raw_end.end()))
                 return raw_end.end()
             return tag_end
         link_text = ""
         if name == "a":
-            a_end = _close_tag("a").search(text, tag_end, end)
+            # Link text is only a label: looked for within a bounded window, so a run of
+            # unclosed <a> tags costs linear time.
+            window = min(end, tag_end + _LINK_TEXT_WINDOW)
+            a_end = _close_tag("a").search(text, tag_end, window)
             if a_end is not None:
                 link_text = " ".join(_TAG_TEXT.sub("", text[tag_end : a_end.start()]).split())
         self.tag(name, attrs, link_text, kind=kind)
@@ -581,7 +705,7 @@ class _Extractor:
 
     def close_bracket(
         self,
-        openers: list[_Opener],
+        openers: _Openers,
         pos: int,
         end: int,
         masks: list[tuple[int, int]],
@@ -590,10 +714,8 @@ class _Extractor:
         image: bool,
     ) -> int:
         """Handles ``]``: an inline link or image, a reference use, or plain text."""
-        if not openers:
-            return pos + 1
         opener = openers.pop()
-        if not opener.active:
+        if opener is None:
             return pos + 1
         text = self.text
         after = pos + 1
@@ -612,9 +734,7 @@ class _Extractor:
                 )
                 masks.append((after, close))
                 if not opener.image:
-                    for other in openers:  # links may not contain links
-                        if not other.image:
-                            other.active = False
+                    openers.close_links()  # links may not contain links
                 return close
         if not self.ref_labels:
             return after
@@ -634,9 +754,7 @@ class _Extractor:
         elif key not in self.label_uses:
             self.label_uses[key] = (False, "")
         if not opener.image:
-            for other in openers:
-                if not other.image:
-                    other.active = False
+            openers.close_links()
         return next_pos
 
     def bare_urls(
@@ -656,6 +774,7 @@ class _Extractor:
         mask_index = 0
         pos = start
         while True:
+            self.tick()
             m = _BARE_URL_START.search(text, pos, end)
             if m is None:
                 return
@@ -715,6 +834,7 @@ class _Extractor:
         text = self.text
         pos = start
         while pos < end:
+            self.tick()
             while pos < end and (text[pos] in _SRCSET_WS or text[pos] == ","):
                 pos += 1
             url_start = pos
@@ -738,6 +858,7 @@ class _Extractor:
     def css_urls(self, start: int, end: int, *, kind: str | None) -> None:
         """Emits ``url(...)`` values of a style attribute (backgrounds are images)."""
         for m in _CSS_URL.finditer(self.text, start, end):
+            self.tick()
             group = 2 if m.group(1) is not None else 3
             self.emit(
                 m.start(group), m.end(group), kind or "css-url", "", image=True, markdown=False
@@ -746,11 +867,13 @@ class _Extractor:
     def html_document(self) -> None:
         # bs4 is imported here, not at the top: most runs read only Markdown, and its
         # import (with soupsieve) is a fifth of archiver's start-up time.
-        from bs4 import BeautifulSoup, Tag
+        from bs4 import Tag
 
         text = self.text
         try:
-            soup = BeautifulSoup(text, "html.parser")
+            soup = _soup_class()(text, self.tick)
+        except _OverBudget:
+            raise
         except Exception as exc:  # html.parser is lenient; this is a last resort
             self.warn(0, f"HTML could not be parsed: {exc}")
             return
@@ -760,18 +883,25 @@ class _Extractor:
             if href:
                 self.base_url = urljoin(self.base_url, href) if self.base_url else href
         newline_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        # Whether an element is inside <pre>, <script>, ... is carried down the tree as it
+        # is walked (parents come first), not found by walking up from each element:
+        # that was quadratic in the nesting depth.
+        raw_text: set[int] = set()
         for element in soup.find_all(True):
+            self.tick()
+            parent = element.parent
+            if parent is not None and (id(parent) in raw_text or parent.name in _RAW_TEXT_TAGS):
+                raw_text.add(id(element))
+                continue
             if element.sourceline is None or element.sourcepos is None:
                 continue
-            if element.find_parent(list(_RAW_TEXT_TAGS)) is not None:
-                continue
             offset = newline_starts[element.sourceline - 1] + element.sourcepos
-            parsed = _parse_tag(text, offset, len(text))
-            if parsed is None:
+            parsed = _parse_tag(text, offset, len(text), self.tick)
+            if parsed is None or isinstance(parsed, int):
                 self.warn(offset, f"could not read the <{element.name}> tag")
                 continue
             name, attrs, _ = parsed
-            link_text = element.get_text(" ", strip=True)[:200] if name == "a" else ""
+            link_text = _link_text(element) if name == "a" else ""
             self.tag(name, attrs, link_text, kind=None)
 
     # ------------------------------------------------------------ front matter
@@ -810,6 +940,10 @@ class _Extractor:
 
         source = self.text[start:end]
         try:
+            over = _yaml_over_budget(source)
+            if over is not None:
+                self.warn(start, f"front matter {over}; its links are skipped")
+                return
             node = yaml.compose(source, Loader=_yaml_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -818,6 +952,10 @@ class _Extractor:
             # them keeps every offset.
             lenient = re.sub(r"[ \t]+$", lambda m: " " * len(m.group()), source, flags=re.M)
             try:
+                over = _yaml_over_budget(lenient)
+                if over is not None:
+                    self.warn(start, f"front matter {over}; its links are skipped")
+                    return
                 node = yaml.compose(lenient, Loader=_yaml_loader())
             except yaml.YAMLError:
                 self.warn(
@@ -842,6 +980,12 @@ class _Extractor:
         source = self.text[start:end]
         try:
             data = tomllib.loads(source)
+            if _nesting(data) > FRONT_MATTER_MAX_DEPTH:
+                raise RecursionError
+        except RecursionError:
+            # tomllib recurses once per level; past Python's limit it raises this.
+            self.warn(start, f"front matter {_TOO_DEEP}; its links are skipped")
+            return
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"line (\d+)", str(exc))
             line_offset = int(m.group(1)) - 1 if m else 0
@@ -912,6 +1056,57 @@ def _yaml_loader() -> type[yaml.SafeLoader]:
     return loader
 
 
+@functools.cache
+def _soup_class() -> Callable[[str, Callable[[], None]], bs4.BeautifulSoup]:
+    """BeautifulSoup (html.parser) that ticks the post's budget once per tag and text.
+
+    The parse is the costliest step for tag-dense HTML, and would otherwise run to its
+    end however long it takes.
+    """
+    from bs4 import BeautifulSoup
+
+    class _Soup(BeautifulSoup):
+        def __init__(self, markup: str, tick: Callable[[], None]) -> None:
+            self._tick = tick
+            super().__init__(markup, "html.parser")
+
+        def handle_starttag(self, *args: Any, **kwargs: Any) -> bs4.Tag | None:
+            self._tick()
+            return super().handle_starttag(*args, **kwargs)
+
+        def handle_data(self, data: str) -> None:
+            self._tick()
+            super().handle_data(data)
+
+    return _Soup
+
+
+def _link_text(element: bs4.Tag) -> str:
+    """An ``<a>``'s text as ``get_text(" ", strip=True)`` gives it, cut at 200 characters.
+
+    Reads a bounded number of descendants, walked by hand: 10,000 nested ``<a>`` would
+    otherwise read the whole subtree once per ``<a>`` (and bs4's ``descendants`` starts
+    by finding the last one, itself a walk to the bottom).
+    """
+    from bs4.element import NavigableString, Tag
+
+    parts: list[str] = []
+    length = 0
+    todo = list(reversed(element.contents))
+    for _ in range(_LINK_TEXT_NODES):
+        if not todo or length >= 200:
+            break
+        node = todo.pop()
+        if isinstance(node, Tag):
+            todo.extend(reversed(node.contents))
+        elif type(node) is NavigableString:  # not comments, CDATA or doctype
+            piece = node.strip()
+            if piece:
+                parts.append(piece)
+                length += len(piece) + 1
+    return " ".join(parts)[:200]
+
+
 def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split("\n")[0].split())
 
@@ -945,6 +1140,81 @@ def _yaml_strings(node: yaml.Node, key: str) -> Iterator[tuple[str, yaml.ScalarN
             yield from _yaml_strings(value_node, name)
 
 
+_TOO_DEEP = f"is nested deeper than {FRONT_MATTER_MAX_DEPTH} levels"
+
+
+def _yaml_over_budget(source: str) -> str | None:
+    """Why YAML front matter is refused before it is composed, or None when it may be.
+
+    One pass over the parser's events (libyaml's parser keeps its own stack, so it does
+    not recurse): the nesting depth as a loader would build it (aliases included) and
+    how many nodes aliases would add. Composing only shares nodes, but whatever walks
+    the result (PyYAML's constructor, ``_yaml_strings``) expands every alias.
+    """
+    import yaml
+
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, height) once complete
+    stack: list[list[int | str | None]] = []  # open collections: [anchor, nodes, height]
+    added = 0
+
+    def done(anchor: str | None, nodes: int, height: int) -> str | None:
+        if anchor is not None:
+            sizes[anchor] = (nodes, height)
+        if len(stack) + height > FRONT_MATTER_MAX_DEPTH:
+            return _TOO_DEEP
+        if stack:
+            parent = stack[-1]
+            parent[1] = int(parent[1] or 0) + nodes
+            parent[2] = max(int(parent[2] or 0), height + 1)
+        return None
+
+    try:
+        events = list(yaml.parse(source, Loader=_yaml_loader()))
+    except yaml.YAMLError as exc:
+        # libyaml has a depth limit of its own, met while scanning ahead in flow style.
+        if "maximum nesting depth" in str(exc):
+            return _TOO_DEEP
+        raise
+    for event in events:
+        why: str | None = None
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append([event.anchor, 1, 1])
+            why = _TOO_DEEP if len(stack) > FRONT_MATTER_MAX_DEPTH else None
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, nodes, height = stack.pop()
+            why = done(
+                anchor if isinstance(anchor, str) else None, int(nodes or 0), int(height or 0)
+            )
+        elif isinstance(event, yaml.ScalarEvent):
+            why = done(event.anchor, 1, 0)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:  # unknown, or an alias inside its own anchor
+                return "has a recursive YAML alias"
+            nodes, height = sizes[event.anchor]
+            added += nodes
+            if added > YAML_ALIAS_BUDGET:
+                return f"expands YAML aliases past {YAML_ALIAS_BUDGET} nodes"
+            why = done(None, nodes, height)
+        if why is not None:
+            return why
+    return None
+
+
+def _nesting(value: object) -> int:
+    """How deeply lists and tables nest in parsed TOML (iterative: no recursion limit)."""
+    deepest = 0
+    todo: list[tuple[object, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > FRONT_MATTER_MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _toml_strings(value: object, key: str) -> Iterator[tuple[str, str]]:
     """String values of parsed TOML with their nearest key, in document order."""
     if isinstance(value, str):
@@ -958,11 +1228,12 @@ def _toml_strings(value: object, key: str) -> Iterator[tuple[str, str]]:
 
 
 def _parse_tag(
-    text: str, start: int, end: int
-) -> tuple[str, list[tuple[str, int, int]], int] | None:
+    text: str, start: int, end: int, tick: Callable[[], None] | None = None
+) -> tuple[str, list[tuple[str, int, int]], int] | int | None:
     """Reads an HTML start tag at ``start``: name, (attr, value start, value end), tag end.
 
     Lenient like browsers: unquoted values, missing spaces. Value spans exclude quotes.
+    None when it is no tag; ``end`` when it runs to ``end`` without closing.
     """
     m = _OPEN_TAG.match(text, start, end)
     if m is None:
@@ -971,10 +1242,12 @@ def _parse_tag(
     attrs: list[tuple[str, int, int]] = []
     pos = m.end()
     while pos < end:
+        if tick is not None:
+            tick()
         while pos < end and (text[pos].isspace() or text[pos] == "/"):
             pos += 1
         if pos >= end:
-            return None
+            return end
         if text[pos] == ">":
             return name, attrs, pos + 1
         a = _ATTR.match(text, pos, end)
@@ -987,7 +1260,7 @@ def _parse_tag(
                 vs, ve = vs + 1, ve - 1
             attrs.append((a.group(1).lower(), vs, ve))
         pos = a.end()
-    return None
+    return end
 
 
 @functools.cache
@@ -1038,32 +1311,56 @@ def _inline_destination(text: str, pos: int, end: int) -> tuple[int, int, int] |
 
 def _trim_bare_url(text: str, start: int, end: int) -> int:
     """Drops trailing punctuation and unbalanced closing brackets, like GFM autolinks."""
+    # Counted once and kept up to date: recounting per bracket was quadratic.
+    segment = text[start:end]
+    excess = {
+        ")": segment.count(")") - segment.count("("),
+        "]": segment.count("]") - segment.count("["),
+    }
     while end > start:
         last = text[end - 1]
         if last in _TRAILING_PUNCT:
             end -= 1
-        elif last in ")]":
-            opening = "(" if last == ")" else "["
-            segment = text[start:end]
-            if segment.count(last) > segment.count(opening):
-                end -= 1
-            else:
-                break
+        elif last in ")]" and excess[last] > 0:
+            excess[last] -= 1
+            end -= 1
         else:
             break
     return end
 
 
-def extract(text: str, fmt: Format, *, base_url: str | None = None) -> Extraction:
+def extract(
+    text: str,
+    fmt: Format,
+    *,
+    base_url: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Extraction:
     """Finds every PDF and image reference in a post's text, in source order.
 
     Relative references are made absolute against ``base_url`` (or an HTML
-    ``<base href>``); without one they come back with ``relative=True``.
+    ``<base href>``); without one they come back with ``relative=True``. A post longer
+    than MAX_POST_CHARS, or not read within ``post_budget`` seconds of ``clock``, comes
+    back ``skipped`` with one warning and no references.
     """
-    extractor = _Extractor(text, base_url)
-    if fmt == "html":
-        extractor.html_document()
-    else:
-        extractor.markdown()
+    if len(text) > MAX_POST_CHARS:
+        limit = MAX_POST_CHARS // (1024 * 1024)
+        return _skipped(f"post is larger than {limit} MiB; skipped, its earlier links kept")
+    extractor = _Extractor(text, base_url, clock, clock() + post_budget(len(text)))
+    try:
+        if fmt == "html":
+            extractor.html_document()
+        else:
+            extractor.markdown()
+    except _OverBudget:
+        seconds = post_budget(len(text))
+        return _skipped(
+            f"post could not be read within its budget ({seconds:.1f} s);"
+            " skipped, its earlier links kept"
+        )
     references = sorted(extractor.refs, key=lambda r: (r.start, r.end))
     return Extraction(references, extractor.warnings)
+
+
+def _skipped(message: str) -> Extraction:
+    return Extraction([], [ExtractWarning(0, message)], skipped=True)

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, get_args
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
@@ -39,6 +38,7 @@ import httpx
 from . import __version__
 from .clock import Clock, SystemClock
 from .guard import AddressGuard, BlockedAddress
+from .localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
 from .rules import UrlRules
 from .store import BlobWriter, Store
 from .transport import Http2Transport, Http11Transport, OriginRouter, _Lookups, system_resolver
@@ -519,13 +519,16 @@ class Fetcher:
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
         warn: Callable[[str], None] | None = None,
+        local_roots: LocalRoots | None = None,
     ) -> None:
         """``transport`` replaces the one ``settings.transport`` chooses (tests pass one);
         ``ssl_context`` replaces the default trust (certifi's CAs, hostnames checked);
         ``warn`` hears what the operator should know but does not stop a fetch (logged
-        as a warning by default)."""
+        as a warning by default); ``file:`` URLs are read only inside ``local_roots``
+        (none by default)."""
         self.settings = settings or FetchSettings()
         self._warn = warn
+        self._local_roots = local_roots or LocalRoots()
         self._store = store
         self._transport = transport
         self._ssl_context = ssl_context
@@ -1013,10 +1016,11 @@ class Fetcher:
 
         A probe reads the head only and stores nothing, as it would over HTTP.
         """
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
+        path = local_path(url)
+        if path is None:
             return _failed(url, "dead", "bad-url", f"file URL on another host: {url}")
-        path = Path(unquote(parts.path))
+        if (refused := self._local_roots.refusal(path)) is not None:
+            return _failed(url, "blocked", OUTSIDE_SOURCE, refused)
         result = FetchResult(url=url, state="ok", final_url=url, attempts=1)
         try:
             f = await anyio.open_file(path, "rb")

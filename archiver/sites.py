@@ -23,6 +23,7 @@ from .config import Source
 from .discover import Discovery, Known, Link, Page
 from .extract import Reference, extract
 from .fetch import Fetcher, FetchSettings
+from .localfiles import is_local
 from .rules import UrlRules
 
 if TYPE_CHECKING:
@@ -167,7 +168,17 @@ class _Indexer:
         extraction = extract(page.html, "html", base_url=page.base_url)
         for w in extraction.warnings:
             self.warn(f"{page.url}:{w.line}: {w.message}")
-        refs = self.rows([ref for ref in extraction.references if not ref.relative])
+        if extraction.skipped:  # not read within its budget: what we held stays
+            if row is not None:
+                with self.db.transaction():
+                    self.db.touch_post(row["id"], self.now)
+                self.out.post_ids.add(row["id"])
+            return
+        # A live page never names local files: a ``<base href="file:...">`` or a
+        # ``file:`` link on a server's page is dropped, never read.
+        refs = self.rows(
+            [ref for ref in extraction.references if not ref.relative and not is_local(ref.url)]
+        )
         with self.db.transaction():
             post_id = self.db.save_post(
                 source=self.label,

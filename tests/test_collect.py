@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.collect import Post, collect, iter_post_files, read_post
+from archiver.collect import Post, collect, iter_post_files, read_post, source_roots
 
 FIXTURES = Path(__file__).parent / "fixtures" / "posts"
 
@@ -105,12 +105,18 @@ def test_relative_paths_are_percent_decoded_then_encoded_as_file_uri(tmp_path: P
     assert "%20" in result.references[0].url
 
 
-def test_reference_escaping_the_source_is_a_warning(tmp_path: Path) -> None:
-    post = write(tmp_path / "src/p/index.md", "![](../../../outside.png)\n")
+def test_reference_escaping_the_source_is_kept_for_the_fetcher_to_refuse(
+    tmp_path: Path,
+) -> None:
+    # The local-file rule has one owner (localfiles, asked by fetch): collect only
+    # resolves the path, and the crawl records it as blocked (test_crawl).
+    post = write(tmp_path / "src/p/index.md", "![](../../outside.png)\n")
     result = read_post(tmp_path / "src", post, source="s", base_url=None, static_roots=[])
-    assert result.references == []
-    assert [w.line for w in result.warnings] == [1]
-    assert "outside the source folder" in result.warnings[0].message
+    assert [r.url for r in result.references] == [(tmp_path.resolve() / "outside.png").as_uri()]
+    assert result.warnings == []
+    roots = source_roots(tmp_path / "src", [])
+    assert roots.refusal(tmp_path / "outside.png") is not None
+    assert roots.refusal(tmp_path / "src/p/x.png") is None
 
 
 def test_base_url_joins_against_the_post_folder(site: Path) -> None:

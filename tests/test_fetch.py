@@ -27,6 +27,7 @@ from archiver.fetch import (
     network_down,
     should_retry,
 )
+from archiver.localfiles import LocalRoots
 from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -641,7 +642,8 @@ async def test_file_urls_are_read_judged_and_stored(
     deck.write_bytes(PDF)
     page = tmp_path / "page.pdf"
     page.write_bytes(HTML)
-    async with Fetcher(FAST, store=store, clock=fake_clock) as fetcher:
+    roots = LocalRoots.of([tmp_path])
+    async with Fetcher(FAST, store=store, clock=fake_clock, local_roots=roots) as fetcher:
         ok = await fetcher.fetch(deck.as_uri(), expect="pdf")
         soft = await fetcher.fetch(page.as_uri(), expect="pdf")
         missing = await fetcher.fetch((tmp_path / "gone.pdf").as_uri())
@@ -656,6 +658,32 @@ async def test_file_urls_are_read_judged_and_stored(
     assert missing.error == f"no such file: {tmp_path / 'gone.pdf'}"
     assert temp_files(store) == []
     assert not network_down([missing])
+
+
+async def test_file_urls_outside_the_local_roots_are_blocked_unread(
+    tmp_path: Path, store: Store, fake_clock: FakeClock
+) -> None:
+    inside, outside = tmp_path / "src", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    (outside / "secret.pdf").write_bytes(PDF)
+    (inside / "link.pdf").symlink_to(outside / "secret.pdf")
+    urls = [
+        (outside / "secret.pdf").as_uri(),
+        (inside / "link.pdf").as_uri(),  # a symlink inside pointing out
+        (inside / ".." / "elsewhere" / "secret.pdf").as_uri(),
+        "file://localhost" + str(outside / "secret.pdf"),
+    ]
+    roots = LocalRoots.of([inside])
+    async with Fetcher(FAST, store=store, clock=fake_clock, local_roots=roots) as fetcher:
+        results = [await fetcher.fetch(url) for url in urls]
+    async with Fetcher(FAST, store=store, clock=fake_clock) as fetcher:  # no roots: none
+        results.append(await fetcher.fetch((inside / "link.pdf").as_uri()))
+    assert [(r.state, r.error_class) for r in results] == [("blocked", "outside-source")] * 5
+    assert "outside the source folders" in (results[1].error or "")
+    assert str(outside / "secret.pdf") in (results[1].error or "")
+    assert all(r.sha256 is None and r.blob is None and r.bytes_received == 0 for r in results)
+    assert list(store.root.rglob("*.pdf")) == [] and temp_files(store) == []
 
 
 async def test_unfetchable_scheme_is_dead(fake_clock: FakeClock) -> None:

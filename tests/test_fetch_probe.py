@@ -14,6 +14,7 @@ from server import LoopbackServer, Reply, Request, Script
 
 from archiver.clock import FakeClock
 from archiver.fetch import Fetcher, FetchResult, FetchSettings
+from archiver.localfiles import LocalRoots
 from archiver.store import Store
 from archiver.validate import HEAD_SIZE
 
@@ -61,9 +62,15 @@ def ranged(body: bytes, content_type: str = "application/pdf") -> Script:
 
 
 async def probe(
-    url: str, expect: str = "any", store: Store | None = None, settings: FetchSettings = FAST
+    url: str,
+    expect: str = "any",
+    store: Store | None = None,
+    settings: FetchSettings = FAST,
+    local_roots: LocalRoots | None = None,
 ) -> FetchResult:
-    async with Fetcher(settings, store=store, clock=FakeClock()) as fetcher:
+    async with Fetcher(
+        settings, store=store, clock=FakeClock(), local_roots=local_roots
+    ) as fetcher:
         return await fetcher.fetch(url, expect=expect, probe=True)  # type: ignore[arg-type]
 
 
@@ -188,7 +195,7 @@ async def test_file_urls_are_probed_without_storing(tmp_path: Path) -> None:
     path.write_bytes(PDF * 10)
     store = Store(tmp_path / "store")
 
-    r = await probe(path.as_uri(), "pdf", store=store)
+    r = await probe(path.as_uri(), "pdf", store=store, local_roots=LocalRoots.of([tmp_path]))
 
     assert (r.state, r.sha256, r.blob, r.size) == ("ok", None, None, len(PDF) * 10)
     assert r.bytes_received == HEAD_SIZE
