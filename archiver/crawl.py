@@ -10,12 +10,14 @@ the network in ``fetch``, state rules in ``states``: this module wires them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import signal
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,12 +26,20 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import httpx
+from anyio.abc import TaskStatus
 
 from . import collect, extract, validate
 from .clock import Clock, SystemClock, iso, parse_iso
 from .config import Config, Source
 from .db import Database
-from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
+from .errors import (
+    ArchiverError,
+    ConfigError,
+    DatabaseError,
+    NetworkDownError,
+    RunInterrupted,
+    Stop,
+)
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
 from .rules import UrlRules
@@ -307,6 +317,7 @@ def crawl(
     warn: Callable[[str], None] | None = None,
     mode: str = "crawl",
     ignore_robots: bool = False,
+    handle_signals: bool = False,
 ) -> RunSummary:
     """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
 
@@ -314,6 +325,11 @@ def crawl(
 
     ``mode="check"`` probes every link (the first bytes are enough to tell a PDF or an
     image from a soft 404) and records states without archiving anything.
+
+    ``handle_signals=True`` (the command line; main thread only) makes SIGINT and SIGTERM
+    a clean stop: the checks already made are recorded, the run is recorded as
+    interrupted, and ``RunInterrupted`` is raised. Without it a KeyboardInterrupt is
+    recorded the same way, then re-raised.
     """
     if fail_on not in FAIL_ON:
         raise ConfigError(f"--fail-on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
@@ -327,48 +343,121 @@ def crawl(
 
     store = Store(config.store)
     db = Database(config.db)
+    watch = handle_signals and threading.current_thread() is threading.main_thread()
+    # The event loop's signal handling puts back the default ones when it ends (SIGTERM
+    # would then kill the process outright): the caller's come back instead.
+    handlers = {s: signal.getsignal(s) for s in _STOP_SIGNALS} if watch else {}
     try:
         store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)
         summary.run_id = db.start_run(mode, os.getpid(), iso(started))
+        run = functools.partial(
+            _crawl_async,
+            config,
+            sources,
+            db,
+            store,
+            clock,
+            transport,
+            all_,
+            fail_on,
+            summary,
+            progress,
+            _warn,
+            mode == "check",
+            ignore_robots,
+        )
         try:
-            return anyio.run(
-                _crawl_async,
-                config,
-                sources,
-                db,
-                store,
-                clock,
-                transport,
-                all_,
-                fail_on,
-                summary,
-                progress,
-                _warn,
-                mode == "check",
-                ignore_robots,
-            )
+            if watch:
+                return anyio.run(_until_signalled, run)
+            return anyio.run(run)
         except BaseException as raised:
             exc = _unwrap(raised)
-            code = getattr(exc, "exit_code", 3)
+            signum = _stop_signal(exc)
+            if signum is not None:
+                code = 128 + signum
+                message = (
+                    f"interrupted by {signal.Signals(signum).name}:"
+                    f" {_n(summary.checked, 'check')} recorded; the next run checks the rest"
+                )
+            elif isinstance(exc, ArchiverError):
+                code, message = exc.exit_code, str(exc)
+            else:
+                code, message = INTERNAL_ERROR, f"internal error: {describe_bug(exc)}"
             with contextlib.suppress(Exception):  # the database may be what failed
                 db.end_run(
                     summary.run_id,
                     iso(clock.now()),
                     code,
-                    message=str(exc)[:500],
+                    message=message[:500],
                     posts=summary.posts,
                     urls=summary.urls,
                     counts=dict(summary.counts),
                     bytes=summary.bytes,
                     new_blobs=summary.new_blobs,
                 )
+            if signum is not None and handle_signals:
+                raise RunInterrupted(message, signum) from None
             if exc is not raised:
                 raise exc from None
             raise
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         db.close()
+
+
+#: What a run records (and the command line exits with) when a bug stopped it.
+INTERNAL_ERROR = 70
+
+#: The signals that stop a run cleanly.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _until_signalled(run: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
+    """Runs ``run`` until it returns or SIGINT/SIGTERM arrives, then raises ``Stop``.
+
+    The signal cancels the run, so its ``finally`` blocks record what finished; the
+    handler only wakes the event loop, so no row or file is left half-written.
+    """
+    received: list[int] = []
+    result: RunSummary | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+                task_status.started()
+                async for signum in signals:
+                    received.append(signum)
+                    tg.cancel_scope.cancel()
+                    return
+
+        await tg.start(watch)  # listening before the first request goes out
+        result = await run()
+        tg.cancel_scope.cancel()
+    if received:
+        raise Stop(received[0])
+    assert result is not None
+    return result
+
+
+def describe_bug(exc: BaseException) -> str:
+    """``Type: message`` of an unexpected exception, on one line; for a task group's
+    exceptions, the first of them (the traceback has them all)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _stop_signal(exc: BaseException) -> int | None:
+    """The signal that stopped the run, if one did (Python raises KeyboardInterrupt on SIGINT)."""
+    if isinstance(exc, Stop):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
 
 
 async def _crawl_async(
@@ -576,9 +665,10 @@ def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
             found = _unwrap(inner)
-            if isinstance(found, ArchiverError):
+            if isinstance(found, ArchiverError | Stop | KeyboardInterrupt):
                 return found
-        return exc
+        # One failure in a task group is that failure (the message names it, not the group).
+        return _unwrap(exc.exceptions[0]) if len(exc.exceptions) == 1 else exc
     if isinstance(exc, sqlite3.Error):
         return DatabaseError(f"cannot write the database: {exc}")
     return exc
@@ -588,20 +678,25 @@ _fault_hits: Counter[str] = Counter()
 
 
 def _fault(point: str) -> None:
-    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``.
+    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``;
+    ``point[:n]:raise`` raises an unexpected exception there instead (a stand-in for a bug).
 
     Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
     under its final name, no row yet), ``before-commit`` (rows written, not committed).
-    Used by the kill -9 tests; unset in normal runs, where this is one dict lookup.
+    Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
     """
     spec = os.environ.get("ARCHIVER_FAULT")
     if not spec:
         return
-    name, _, nth = spec.partition(":")
+    name, _, rest = spec.partition(":")
     if name != point:
         return
+    nth, _, action = rest.partition(":")
     _fault_hits[point] += 1
-    if _fault_hits[point] >= int(nth or 1):
+    if action == "raise":
+        if _fault_hits[point] == int(nth or 1):  # once: one bug, one exception
+            raise RuntimeError(f"fault injected at {point} (ARCHIVER_FAULT)")
+    elif _fault_hits[point] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
