@@ -44,6 +44,8 @@ class VerifyResult:
     dangling: list[str] = field(default_factory=list)
     #: Files in the store that are not a known blob under its own name.
     unknown: list[Path] = field(default_factory=list)
+    #: Blob-named files no row knows (a run died before recording them): ``gc`` removes them.
+    orphans: list[Path] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     unrepaired: list[tuple[str, str]] = field(default_factory=list)
     #: Blobs left for the next run when the time budget ran out.
@@ -62,19 +64,26 @@ class VerifyResult:
         out += [f"could not repair {s}: {why}" for s, why in self.unrepaired]
         out += [f"dangling row: {d}" for d in self.dangling]
         out += [f"unknown file: {p}" for p in self.unknown]
+        out += [f"orphan blob (archiver gc removes it): {p}" for p in self.orphans]
         return out
 
     def line(self) -> str:
+        orphans = f", {_n(len(self.orphans), 'orphan blob')} for gc" if self.orphans else ""
         rest = (
             f", {self.remaining} not re-hashed this run (least recently checked go first)"
             if self.remaining
             else ""
         )
         return (
-            f"verify: {self.checked} blobs checked, {self.ok} ok, {len(self.missing)} missing,"
-            f" {len(self.corrupt)} corrupt, {len(self.repaired)} repaired,"
-            f" {len(self.dangling)} dangling rows, {len(self.unknown)} unknown files{rest}"
+            f"verify: {_n(self.checked, 'blob')} checked, {self.ok} ok,"
+            f" {len(self.missing)} missing, {len(self.corrupt)} corrupt,"
+            f" {len(self.repaired)} repaired, {_n(len(self.dangling), 'dangling row')},"
+            f" {_n(len(self.unknown), 'unknown file')}{orphans}{rest}"
         )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _dangling(db: Database) -> list[str]:
@@ -89,6 +98,11 @@ def _dangling(db: Database) -> list[str]:
     )
     out += [f"{r['url']} names blob {r['sha256']} which has no blob row" for r in rows]
     return out
+
+
+def _blob_named(path: Path) -> bool:
+    """Named like a blob in its fan-out directory: archiver wrote it (an orphan if no row)."""
+    return bool(_SHA.fullmatch(path.name)) and path.parent.name == path.name[:2]
 
 
 def _unknown(store: Store, known: set[str], now: float, grace: float) -> list[Path]:
@@ -142,7 +156,9 @@ def verify(
             result.corrupt.append(sha)
         record_verification(db, sha, actual == sha, now)
     result.dangling = _dangling(db)
-    result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
+    strays = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
+    result.unknown = [p for p in strays if not _blob_named(p)]
+    result.orphans = [p for p in strays if _blob_named(p)]
     if repair:
         _repair(db, store, result, now, transport, timeout, user_agent)
     return result
@@ -162,7 +178,7 @@ def _repair(
         return
     # A blob renamed or moved inside the store is found again by its bytes.
     by_hash: dict[str, Path] = {}
-    for path in result.unknown:
+    for path in [*result.unknown, *result.orphans]:
         digest = sha256_of(path)
         if digest in damaged:
             by_hash.setdefault(digest, path)
@@ -177,7 +193,9 @@ def _repair(
                 why = _put_back(store, sha, by_hash[sha])
                 if why is None:
                     by_hash[sha].unlink(missing_ok=True)
-                    result.unknown.remove(by_hash[sha])
+                    for found in (result.unknown, result.orphans):
+                        if by_hash[sha] in found:
+                            found.remove(by_hash[sha])
             else:
                 why = _refetch(db, store, sha, client)
             if why is None:
