@@ -386,7 +386,14 @@ def report(
     Example: archiver report --format html --state all -o report.html
     """
     from .db import Database
-    from .report import ReportFilter, parse_since, parse_states, render, url_rows
+    from .report import (
+        ReportFilter,
+        check_filter_names,
+        parse_since,
+        parse_states,
+        render,
+        url_rows,
+    )
     from .store import Store
 
     try:
@@ -406,6 +413,7 @@ def report(
         blobs = Store(cfg.store) if cfg.store.is_dir() else None
         database = Database(cfg.db)
         try:
+            check_filter_names(database, flt)
             rows = url_rows(database, flt, blobs)
         finally:
             database.close()

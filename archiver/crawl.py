@@ -46,6 +46,7 @@ from .rules import UrlRules
 from .schedule import Scheduler
 from .states import Previous, transition
 from .store import Store
+from .text import plural
 
 __all__ = ["FAIL_ON", "RunSummary", "crawl", "fetch_settings", "sources_from_args"]
 
@@ -86,18 +87,21 @@ class RunSummary:
     network_down: bool = False
 
     def line(self) -> str:
-        states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())) or "none checked"
+        states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        if not self.checked:
+            # Nothing was due: still say what is broken, or an hourly log reads "all good".
+            states = (
+                f"none due; {plural(self.not_ok, 'link')} still broken (list them: archiver report)"
+                if self.not_ok
+                else "none due; no link broken"
+            )
         if self.transient:
             states += f" ({self.transient} transient)"
         return (
-            f"{_n(self.posts, 'post')}, {self.urls} URL{'s' * (self.urls != 1)},"
+            f"{plural(self.posts, 'post')}, {plural(self.urls, 'URL')},"
             f" checked {self.checked}: {states}; {_human_bytes(self.bytes)} downloaded,"
-            f" {_n(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
+            f" {plural(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
         )
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _human_bytes(n: int) -> str:
@@ -379,7 +383,7 @@ def crawl(
                 code = 128 + signum
                 message = (
                     f"interrupted by {signal.Signals(signum).name}:"
-                    f" {_n(summary.checked, 'check')} recorded; the next run checks the rest"
+                    f" {plural(summary.checked, 'check')} recorded; the next run checks the rest"
                 )
             elif isinstance(exc, ArchiverError):
                 code, message = exc.exit_code, str(exc)

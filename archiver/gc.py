@@ -17,6 +17,7 @@ from pathlib import Path
 from .clock import parse_iso
 from .db import Database
 from .store import Store
+from .text import plural
 
 __all__ = ["GcResult", "collect_garbage"]
 
@@ -47,12 +48,8 @@ class GcResult:
     def line(self) -> str:
         verb = "removed" if self.removed else "would remove"
         young = f"; {self.young} unreferenced but still in the grace period" if self.young else ""
-        temp = f" and {_n(len(self.temp), 'temp file')}" if self.temp else ""
-        return f"gc: {verb} {_n(len(self.garbage), 'blob')} ({self.bytes} bytes){temp}{young}"
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
+        temp = f" and {plural(len(self.temp), 'temp file')}" if self.temp else ""
+        return f"gc: {verb} {plural(len(self.garbage), 'blob')} ({self.bytes} bytes){temp}{young}"
 
 
 def _epoch(iso: str | None) -> float | None:

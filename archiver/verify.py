@@ -23,6 +23,7 @@ from .db import Database
 from .errors import StoreError
 from .restore import record_verification
 from .store import Store, sha256_of
+from .text import plural
 
 __all__ = ["VerifyResult", "verify"]
 
@@ -68,22 +69,18 @@ class VerifyResult:
         return out
 
     def line(self) -> str:
-        orphans = f", {_n(len(self.orphans), 'orphan blob')} for gc" if self.orphans else ""
+        orphans = f", {plural(len(self.orphans), 'orphan blob')} for gc" if self.orphans else ""
         rest = (
             f", {self.remaining} not re-hashed this run (least recently checked go first)"
             if self.remaining
             else ""
         )
         return (
-            f"verify: {_n(self.checked, 'blob')} checked, {self.ok} ok,"
+            f"verify: {plural(self.checked, 'blob')} checked, {self.ok} ok,"
             f" {len(self.missing)} missing, {len(self.corrupt)} corrupt,"
-            f" {len(self.repaired)} repaired, {_n(len(self.dangling), 'dangling row')},"
-            f" {_n(len(self.unknown), 'unknown file')}{orphans}{rest}"
+            f" {len(self.repaired)} repaired, {plural(len(self.dangling), 'dangling row')},"
+            f" {plural(len(self.unknown), 'unknown file')}{orphans}{rest}"
         )
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _dangling(db: Database) -> list[str]:
