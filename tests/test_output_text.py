@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 import pytest
 from server import LoopbackServer, Reply
@@ -81,3 +84,16 @@ def test_a_run_that_checked_nothing_with_nothing_broken_says_so(site: object) ->
     assert run("crawl", cwd=site).returncode == 0  # type: ignore[arg-type]
     again = run("crawl", cwd=site)  # type: ignore[arg-type]
     assert again.stderr.startswith("1 post, 2 URLs, checked 0: none due; no link broken;")
+
+
+def test_a_quiet_json_log_keeps_every_warning_and_the_summary(site: Path) -> None:
+    post = site / "posts" / "meetup" / "index.md"
+    post.write_text(post.read_text(encoding="utf-8") + "![x](../../../outside.png)\n")
+    proc = run("crawl", "--quiet", "--log-format", "json", cwd=site)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [e["level"] for e in events] == ["warning", "info"]
+    assert "points outside the source folder; skipped" in events[0]["message"]
+    assert events[1]["counts"] == {"ok": 2} and events[1]["exit_code"] == 0
+    plain = run("crawl", "--quiet", "--all", cwd=site)
+    assert plain.stderr == ""  # the post is unchanged: not re-read, nothing to warn about
