@@ -32,6 +32,7 @@ _EXPORTS = {
     "LockedError": "errors",
     "NetworkDownError": "errors",
     "Reference": "extract",
+    "RunInterrupted": "errors",
     "RunSummary": "crawl",
     "Source": "config",
     "Store": "store",
@@ -59,6 +60,7 @@ __all__ = [
     "LockedError",
     "NetworkDownError",
     "Reference",
+    "RunInterrupted",
     "RunSummary",
     "Source",
     "Store",
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
         DatabaseError,
         LockedError,
         NetworkDownError,
+        RunInterrupted,
         StoreError,
     )
     from .extract import Reference, normalize_url

@@ -3,17 +3,22 @@
 Each command parses options, loads the config, calls one library function
 and turns ``ArchiverError`` into a one-line message and its exit code::
 
-    0   every link ok (or, with --fail-on new, nothing newly broken)
-    1   some link is not ok / a report matched / a check found damage
-    2   usage or configuration error
-    3   the run could not be done (store or database unusable, network unreachable)
-    75  another run holds the lock
+    0    every link ok (or, with --fail-on new, nothing newly broken)
+    1    some link is not ok / a report matched / a check found damage
+    2    usage or configuration error
+    3    the run could not be done (store or database unusable, network unreachable)
+    70   a bug: an unexpected exception (one line; the traceback goes to a file)
+    75   another run holds the lock
+    130  interrupted by SIGINT (Ctrl-C); 143: by SIGTERM (what finished is recorded)
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +27,7 @@ import click
 
 from . import __version__
 from .config import Config, finite_option, load_config, override_fetch
-from .errors import ArchiverError, ConfigError
+from .errors import ArchiverError, ConfigError, Stop
 from .redact import clean_text, shown_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,8 +40,10 @@ class _Log:
         self.fmt = fmt
         self.quiet = quiet
 
-    def emit(self, level: str, message: str, **fields: Any) -> None:
-        if self.quiet and level == "info":
+    def emit(self, level: str, message: str, *, always: bool = False, **fields: Any) -> None:
+        """Writes one message; ``--quiet`` drops info lines, except in a JSON log the
+        ``always`` ones (the summary), which a log reader needs whatever the verbosity."""
+        if self.quiet and level == "info" and not (always and self.fmt == "json"):
             return
         if self.fmt == "json":
             click.echo(json.dumps({"level": level, "message": message, **fields}), err=True)
@@ -99,9 +106,30 @@ def _fail(exc: ArchiverError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The ``archiver`` group: turns what escapes a command into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Stop(signal.SIGINT) from None  # not click's "Aborted!" and exit 1
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ArchiverError as exc:
+            _fail(exc)
+        except Exception as exc:
+            _internal_error(exc, debug=bool(ctx.params.get("debug")))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="archiver")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an unexpected error (exit 70), print the traceback instead of writing it to a file.",
+)
+def cli(debug: bool) -> None:
     """Keep the slides and pictures of event posts alive.
 
     Example: archiver crawl data/posts && archiver report
@@ -133,7 +161,14 @@ def _run_options(fn: F) -> F:
                 help="Wait this many seconds for another run's lock instead of exiting 75.",
             ),
             click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
-            click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain"),
+            click.option(
+                "--log-format",
+                type=click.Choice(["plain", "json"]),
+                default="plain",
+                show_default=True,
+                help="json: one JSON object per line on stderr (warnings and the summary"
+                " even with --quiet).",
+            ),
             click.option(
                 "--ignore-robots",
                 is_flag=True,
@@ -219,6 +254,7 @@ def _run(
                 warn=lambda m: log.emit("warning", m),
                 ignore_robots=ignore_robots,
                 mode=mode,
+                handle_signals=True,
             )
     except ArchiverError as exc:
         if log_format == "json":
@@ -227,9 +263,14 @@ def _run(
         _fail(exc)
         return
     if log_format == "json":
+        for url in summary.newly_broken:
+            log.emit("warning", f"newly broken: {url}", url=url)
+        for url, why in summary.newly_blocked:
+            log.emit("warning", f"blocked: {url}: {why}", url=url)
         log.emit(
             "info",
             summary.line(),
+            always=True,
             posts=summary.posts,
             urls=summary.urls,
             checked=summary.checked,
@@ -237,6 +278,7 @@ def _run(
             bytes=summary.bytes,
             new_blobs=summary.new_blobs,
             newly_broken=summary.newly_broken,
+            broken=summary.not_ok,
             transient=summary.transient,
             exit_code=summary.exit_code,
         )
@@ -244,6 +286,8 @@ def _run(
         log.emit("info", summary.line())
         for url in summary.newly_broken:
             log.emit("warning", f"newly broken: {shown_url(url)}")
+        for url, why in summary.newly_blocked:
+            log.emit("warning", f"blocked: {shown_url(url)}: {clean_text(why)}")
     sys.exit(summary.exit_code)
 
 
@@ -278,7 +322,14 @@ class _Progress:
 
 @cli.command("extract")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "tsv"]), default="json")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "tsv"]),
+    default="json",
+    show_default=True,
+    help="json: an array of reference objects; tsv: path, line, kind and URL per line.",
+)
 @click.option("--base-url", help="Resolve relative references against this URL.")
 def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> None:
     """Print every asset reference found in SOURCES; fetches nothing.
@@ -362,7 +413,14 @@ def report(
     Example: archiver report --format html --state all -o report.html
     """
     from .db import Database
-    from .report import ReportFilter, parse_since, parse_states, render, url_rows
+    from .report import (
+        ReportFilter,
+        check_filter_names,
+        parse_since,
+        parse_states,
+        render,
+        url_rows,
+    )
     from .store import Store
 
     try:
@@ -382,6 +440,7 @@ def report(
         blobs = Store(cfg.store) if cfg.store.is_dir() else None
         database = Database(cfg.db)
         try:
+            check_filter_names(database, flt)
             rows = url_rows(database, flt, blobs)
         finally:
             database.close()
@@ -401,13 +460,73 @@ def report(
     sys.exit(1 if rows else 0)
 
 
+def _internal_error(exc: BaseException, *, debug: bool) -> None:
+    """A bug: one line, the traceback in a file it names (or on stderr with --debug), exit 70."""
+    from .crawl import INTERNAL_ERROR, describe_bug
+
+    text = "".join(traceback.format_exception(exc))
+    what = describe_bug(exc)
+    if debug:
+        click.echo(text, err=True, nl=False)
+        where = "traceback above"
+    else:
+        try:
+            fd, name = tempfile.mkstemp(prefix="archiver-traceback-", suffix=".txt")
+            with open(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            where = f"traceback in {name}"
+        except OSError as write_error:
+            where = f"traceback not saved ({write_error.strerror}); rerun with --debug"
+    click.echo(
+        f"archiver: internal error: {what} ({where}; please report it)",
+        err=True,
+    )
+    sys.exit(INTERNAL_ERROR)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C (transactions roll back, the lock is released)."""
+    raise Stop(signum)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """Click's three lines (Usage, Try, Error) as the one ``archiver: ...`` line used
+    for every other error, naming the help to read."""
+    message = " ".join(exc.format_message().split()).replace(". (", " (")
+    message = message[:1].lower() + message[1:] if message[1:2].islower() else message
+    command = exc.ctx.command_path if exc.ctx is not None else "archiver"
+    return f"archiver: {message.rstrip('.')} (see '{command} --help')"
+
+
 def main() -> None:
     if "httpx" not in sys.modules:
         # httpx imports its own command line client (rich, pygments: ~45 ms of start-up)
         # whenever those are installed; this process never runs it. A None entry makes
         # that optional import fail fast, and httpx.main then only says it cannot run.
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    cli(prog_name="archiver")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = cli.main(prog_name="archiver", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # plain ``archiver``: the help itself, as click prints it
+        code = exc.exit_code
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        code = exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"archiver: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except click.Abort as exc:  # KeyboardInterrupt while click itself was parsing
+        click.echo("archiver: interrupted by SIGINT", err=True)
+        code = 128 + signal.SIGINT if exc.__cause__ is not None else 1
+    except Stop as exc:
+        click.echo(f"archiver: interrupted by {signal.Signals(exc.signum).name}", err=True)
+        code = 128 + exc.signum
+    except ArchiverError as exc:
+        _fail(exc)
+    except Exception as exc:
+        _internal_error(exc, debug="--debug" in sys.argv[1:2])
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # Commands defined in their own modules register themselves on import.

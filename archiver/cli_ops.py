@@ -13,8 +13,21 @@ from .errors import ArchiverError, ConfigError
 
 @cli.command()
 @_state_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("--runs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a person, json for a script.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Show this many of the last runs.",
+)
 def status(
     config_path: Path | None, db: Path | None, store: Path | None, fmt: str, runs: int
 ) -> None:

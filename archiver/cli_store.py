@@ -45,6 +45,17 @@ RESTORE_OPTION_FORMS = (
 )
 
 
+def _grace(option: str, text: str) -> float:
+    """A grace period: a duration, or 0 (``0s``: whatever is unreferenced now is old enough)."""
+    number = text.strip().lower().rstrip("smhd")
+    try:
+        if float(number) == 0:
+            return 0.0
+    except ValueError:
+        pass  # parse_duration names what is wrong
+    return parse_duration(option, text)
+
+
 @contextmanager
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
     if not cfg.db.exists():
@@ -283,7 +294,7 @@ def verify(
     try:
         cfg = _with_allowed(_load(config_path, db, store), allow_address)
         budget = parse_duration("--max-duration", max_duration) if max_duration else None
-        seconds = parse_duration("--grace", grace)
+        seconds = _grace("--grace", grace)
         with _open(cfg) as (database, blobs):
             result = run_verify(
                 database,
@@ -326,7 +337,7 @@ def gc(
 
     try:
         cfg = _load(config_path, db, store)
-        seconds = parse_duration("--grace", grace)
+        seconds = _grace("--grace", grace)
         with _open(cfg) as (database, blobs):
             if yes:
                 with run_lock(cfg.db):
@@ -338,6 +349,8 @@ def gc(
         return
     for g in result.garbage:
         click.echo(f"{'removed' if yes else 'would remove'} {g.sha256} ({g.size} bytes)")
+    for path in result.temp:
+        click.echo(f"{'removed' if yes else 'would remove'} temp file {path}")
     click.echo(result.line(), err=True)
 
 

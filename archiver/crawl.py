@@ -10,12 +10,14 @@ the network in ``fetch``, state rules in ``states``: this module wires them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import signal
 import sqlite3
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,12 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
+from anyio.abc import TaskStatus
 
 from . import collect, extract, validate
 from .clock import Clock, SystemClock, iso, parse_iso
 from .config import Config, Source
 from .db import Database
-from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
+from .errors import (
+    ArchiverError,
+    ConfigError,
+    DatabaseError,
+    NetworkDownError,
+    RunInterrupted,
+    Stop,
+)
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
 from .localfiles import LocalRoots
@@ -36,6 +46,7 @@ from .rules import UrlRules
 from .schedule import Scheduler
 from .states import Previous, transition
 from .store import Store
+from .text import plural
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
@@ -71,6 +82,8 @@ class RunSummary:
     bytes: int = 0
     new_blobs: int = 0
     newly_broken: list[str] = field(default_factory=list)
+    #: URLs a guard refused this run that were not blocked before, with the reason.
+    newly_blocked: list[tuple[str, str]] = field(default_factory=list)
     not_ok: int = 0
     transient: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -79,18 +92,21 @@ class RunSummary:
     network_down: bool = False
 
     def line(self) -> str:
-        states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())) or "none checked"
+        states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        if not self.checked:
+            # Nothing was due: still say what is broken, or an hourly log reads "all good".
+            states = (
+                f"none due; {plural(self.not_ok, 'link')} still broken (list them: archiver report)"
+                if self.not_ok
+                else "none due; no link broken"
+            )
         if self.transient:
             states += f" ({self.transient} transient)"
         return (
-            f"{_n(self.posts, 'post')}, {self.urls} URL{'s' * (self.urls != 1)},"
+            f"{plural(self.posts, 'post')}, {plural(self.urls, 'URL')},"
             f" checked {self.checked}: {states}; {_human_bytes(self.bytes)} downloaded,"
-            f" {_n(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
+            f" {plural(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
         )
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _human_bytes(n: int) -> str:
@@ -328,6 +344,7 @@ def crawl(
     warn: Callable[[str], None] | None = None,
     mode: str = "crawl",
     ignore_robots: bool = False,
+    handle_signals: bool = False,
 ) -> RunSummary:
     """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
 
@@ -335,6 +352,11 @@ def crawl(
 
     ``mode="check"`` probes every link (the first bytes are enough to tell a PDF or an
     image from a soft 404) and records states without archiving anything.
+
+    ``handle_signals=True`` (the command line; main thread only) makes SIGINT and SIGTERM
+    a clean stop: the checks already made are recorded, the run is recorded as
+    interrupted, and ``RunInterrupted`` is raised. Without it a KeyboardInterrupt is
+    recorded the same way, then re-raised.
     """
     if fail_on not in FAIL_ON:
         raise ConfigError(f"--fail-on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
@@ -348,48 +370,121 @@ def crawl(
 
     store = Store(config.store)
     db = Database(config.db)
+    watch = handle_signals and threading.current_thread() is threading.main_thread()
+    # The event loop's signal handling puts back the default ones when it ends (SIGTERM
+    # would then kill the process outright): the caller's come back instead.
+    handlers = {s: signal.getsignal(s) for s in _STOP_SIGNALS} if watch else {}
     try:
         store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)
         summary.run_id = db.start_run(mode, os.getpid(), iso(started))
+        run = functools.partial(
+            _crawl_async,
+            config,
+            sources,
+            db,
+            store,
+            clock,
+            transport,
+            all_,
+            fail_on,
+            summary,
+            progress,
+            _warn,
+            mode == "check",
+            ignore_robots,
+        )
         try:
-            return anyio.run(
-                _crawl_async,
-                config,
-                sources,
-                db,
-                store,
-                clock,
-                transport,
-                all_,
-                fail_on,
-                summary,
-                progress,
-                _warn,
-                mode == "check",
-                ignore_robots,
-            )
+            if watch:
+                return anyio.run(_until_signalled, run)
+            return anyio.run(run)
         except BaseException as raised:
             exc = _unwrap(raised)
-            code = getattr(exc, "exit_code", 3)
+            signum = _stop_signal(exc)
+            if signum is not None:
+                code = 128 + signum
+                message = (
+                    f"interrupted by {signal.Signals(signum).name}:"
+                    f" {plural(summary.checked, 'check')} recorded; the next run checks the rest"
+                )
+            elif isinstance(exc, ArchiverError):
+                code, message = exc.exit_code, str(exc)
+            else:
+                code, message = INTERNAL_ERROR, f"internal error: {describe_bug(exc)}"
             with contextlib.suppress(Exception):  # the database may be what failed
                 db.end_run(
                     summary.run_id,
                     iso(clock.now()),
                     code,
-                    message=str(exc)[:500],
+                    message=message[:500],
                     posts=summary.posts,
                     urls=summary.urls,
                     counts=dict(summary.counts),
                     bytes=summary.bytes,
                     new_blobs=summary.new_blobs,
                 )
+            if signum is not None and handle_signals:
+                raise RunInterrupted(message, signum) from None
             if exc is not raised:
                 raise exc from None
             raise
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         db.close()
+
+
+#: What a run records (and the command line exits with) when a bug stopped it.
+INTERNAL_ERROR = 70
+
+#: The signals that stop a run cleanly.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _until_signalled(run: Callable[[], Awaitable[RunSummary]]) -> RunSummary:
+    """Runs ``run`` until it returns or SIGINT/SIGTERM arrives, then raises ``Stop``.
+
+    The signal cancels the run, so its ``finally`` blocks record what finished; the
+    handler only wakes the event loop, so no row or file is left half-written.
+    """
+    received: list[int] = []
+    result: RunSummary | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+                task_status.started()
+                async for signum in signals:
+                    received.append(signum)
+                    tg.cancel_scope.cancel()
+                    return
+
+        await tg.start(watch)  # listening before the first request goes out
+        result = await run()
+        tg.cancel_scope.cancel()
+    if received:
+        raise Stop(received[0])
+    assert result is not None
+    return result
+
+
+def describe_bug(exc: BaseException) -> str:
+    """``Type: message`` of an unexpected exception, on one line; for a task group's
+    exceptions, the first of them (the traceback has them all)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _stop_signal(exc: BaseException) -> int | None:
+    """The signal that stopped the run, if one did (Python raises KeyboardInterrupt on SIGINT)."""
+    if isinstance(exc, Stop):
+        return exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
 
 
 async def _crawl_async(
@@ -472,6 +567,8 @@ async def _crawl_async(
                 summary.checked += 1
                 if t.newly_broken:
                     summary.newly_broken.append(row["url"])
+                if t.state == "blocked" and prev.state != "blocked":
+                    summary.newly_blocked.append((row["url"], result.error or "blocked"))
                 if result.transient and result.state != "ok":
                     summary.transient += 1
             _fault("before-commit")
@@ -606,9 +703,10 @@ def _unwrap(exc: BaseException) -> BaseException:
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
             found = _unwrap(inner)
-            if isinstance(found, ArchiverError):
+            if isinstance(found, ArchiverError | Stop | KeyboardInterrupt):
                 return found
-        return exc
+        # One failure in a task group is that failure (the message names it, not the group).
+        return _unwrap(exc.exceptions[0]) if len(exc.exceptions) == 1 else exc
     if isinstance(exc, sqlite3.Error):
         return DatabaseError(f"cannot write the database: {exc}")
     return exc
@@ -618,20 +716,25 @@ _fault_hits: Counter[str] = Counter()
 
 
 def _fault(point: str) -> None:
-    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``.
+    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``;
+    ``point[:n]:raise`` raises an unexpected exception there instead (a stand-in for a bug).
 
     Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
     under its final name, no row yet), ``before-commit`` (rows written, not committed).
-    Used by the kill -9 tests; unset in normal runs, where this is one dict lookup.
+    Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
     """
     spec = os.environ.get("ARCHIVER_FAULT")
     if not spec:
         return
-    name, _, nth = spec.partition(":")
+    name, _, rest = spec.partition(":")
     if name != point:
         return
+    nth, _, action = rest.partition(":")
     _fault_hits[point] += 1
-    if _fault_hits[point] >= int(nth or 1):
+    if action == "raise":
+        if _fault_hits[point] == int(nth or 1):  # once: one bug, one exception
+            raise RuntimeError(f"fault injected at {point} (ARCHIVER_FAULT)")
+    elif _fault_hits[point] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

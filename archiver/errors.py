@@ -9,7 +9,12 @@ Exceptions are for things that stop a run, and each maps to one exit code::
     ├── DatabaseError             the SQLite database is unusable (exit 3)
     ├── NetworkDownError          no host of the run answered at all (exit 3)
     ├── RestoreError              unknown URL, no copy, damaged blob on restore (exit 1)
-    └── LockedError               another run holds the lock (exit 75)
+    ├── LockedError               another run holds the lock (exit 75)
+    └── RunInterrupted            a signal stopped the run, recorded as interrupted (128 + signal)
+
+    Stop (a BaseException, like KeyboardInterrupt)  SIGTERM asked the process to stop
+
+Any other exception is a bug: the command line prints one line and exits 70.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ __all__ = [
     "LockedError",
     "NetworkDownError",
     "RestoreError",
+    "RunInterrupted",
+    "Stop",
     "StoreError",
 ]
 
@@ -59,3 +66,22 @@ class LockedError(ArchiverError):
     """Another archiver run holds the lock on this database and store."""
 
     exit_code = 75
+
+
+class RunInterrupted(ArchiverError):
+    """SIGINT or SIGTERM stopped a run; the checks it made and the run itself are recorded."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        #: What a shell reports for a process a signal stopped (130 for SIGINT, 143 for SIGTERM).
+        self.exit_code = 128 + signum
+
+
+class Stop(BaseException):
+    """The command line's SIGTERM handler raises this, as Python raises KeyboardInterrupt
+    for SIGINT: a BaseException, so no ``except Exception`` swallows it on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -20,6 +20,7 @@ from . import __version__
 from .db import Database
 from .errors import ArchiverError
 from .store import Store
+from .text import plural
 
 __all__ = ["ExportResult", "export_warc"]
 
@@ -33,7 +34,10 @@ class ExportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self) -> str:
-        return f"export: {self.records} records written, {len(self.skipped)} versions skipped"
+        return (
+            f"export: {plural(self.records, 'record')} written,"
+            f" {plural(len(self.skipped), 'version')} skipped"
+        )
 
 
 def _http_headers(status_line: str, headers_json: str, size: int) -> StatusAndHeaders:

@@ -8,6 +8,7 @@ row after) is never taken. Plans by default; deletes only when asked.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from .clock import parse_iso
 from .db import Database
 from .store import Store
+from .text import plural
 
 __all__ = ["GcResult", "collect_garbage"]
 
@@ -34,6 +36,8 @@ class GcResult:
     """Unreferenced blobs: those old enough (``garbage``) and those still in grace (``young``)."""
 
     garbage: list[Garbage] = field(default_factory=list)
+    #: Temp files older than the grace period (bodies of runs that died mid-write).
+    temp: list[Path] = field(default_factory=list)
     young: int = 0
     removed: bool = False
 
@@ -44,7 +48,8 @@ class GcResult:
     def line(self) -> str:
         verb = "removed" if self.removed else "would remove"
         young = f"; {self.young} unreferenced but still in the grace period" if self.young else ""
-        return f"gc: {verb} {len(self.garbage)} blobs ({self.bytes} bytes){young}"
+        temp = f" and {plural(len(self.temp), 'temp file')}" if self.temp else ""
+        return f"gc: {verb} {plural(len(self.garbage), 'blob')} ({self.bytes} bytes){temp}{young}"
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -57,7 +62,8 @@ def _epoch(iso: str | None) -> float | None:
 def collect_garbage(
     db: Database, store: Store, *, grace: float, apply: bool = False, now: float | None = None
 ) -> GcResult:
-    """Finds (with ``apply`` removes) blobs no version or URL names, older than ``grace``."""
+    """Finds (with ``apply`` removes) blobs no version or URL names, older than ``grace``,
+    and the temp files of runs that died, once as old."""
     now = time.time() if now is None else now
     referenced = {
         r[0]
@@ -80,7 +86,13 @@ def collect_garbage(
             result.young += 1
             continue
         result.garbage.append(Garbage(sha, path, st.st_size))
+    for path in sorted(store.tmp_dir.glob("partial-*")):
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime >= grace:  # a running crawl's are younger
+                result.temp.append(path)
     if apply:
+        for path in result.temp:
+            path.unlink(missing_ok=True)
         removed = []
         for g in result.garbage:
             with db.transaction():

@@ -18,7 +18,7 @@ from pathlib import Path
 from .clock import iso
 from .errors import ConfigError, LockedError
 
-__all__ = ["run_lock"]
+__all__ = ["lock_holder", "run_lock"]
 
 
 def _holder(fd: int) -> str:
@@ -28,10 +28,37 @@ def _holder(fd: int) -> str:
     return f"pid {pid or '?'}, started at {started or '?'}"
 
 
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def lock_holder(db_path: Path) -> int | None:
+    """The pid of the process holding the run lock, or None when nobody holds it.
+
+    Reads only (the lock file is neither created nor written). To tell, it takes a
+    shared lock for an instant: a run starting at that very instant without ``--wait``
+    would see it held, so call this only when a recorded run may be dead.
+    """
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 40, 0).decode("ascii", "replace").partition(" ")[0]
+            return int(pid) if pid.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator[None]:
     """Holds ``<db>.lock`` for the duration; waits up to ``wait`` seconds for it."""
-    path = db_path.with_name(db_path.name + ".lock")
+    path = lock_path(db_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -32,6 +32,7 @@ __all__ = [
     "FIELDS",
     "FORMATS",
     "ReportFilter",
+    "check_filter_names",
     "parse_host",
     "parse_since",
     "parse_states",
@@ -298,8 +299,30 @@ def _csv(rows: Iterable[dict[str, Any]]) -> str:
     cols = [f for f in FIELDS if f != "posts"] + ["posts"]
     w.writerow(cols)
     for r in rows:
-        w.writerow([shown(r, c) if c != "posts" else _where(r) for c in cols])
+        w.writerow([_csv_cell(shown(r, c)) if c != "posts" else _where(r) for c in cols])
     return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    """Booleans as JSON spells them (``true``/``false``), not Python's ``True``."""
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def check_filter_names(db: Database, flt: ReportFilter) -> None:
+    """A ``--post`` or ``--host`` that names nothing recorded is a mistake, not "all good"."""
+    if flt.post:
+        paths = [r[0] for r in db.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path")]
+        if not any(fnmatch.fnmatch(p, flt.post) for p in paths):
+            example = f" (posts are named like {paths[0]})" if paths else " (no post is recorded)"
+            raise ConfigError(f"--post {flt.post!r} matches no recorded post{example}")
+    if flt.host:
+        host, port = parse_host(flt.host)
+        urls = [r[0] for r in db.conn.execute("SELECT url FROM urls WHERE host = ?", (host,))]
+        if not any(port is None or _url_port(u) == port for u in urls):
+            raise ConfigError(
+                f"--host {flt.host!r} matches no recorded URL (hosts are as in the URLs,"
+                " e.g. example.org or 127.0.0.1:8080)"
+            )
 
 
 def _json(rows: list[dict[str, Any]]) -> str:

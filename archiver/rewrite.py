@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchiverError, ConfigError
 from .mirror import mirror_url_for
+from .text import plural
 
 if TYPE_CHECKING:
     from .db import Database
@@ -90,7 +91,10 @@ class RewritePlan:
     def line(self, applied: bool) -> str:
         n = sum(len(c.spans) for c in self.changes)
         verb = ("restored" if self.undo else "rewrote") if applied else "would change"
-        return f"{verb} {n} links in {len(self.changes)} posts; {len(self.warnings)} posts skipped"
+        return (
+            f"{verb} {plural(n, 'link')} in {plural(len(self.changes), 'post')};"
+            f" {plural(len(self.warnings), 'post')} skipped"
+        )
 
 
 def _sha(data: bytes) -> str:

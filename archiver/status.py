@@ -9,8 +9,12 @@ import json
 from typing import Any
 
 from .db import Database
+from .lock import lock_holder
 from .redact import clean_text, shown_url
 from .store import Store
+
+#: Exit codes of a run a signal stopped (128 + SIGINT, 128 + SIGTERM).
+INTERRUPTED = (130, 143)
 
 __all__ = ["render_status", "status"]
 
@@ -24,7 +28,7 @@ def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
     u = db.utils
     last_runs = list(
         u["runs"].rows_where(
-            select="id, command, started, ended, exit_code, posts, urls, counts, bytes,"
+            select="id, command, pid, started, ended, exit_code, posts, urls, counts, bytes,"
             " new_blobs, message",
             order_by="id DESC",
             limit=runs,
@@ -32,6 +36,7 @@ def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
     )
     for r in last_runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+    _run_states(db, last_runs)
     states = {
         r["state"]: r["n"]
         for r in u.query("SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state")
@@ -58,6 +63,26 @@ def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
     }
 
 
+def _run_states(db: Database, runs: list[dict[str, Any]]) -> None:
+    """Sets each run's ``state``: running, abandoned, interrupted, done or failed.
+
+    A run that never recorded its end is ``running`` only while its process holds the
+    run lock; the kernel releases the lock of a process that died (SIGKILL, power cut),
+    so such a run is ``abandoned``: derived here, as no dying process can write it.
+    """
+    open_runs = [r for r in runs if r["ended"] is None]
+    holder = lock_holder(db.path) if open_runs else None
+    for r in runs:
+        if r["ended"] is None:
+            r["state"] = "running" if holder is not None and holder == r["pid"] else "abandoned"
+        elif r["exit_code"] in INTERRUPTED:
+            r["state"] = "interrupted"
+        elif r["exit_code"] in (0, 1):
+            r["state"] = "done"  # 1: it ran to the end and found a link broken
+        else:
+            r["state"] = "failed"
+
+
 def render_status(s: dict[str, Any]) -> str:
     """The text form: a URL's password masked, no control characters (JSON keeps them)."""
     lines = [
@@ -74,7 +99,9 @@ def render_status(s: dict[str, Any]) -> str:
         lines.append("  (none)")
     for r in s["runs"]:
         counts = " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))
-        code = "running" if r["ended"] is None else f"exit {r['exit_code']}"
+        code = r["state"] if r["ended"] is None else f"exit {r['exit_code']}"
+        if r["state"] in ("interrupted", "failed"):
+            code = f"{r['state']} ({code})"
         lines.append(
             f"  #{r['id']} {r['command']} {r['started']} {code}  posts={r['posts'] or 0}"
             f" urls={r['urls'] or 0} {counts} bytes={r['bytes'] or 0}"

@@ -26,6 +26,7 @@ from .redact import clean_text, shown_url
 from .restore import record_verification
 from .rules import UrlRules
 from .store import Store, sha256_of
+from .text import plural
 
 if TYPE_CHECKING:
     import httpx
@@ -50,6 +51,8 @@ class VerifyResult:
     dangling: list[str] = field(default_factory=list)
     #: Files in the store that are not a known blob under its own name.
     unknown: list[Path] = field(default_factory=list)
+    #: Blob-named files no row knows (a run died before recording them): ``gc`` removes them.
+    orphans: list[Path] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     unrepaired: list[tuple[str, str]] = field(default_factory=list)
     #: Blobs left for the next run when the time budget ran out.
@@ -68,18 +71,21 @@ class VerifyResult:
         out += [f"could not repair {s}: {why}" for s, why in self.unrepaired]
         out += [f"dangling row: {d}" for d in self.dangling]
         out += [f"unknown file: {p}" for p in self.unknown]
+        out += [f"orphan blob (archiver gc removes it): {p}" for p in self.orphans]
         return out
 
     def line(self) -> str:
+        orphans = f", {plural(len(self.orphans), 'orphan blob')} for gc" if self.orphans else ""
         rest = (
             f", {self.remaining} not re-hashed this run (least recently checked go first)"
             if self.remaining
             else ""
         )
         return (
-            f"verify: {self.checked} blobs checked, {self.ok} ok, {len(self.missing)} missing,"
-            f" {len(self.corrupt)} corrupt, {len(self.repaired)} repaired,"
-            f" {len(self.dangling)} dangling rows, {len(self.unknown)} unknown files{rest}"
+            f"verify: {plural(self.checked, 'blob')} checked, {self.ok} ok,"
+            f" {len(self.missing)} missing, {len(self.corrupt)} corrupt,"
+            f" {len(self.repaired)} repaired, {plural(len(self.dangling), 'dangling row')},"
+            f" {plural(len(self.unknown), 'unknown file')}{orphans}{rest}"
         )
 
 
@@ -95,6 +101,11 @@ def _dangling(db: Database) -> list[str]:
     )
     out += [f"{r['url']} names blob {r['sha256']} which has no blob row" for r in rows]
     return out
+
+
+def _blob_named(path: Path) -> bool:
+    """Named like a blob in its fan-out directory: archiver wrote it (an orphan if no row)."""
+    return bool(_SHA.fullmatch(path.name)) and path.parent.name == path.name[:2]
 
 
 def _unknown(store: Store, known: set[str], now: float, grace: float) -> list[Path]:
@@ -151,7 +162,9 @@ def verify(
             result.corrupt.append(sha)
         record_verification(db, sha, actual == sha, now)
     result.dangling = _dangling(db)
-    result.unknown = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
+    strays = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
+    result.unknown = [p for p in strays if not _blob_named(p)]
+    result.orphans = [p for p in strays if _blob_named(p)]
     if repair:
         _repair(db, store, result, now, _Refetch(settings, rules or UrlRules(), transport))
     return result
@@ -172,7 +185,7 @@ def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch:
         return
     # A blob renamed or moved inside the store is found again by its bytes.
     by_hash: dict[str, Path] = {}
-    for path in result.unknown:
+    for path in [*result.unknown, *result.orphans]:
         digest = sha256_of(path)
         if digest in damaged:
             by_hash.setdefault(digest, path)
@@ -182,7 +195,9 @@ def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch:
             why = outcome[sha] = _put_back(store, sha, by_hash[sha])
             if why is None:
                 by_hash[sha].unlink(missing_ok=True)
-                result.unknown.remove(by_hash[sha])
+                for found in (result.unknown, result.orphans):
+                    if by_hash[sha] in found:
+                        found.remove(by_hash[sha])
     rest = [sha for sha in damaged if outcome.get(sha, "") is not None]
     if rest:
         outcome.update(anyio.run(_refetch_all, db, store, rest, refetch))

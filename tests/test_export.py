@@ -83,7 +83,7 @@ def test_a_corrupt_blob_is_left_out_and_named(world: World, tmp_path: Path) -> N
     assert code == 1
     assert err == (
         f"archiver: warning: {world.photo}: blob {sha(PNG)} is missing or corrupt; skipped\n"
-        "export: 2 records written, 1 versions skipped\n"
+        "export: 2 records written, 1 version skipped\n"
     )
     assert [r["uri"] for r in records(warc)][1:] == [world.deck, world.fine]
     assert warcio_check(warc).returncode == 0

@@ -40,7 +40,7 @@ def test_dry_run_lists_then_yes_removes_old_unreferenced_blobs(world: World) -> 
     assert code == 0
     assert out == f"would remove {leftover.sha256} (20 bytes)\n"
     assert (
-        err == "gc: would remove 1 blobs (20 bytes); 1 unreferenced but still in the grace period\n"
+        err == "gc: would remove 1 blob (20 bytes); 1 unreferenced but still in the grace period\n"
     )
     assert leftover.path.exists()
     code, out, err = world.run("gc", "--yes")
@@ -59,7 +59,7 @@ def test_a_blob_row_without_versions_goes_with_its_file(world: World) -> None:
     planned = collect_garbage(db, store, grace=86400, now=future)
     assert [g.sha256 for g in planned.garbage] == [sha(FINE)] and store.has(sha(FINE))
     done = collect_garbage(db, store, grace=86400, now=future, apply=True)
-    assert done.line() == f"gc: removed 1 blobs ({len(FINE)} bytes)"
+    assert done.line() == f"gc: removed 1 blob ({len(FINE)} bytes)"
     assert not store.has(sha(FINE))
     assert db.scalar("SELECT COUNT(*) FROM blobs WHERE sha256=?", (sha(FINE),)) == 0
     db.close()
@@ -86,3 +86,31 @@ def test_bad_grace_is_a_usage_error(world: World) -> None:
     assert err == (
         'archiver: option --grace must be a duration like "1h" or "1d", got \'forever\'\n'
     )
+
+
+def test_what_dead_runs_left_is_gcs_not_verifys_and_grace_0s_takes_it_all(world: World) -> None:
+    """A run that died leaves temp bodies and blobs no row names: verify does not fail on
+    them, gc removes both once old enough, and ``--grace 0s`` means "now"."""
+    store = world.store()
+    orphan = store.put_bytes(b"%PDF-1.4 stored, then the run was killed")
+    temp = store.tmp_dir / "partial-abc123"
+    temp.write_bytes(b"%PDF-1.4 half a bo")
+    age(orphan.path, 600)
+    age(temp, 600)
+    code, out, err = world.run("verify", "--grace", "5m")
+    assert code == 0, out + err
+    assert out == f"orphan blob (archiver gc removes it): {orphan.path}\n"  # never the temp file
+    assert "0 unknown files, 1 orphan blob for gc" in err
+    code, out, err = world.run("gc", "--grace", "1h")
+    assert (code, out) == (0, "")  # both younger than an hour
+    assert (
+        err == "gc: would remove 0 blobs (0 bytes); 1 unreferenced but still in the grace period\n"
+    )
+    code, out, err = world.run("gc", "--grace", "0s", "--yes")
+    assert code == 0, err
+    assert out == f"removed {orphan.sha256} (40 bytes)\nremoved temp file {temp}\n"
+    assert err == "gc: removed 1 blob (40 bytes) and 1 temp file\n"
+    assert not orphan.path.exists() and not temp.exists()
+    for body in (PDF, PNG, FINE):
+        assert store.has(sha(body))
+    assert world.run("verify", "--grace", "0s")[0] == 0

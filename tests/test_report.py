@@ -217,8 +217,26 @@ def test_bad_filters_say_what_to_type(world: World) -> None:
     )
 
 
+def test_a_filter_that_names_nothing_recorded_says_so_and_exits_2(world: World) -> None:
+    """ "No links match." with exit 0 would read as "all good" for a mistyped name."""
+    code, out, err = world.run("report", "--post", "2023/*")
+    assert (code, out) == (2, "")
+    assert err == (
+        "archiver: --post '2023/*' matches no recorded post (posts are named like 2024/meetup.md)\n"
+    )
+    code, out, err = world.run("report", "--host", "nowhere.example")
+    assert (code, out) == (2, "")
+    assert err == (
+        "archiver: --host 'nowhere.example' matches no recorded URL (hosts are as in the URLs,"
+        " e.g. example.org or 127.0.0.1:8080)\n"
+    )
+    # a name that is recorded but has nothing in the chosen states: an answer, exit 0
+    code, out, _ = world.run("report", "--post", "2024/*", "--state", "invalid", "--format", "json")
+    assert (code, out) == (0, "[]\n")
+
+
 def test_exit_code_says_whether_anything_matched(world: World) -> None:
-    assert world.run("report", "--host", "nowhere.example")[0] == 0
+    assert world.run("report", "--host", "127.0.0.1", "--state", "invalid")[0] == 0
     assert world.run("report", "--state", "ok")[0] == 1
     assert world.run("report", "--state", "invalid,error")[0] == 0
 
@@ -242,8 +260,9 @@ def test_host_takes_a_port(world: World) -> None:
     port = world.server.port
     assert reported(world, "127.0.0.1") == [world.deck, world.photo, world.gone]  # every port
     assert reported(world, f"127.0.0.1:{port}") == [world.deck, world.photo, world.gone]
-    assert reported(world, f"127.0.0.1:{port - 1}") == []  # another port on the same host
-    assert reported(world, "127.0.0.1:80") == []
+    # another port on the same host: no URL recorded there, which is a mistake (exit 2)
+    assert world.run("report", "--host", f"127.0.0.1:{port - 1}")[0] == 2
+    assert world.run("report", "--host", "127.0.0.1:80")[0] == 2
     assert [r["url"] for r in rows(world, host=f"127.0.0.1:{port}")] == [
         world.deck,
         world.photo,
@@ -257,7 +276,7 @@ def test_a_url_without_a_port_is_on_its_schemes_default(world: World) -> None:
     add_dead_url(world, http)
     assert reported(world, "example.org") == [http, https]
     assert reported(world, "EXAMPLE.org:443") == [https]  # host names ignore case
-    assert reported(world, "example.org:80") == []
+    assert world.run("report", "--host", "example.org:80")[0] == 2  # no URL on that port
     assert reported(world, "example.org:8080") == [http]
 
 
@@ -316,7 +335,8 @@ def test_csv_has_one_row_per_url(world: World) -> None:
     assert list(table[0]) == [f for f in FIELDS if f != "posts"] + ["posts"]
     assert [r["url"] for r in table] == [world.deck, world.photo, world.fine, world.gone]
     assert table[0]["posts"] == "2024/meetup.md:3; 2025/talk.md:1"
-    assert table[0]["restorable"] == "True" and table[3]["restorable"] == "False"
+    assert table[0]["restorable"] == "true" and table[3]["restorable"] == "false"
+    assert table[0]["referenced"] == "true"  # as JSON spells booleans
     assert table[2]["state"] == "ok" and table[2]["sha256"] == sha(FINE)
 
 

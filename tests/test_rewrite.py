@@ -92,7 +92,7 @@ def test_undo_one_url_when_it_comes_back_to_life(world: World) -> None:
     code, out, err = world.run("restore", "--undo", world.photo, "--dry-run")
     assert code == 0 and f"+![photo]({world.photo})\n" in out
     code, _, err = world.run("restore", "--undo", world.photo)
-    assert err == "restored 1 links in 1 posts; 0 posts skipped\n"
+    assert err == "restored 1 link in 1 post; 0 posts skipped\n"
     meetup = post(world, "2024/meetup.md").decode()
     assert f"![photo]({world.photo})" in meetup and f"({mirrored(world, 'deck.pdf')})" in meetup
     code, _, err = world.run("restore", "--undo")  # the remaining offsets were kept right
@@ -114,7 +114,7 @@ def test_a_post_edited_since_the_crawl_is_skipped_with_a_warning(world: World) -
     assert err == (
         "archiver: warning: 2025/talk.md: changed since the last crawl; run 'archiver crawl'"
         " first; skipped\n"
-        "rewrote 2 links in 1 posts; 1 posts skipped\n"
+        "rewrote 2 links in 1 post; 1 post skipped\n"
     )
     assert talk.read_bytes() == edited
 
