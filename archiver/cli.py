@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,6 +25,11 @@ from .config import Config, load_config
 from .errors import ArchiverError, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .db import Database
+    from .store import Store
 
 
 class _Log:
@@ -62,6 +67,21 @@ def _load(config_path: Path | None, db: Path | None, store: Path | None) -> Conf
     return cfg.with_overrides(
         db=db.resolve() if db else None, store=store.resolve() if store else None
     )
+
+
+def _read(cfg: Config, read: Callable[[Database, Store], T]) -> T:
+    """A read-only command's work: the database opened read-only, nothing created on disk.
+
+    ``read`` may run more than once (see ``db.read_snapshot``): it must only read, or
+    write something it replaces whole.
+    """
+    from .db import read_snapshot
+    from .store import Store
+
+    if not cfg.db.exists():
+        raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+    store = Store(cfg.store, create=False)
+    return read_snapshot(cfg.db, lambda database: read(database, store))
 
 
 def _fail(exc: ArchiverError) -> None:
@@ -338,14 +358,11 @@ def report(
 
     Example: archiver report --format html --state all -o report.html
     """
-    from .db import Database
     from .report import ReportFilter, parse_since, parse_states, render, url_rows
     from .store import Store
 
     try:
         cfg = _load(config_path, db, store)
-        if not cfg.db.exists():
-            raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
         if changed and state is None:
             state = "all"
         flt = ReportFilter(
@@ -356,15 +373,12 @@ def report(
             changed=changed,
             unreferenced=unreferenced,
         )
-        blobs = Store(cfg.store) if cfg.store.is_dir() else None
-        database = Database(cfg.db)
-        try:
-            rows = url_rows(database, flt, blobs)
-        finally:
-            database.close()
+        blobs = Store(cfg.store, create=False)
+        held = blobs if blobs.root.is_dir() else None
+        rows = _read(cfg, lambda database, _: url_rows(database, flt, held))
         tty = output is None and sys.stdout.isatty()
         fmt = fmt or ("table" if tty else "json")
-        text = render(rows, fmt, color=tty, store=blobs, output=output)
+        text = render(rows, fmt, color=tty, store=held, output=output)
         if output:
             try:
                 output.write_text(text, encoding="utf-8")

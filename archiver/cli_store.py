@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _load, _state_options, cli
+from .cli import _fail, _load, _read, _state_options, cli
 from .clock import SystemClock, utcnow_iso
 from .config import Config, parse_duration
 from .db import STATES, Database
@@ -147,10 +147,10 @@ def restore(
             dry_run=dry_run,
         )
         cfg = _load(config_path, db, store)
+        if url is not None and not undo:
+            _restore_one(cfg, url, output, sha256)
+            return
         with _open(cfg) as (database, blobs):
-            if url is not None and not undo:
-                _restore_one(database, blobs, url, output, sha256)
-                return
             code = 0
             if mirror_dir is not None:
                 code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
@@ -177,17 +177,22 @@ def _refuse_options_of_other_forms(forms: list[str], **given: object) -> None:
         )
 
 
-def _restore_one(
-    database: Database, blobs: Store, url: str, output: Path | None, sha256: str | None
-) -> None:
-    from .restore import restore_url
+def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None) -> None:
+    """Reads the database read-only: only the copy is written (to FILE or stdout)."""
+    from .restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
-    now = utcnow_iso(SystemClock())
+    copy = _read(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
+    blobs = Store(cfg.store, create=False)
+    try:
+        if output is not None:
+            restore_to(blobs, copy, output)
+        else:
+            restore_to_stream(blobs, copy, sys.stdout.buffer)
+    except ArchiverError:
+        remember_if_damaged(cfg.db, blobs, copy, utcnow_iso(SystemClock()))
+        raise
     if output is not None:
-        copy = restore_url(database, blobs, url, now=now, dest=output, sha256=sha256)
         click.echo(f"restored {url} ({copy.sha256[:12]}, {copy.size} bytes) to {output}", err=True)
-    else:
-        restore_url(database, blobs, url, now=now, out=sys.stdout.buffer, sha256=sha256)
 
 
 def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
@@ -345,8 +350,8 @@ def export(config_path: Path | None, db: Path | None, store: Path | None, warc: 
 
     try:
         cfg = _load(config_path, db, store)
-        with _open(cfg) as (database, blobs):
-            result = export_warc(database, blobs, warc)
+        # Written whole to a temp file then renamed: a second read (see _read) replaces it.
+        result = _read(cfg, lambda database, blobs: export_warc(database, blobs, warc))
     except ArchiverError as exc:
         _fail(exc)
         return

@@ -122,9 +122,16 @@ class BlobWriter:
 class Store:
     """A directory of blobs named by their SHA-256, with two-hex-digit fan-out."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
+        """``create=False`` (read-only commands, or before the store's identity is checked)
+        makes nothing on disk; ``create()`` does it later."""
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
+        if create:
+            self.create()
+
+    def create(self) -> None:
+        """Makes the store's directories (a no-op when they exist)."""
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -161,6 +168,8 @@ class Store:
     def iter_blobs(self) -> list[Path]:
         """Every file under a fan-out directory (named or not like a blob)."""
         out: list[Path] = []
+        if not self.root.is_dir():
+            return out  # a store not made yet holds nothing
         for sub in sorted(self.root.iterdir()):
             if sub.is_dir() and sub.name != "tmp":
                 out.extend(sorted(p for p in sub.iterdir()))
