@@ -76,12 +76,19 @@ def _read(cfg: Config, read: Callable[[Database, Store], T]) -> T:
     write something it replaces whole.
     """
     from .db import read_snapshot
+    from .identity import bind_store
     from .store import Store
 
     if not cfg.db.exists():
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
     store = Store(cfg.store, create=False)
-    return read_snapshot(cfg.db, lambda database: read(database, store))
+
+    def checked(database: Database) -> T:
+        for message in bind_store(database, store, shared=cfg.shared_store, write=False):
+            click.echo(f"archiver: warning: {message}", err=True)
+        return read(database, store)
+
+    return read_snapshot(cfg.db, checked)
 
 
 def _fail(exc: ArchiverError) -> None:

@@ -48,9 +48,16 @@ RESTORE_OPTION_FORMS = (
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
     if not cfg.db.exists():
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+    from .identity import bind_store
+
     database = Database(cfg.db)
     try:
-        yield database, Store(cfg.store)
+        # Checked before the store is made: a wrong --store is refused, not created empty.
+        store = Store(cfg.store, create=False)
+        for message in bind_store(database, store, shared=cfg.shared_store, write=True):
+            _warn(message)
+        store.create()
+        yield database, store
     finally:
         database.close()
 
@@ -314,12 +321,18 @@ def gc(
     Example: archiver gc --grace 7d --yes
     """
     from .gc import collect_garbage
+    from .identity import is_shared
     from .lock import run_lock
 
     try:
         cfg = _load(config_path, db, store)
         seconds = parse_duration("--grace", grace)
         with _open(cfg) as (database, blobs):
+            if yes and is_shared(blobs):
+                raise ConfigError(
+                    f"store {blobs.root} is shared by several databases: gc --yes would remove"
+                    " the blobs only the others name (see README, 'Sharing a store')"
+                )
             if yes:
                 with run_lock(cfg.db):
                     result = collect_garbage(database, blobs, grace=seconds, apply=True)

@@ -32,6 +32,7 @@ from .db import Database
 from .errors import ArchiverError, ConfigError, DatabaseError, NetworkDownError
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
+from .identity import bind_store
 from .rules import UrlRules
 from .schedule import Scheduler
 from .states import Previous, transition
@@ -325,9 +326,12 @@ def crawl(
         if warn is not None:
             warn(msg)
 
-    store = Store(config.store)
+    store = Store(config.store, create=False)  # made once it is known to be this db's
     db = Database(config.db)
     try:
+        for message in bind_store(db, store, shared=config.shared_store, write=True):
+            _warn(message)
+        store.create()
         store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)

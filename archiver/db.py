@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,12 +199,20 @@ def _m201_site_pages(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
 
 
+def _m301_store_identity(db: sqlite3.Connection) -> None:
+    # The database's own id, named in the id file of the store it uses; the store's id
+    # is recorded at first use (see identity.bind_store).
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('database_id', ?)", (uuid.uuid4().hex,))
+
+
 #: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("101_mirror_paths", _m101_mirror_paths),
     ("102_rewrites", _m102_rewrites),
     ("201_site_pages", _m201_site_pages),
+    ("301_store_identity", _m301_store_identity),
 ]
 
 
