@@ -2,7 +2,8 @@
 
 Owns the directory tree under the store root: ``<root>/<aa>/<sha256>`` holds
 blobs named by the SHA-256 of their bytes (so ``sha256sum`` checks them) and
-``<root>/tmp/`` holds bodies still being written. A blob appears under its
+``<root>/tmp/`` holds bodies still being written (``<root>/archiver-store.json``, the
+store's id, belongs to ``identity``). A blob appears under its
 final name only by ``rename`` after ``fsync``, so a crash never leaves a partial
 file there. Blobs are read-only once written and never modified or deleted
 here (``gc`` is the only remover). Disk-full and permission errors become
