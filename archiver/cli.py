@@ -21,7 +21,7 @@ import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -31,6 +31,11 @@ from .errors import ArchiverError, ConfigError, Stop
 from .redact import clean_text, shown_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from .db import Database
+    from .store import Store
 
 
 class _Log:
@@ -99,6 +104,28 @@ def _with_allowed(cfg: Config, allow: tuple[str, ...]) -> Config:
         return cfg
     merged = cfg.fetch.allow_addresses + tuple(allow)
     return replace(cfg, fetch=replace(cfg.fetch, allow_addresses=merged))
+
+
+def _read(cfg: Config, read: Callable[[Database, Store], T]) -> T:
+    """A read-only command's work: the database opened read-only, nothing created on disk.
+
+    ``read`` may run more than once (see ``db.read_snapshot``): it must only read, or
+    write something it replaces whole.
+    """
+    from .db import read_snapshot
+    from .identity import bind_store
+    from .store import Store
+
+    if not cfg.db.exists():
+        raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+    store = Store(cfg.store, create=False)
+
+    def checked(database: Database) -> T:
+        for message in bind_store(database, store, shared=cfg.shared_store, write=False):
+            click.echo(f"archiver: warning: {message}", err=True)
+        return read(database, store)
+
+    return read_snapshot(cfg.db, checked)
 
 
 def _fail(exc: ArchiverError) -> None:
@@ -412,7 +439,6 @@ def report(
 
     Example: archiver report --format html --state all -o report.html
     """
-    from .db import Database
     from .report import (
         ReportFilter,
         check_filter_names,
@@ -425,8 +451,6 @@ def report(
 
     try:
         cfg = _load(config_path, db, store)
-        if not cfg.db.exists():
-            raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
         if changed and state is None:
             state = "all"
         flt = ReportFilter(
@@ -437,16 +461,17 @@ def report(
             changed=changed,
             unreferenced=unreferenced,
         )
-        blobs = Store(cfg.store) if cfg.store.is_dir() else None
-        database = Database(cfg.db)
-        try:
+        blobs = Store(cfg.store, create=False)
+        held = blobs if blobs.root.is_dir() else None
+
+        def read(database: Database, _: Store) -> list[dict[str, Any]]:
             check_filter_names(database, flt)
-            rows = url_rows(database, flt, blobs)
-        finally:
-            database.close()
+            return url_rows(database, flt, held)
+
+        rows = _read(cfg, read)
         tty = output is None and sys.stdout.isatty()
         fmt = fmt or ("table" if tty else "json")
-        text = render(rows, fmt, color=tty, store=blobs, output=output)
+        text = render(rows, fmt, color=tty, store=held, output=output)
         if output:
             try:
                 output.write_text(text, encoding="utf-8")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _load, _state_options, cli
-from .errors import ArchiverError, ConfigError
+from .cli import _fail, _load, _read, _state_options, cli
+from .errors import ArchiverError
 
 
 @cli.command()
@@ -35,20 +35,12 @@ def status(
 
     Example: archiver status --runs 10
     """
-    from .db import Database
     from .status import render_status
     from .status import status as get_status
-    from .store import Store
 
     try:
         cfg = _load(config_path, db, store)
-        if not cfg.db.exists():
-            raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
-        database = Database(cfg.db)
-        try:
-            s = get_status(database, Store(cfg.store), runs=runs)
-        finally:
-            database.close()
+        s = _read(cfg, lambda database, blobs: get_status(database, blobs, runs=runs))
     except ArchiverError as exc:
         _fail(exc)
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli import _allow_option, _fail, _load, _state_options, _with_allowed, cli
+from .cli import _allow_option, _fail, _load, _read, _state_options, _with_allowed, cli
 from .clock import SystemClock, utcnow_iso
 from .config import Config, parse_duration
 from .db import STATES, Database
@@ -60,9 +60,16 @@ def _grace(option: str, text: str) -> float:
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
     if not cfg.db.exists():
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
+    from .identity import bind_store
+
     database = Database(cfg.db)
     try:
-        yield database, Store(cfg.store)
+        # Checked before the store is made: a wrong --store is refused, not created empty.
+        store = Store(cfg.store, create=False)
+        for message in bind_store(database, store, shared=cfg.shared_store, write=True):
+            _warn(message)
+        store.create()
+        yield database, store
     finally:
         database.close()
 
@@ -159,10 +166,10 @@ def restore(
             dry_run=dry_run,
         )
         cfg = _load(config_path, db, store)
+        if url is not None and not undo:
+            _restore_one(cfg, url, output, sha256)
+            return
         with _open(cfg) as (database, blobs):
-            if url is not None and not undo:
-                _restore_one(database, blobs, url, output, sha256)
-                return
             code = 0
             if mirror_dir is not None:
                 code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
@@ -189,17 +196,22 @@ def _refuse_options_of_other_forms(forms: list[str], **given: object) -> None:
         )
 
 
-def _restore_one(
-    database: Database, blobs: Store, url: str, output: Path | None, sha256: str | None
-) -> None:
-    from .restore import restore_url
+def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None) -> None:
+    """Reads the database read-only: only the copy is written (to FILE or stdout)."""
+    from .restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
-    now = utcnow_iso(SystemClock())
+    copy = _read(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
+    blobs = Store(cfg.store, create=False)
+    try:
+        if output is not None:
+            restore_to(blobs, copy, output)
+        else:
+            restore_to_stream(blobs, copy, sys.stdout.buffer)
+    except ArchiverError:
+        remember_if_damaged(cfg.db, blobs, copy, utcnow_iso(SystemClock()))
+        raise
     if output is not None:
-        copy = restore_url(database, blobs, url, now=now, dest=output, sha256=sha256)
         click.echo(f"restored {url} ({copy.sha256[:12]}, {copy.size} bytes) to {output}", err=True)
-    else:
-        restore_url(database, blobs, url, now=now, out=sys.stdout.buffer, sha256=sha256)
 
 
 def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
@@ -333,12 +345,18 @@ def gc(
     Example: archiver gc --grace 7d --yes
     """
     from .gc import collect_garbage
+    from .identity import is_shared
     from .lock import run_lock
 
     try:
         cfg = _load(config_path, db, store)
         seconds = _grace("--grace", grace)
         with _open(cfg) as (database, blobs):
+            if yes and is_shared(blobs):
+                raise ConfigError(
+                    f"store {blobs.root} is shared by several databases: gc --yes would remove"
+                    " the blobs only the others name (see README, 'Sharing a store')"
+                )
             if yes:
                 with run_lock(cfg.db):
                     result = collect_garbage(database, blobs, grace=seconds, apply=True)
@@ -371,8 +389,8 @@ def export(config_path: Path | None, db: Path | None, store: Path | None, warc: 
 
     try:
         cfg = _load(config_path, db, store)
-        with _open(cfg) as (database, blobs):
-            result = export_warc(database, blobs, warc)
+        # Written whole to a temp file then renamed: a second read (see _read) replaces it.
+        result = _read(cfg, lambda database, blobs: export_warc(database, blobs, warc))
     except ArchiverError as exc:
         _fail(exc)
         return

@@ -96,6 +96,7 @@ class Config:
     config_path: Path | None = None
     exclude_urls: tuple[str, ...] = ()  # regexes: matching URLs are neither saved nor fetched
     remap: tuple[tuple[str, str], ...] = ()  # (regex, replacement): where to fetch a URL from
+    shared_store: bool = False  # this database may use a store other databases use too
 
     def with_overrides(self, **kwargs: Any) -> Config:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
@@ -112,6 +113,7 @@ _TOP_KEYS = {
     "canary",
     "exclude_urls",
     "remap",
+    "shared_store",
 }
 _SOURCE_KEYS = {
     "path",
@@ -415,4 +417,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(cfg, exclude_urls=_patterns("exclude_urls", raw["exclude_urls"]))
     if "remap" in raw:
         cfg = replace(cfg, remap=_remap(raw["remap"]))
+    if "shared_store" in raw:
+        cfg = replace(
+            cfg, shared_store=_expect("shared_store", raw["shared_store"], bool, "true or false")
+        )
     return cfg

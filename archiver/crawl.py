@@ -41,6 +41,7 @@ from .errors import (
 )
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
+from .identity import bind_store
 from .localfiles import LocalRoots
 from .rules import UrlRules
 from .schedule import Scheduler
@@ -368,13 +369,16 @@ def crawl(
         if warn is not None:
             warn(msg)
 
-    store = Store(config.store)
+    store = Store(config.store, create=False)  # made once it is known to be this db's
     db = Database(config.db)
     watch = handle_signals and threading.current_thread() is threading.main_thread()
     # The event loop's signal handling puts back the default ones when it ends (SIGTERM
     # would then kill the process outright): the caller's come back instead.
     handlers = {s: signal.getsignal(s) for s in _STOP_SIGNALS} if watch else {}
     try:
+        for message in bind_store(db, store, shared=config.shared_store, write=True):
+            _warn(message)
+        store.create()
         store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import DatabaseError
@@ -24,7 +25,7 @@ from .errors import DatabaseError
 if TYPE_CHECKING:
     import sqlite_utils
 
-__all__ = ["STATES", "Database", "PostRow"]
+__all__ = ["STATES", "Database", "PostRow", "read_snapshot"]
 
 #: Every state a URL can be in.
 STATES = ("ok", "failing", "dead", "invalid", "error", "blocked", "pending")
@@ -198,13 +199,46 @@ def _m201_site_pages(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
 
 
+def _m301_store_identity(db: sqlite3.Connection) -> None:
+    # The database's own id, named in the id file of the store it uses; the store's id
+    # is recorded at first use (see identity.bind_store).
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('database_id', ?)", (uuid.uuid4().hex,))
+
+
 #: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
     ("101_mirror_paths", _m101_mirror_paths),
     ("102_rewrites", _m102_rewrites),
     ("201_site_pages", _m201_site_pages),
+    ("301_store_identity", _m301_store_identity),
 ]
+
+
+T = TypeVar("T")
+
+
+def read_snapshot(path: Path, read: Callable[[Database], T], *, attempts: int = 3) -> T:
+    """``read`` on a read-only connection, again if a writer checkpointed meanwhile.
+
+    An immutable read takes no lock, so a crawl's checkpoint during it could show a
+    mix of old and new pages; the database file's identity, size and mtime tell.
+    """
+    for _ in range(attempts):
+        db = Database(path, readonly=True)
+        try:
+            result = read(db)
+            if not db.stale:
+                return result
+        finally:
+            db.close()
+    # Still racing a busy writer: read through its -wal with the usual locks.
+    db = Database(path, readonly=True, side_files=True)
+    try:
+        return read(db)
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True)
@@ -215,11 +249,24 @@ class PostRow:
 
 
 class Database:
-    """The archive database. Opening it creates or migrates the schema."""
+    """The archive database. Opening it creates or migrates the schema.
 
-    def __init__(self, path: Path | str) -> None:
+    ``readonly=True`` (report, status, restore URL -o, export) writes nothing at all:
+    no schema, no migration, and not even SQLite's ``-wal``/``-shm`` files when no
+    other connection has the database open (see ``_open_readonly``).
+    """
+
+    def __init__(
+        self, path: Path | str, *, readonly: bool = False, side_files: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        self._opened_as: tuple[int, int, int] | None = None
         try:
+            if readonly:
+                self.conn = self._open_readonly(side_files)
+                self._check_schema()
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=WAL")
@@ -236,6 +283,52 @@ class Database:
             ) from exc
         except OSError as exc:
             raise DatabaseError(f"cannot open database {self.path}: {exc}") from exc
+
+    def _open_readonly(self, side_files: bool) -> sqlite3.Connection:
+        """A connection that cannot write, and creates no file beside the database.
+
+        A read-only connection to a WAL database creates ``-wal``/``-shm`` files it can
+        never remove, owned by whoever ran the command (a later crawl by another user
+        may then be unable to write them), and fails in a read-only directory. When no
+        ``-wal`` file exists, the database file holds every commit, so it is read as
+        ``immutable`` (no locks, no side files); ``stale`` tells whether a writer
+        checkpointed into it meanwhile. Otherwise another connection is live (or died)
+        and its side files already exist: read through them, taking the usual locks
+        (``side_files=True`` always does, creating them if need be).
+        """
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        if not side_files and not Path(f"{self.path}-wal").exists():
+            st = self.path.stat()
+            self._opened_as = (st.st_ino, st.st_size, st.st_mtime_ns)
+            uri += "&immutable=1"
+        return sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+
+    @property
+    def stale(self) -> bool:
+        """True when an immutable read may have raced a writer's checkpoint: read again."""
+        if self._opened_as is None:
+            return False
+        try:
+            st = self.path.stat()
+        except OSError:
+            return True
+        return (st.st_ino, st.st_size, st.st_mtime_ns) != self._opened_as
+
+    def _check_schema(self) -> None:
+        """A read-only command cannot migrate: it asks for the run that can."""
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        if "_migrations" not in tables:
+            what = "is empty" if not tables else "has no archiver schema"
+            raise DatabaseError(
+                f"database {self.path} {what}: run 'archiver crawl' to create its schema"
+            )
+        done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+        missing = [name for name, _ in MIGRATIONS if name not in done]
+        if missing:
+            raise DatabaseError(
+                f"database {self.path} has an older schema ({len(missing)} migrations behind):"
+                " run 'archiver crawl' to upgrade it"
+            )
 
     @functools.cached_property
     def utils(self) -> sqlite_utils.Database:

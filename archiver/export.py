@@ -22,7 +22,11 @@ from .errors import ArchiverError
 from .store import Store
 from .text import plural
 
-__all__ = ["ExportResult", "export_warc"]
+__all__ = ["FETCHED_URI_HEADER", "ExportResult", "export_warc"]
+
+#: The WARC header naming the address a body was fetched from, when that is not the
+#: record's target (a ``[remap]`` rule sent the fetch elsewhere, or it redirected).
+FETCHED_URI_HEADER = "X-Archiver-Fetched-URI"
 
 #: Headers that describe the bytes on the wire rather than the stored body.
 _WIRE_HEADERS = {"transfer-encoding", "content-encoding", "content-length"}
@@ -101,13 +105,19 @@ def _write_version(writer: WARCWriter, store: Store, v: dict[str, Any]) -> None:
     size = int(v["size"])
     with store.open(v["sha256"]) as body:
         if v["status_line"]:
+            # The target is the URL the post links, so a replay of the post finds the copy;
+            # where the bytes really came from is kept beside it.
+            headers = {"WARC-Date": date}
+            fetched = v["final_url"] or v["response_url"] or v["url"]
+            if fetched != v["url"]:
+                headers[FETCHED_URI_HEADER] = fetched
             record = writer.create_warc_record(
-                v["final_url"] or v["response_url"] or v["url"],
+                v["url"],
                 "response",
                 payload=body,
                 length=size,
                 http_headers=_http_headers(v["status_line"], v["headers"], size),
-                warc_headers_dict={"WARC-Date": date},
+                warc_headers_dict=headers,
             )
         else:
             # Fetched without a recorded HTTP response (e.g. a local file): a resource record.

@@ -958,10 +958,12 @@ class _Extractor:
                     return
                 node = yaml.compose(lenient, Loader=_yaml_loader())
             except yaml.YAMLError:
+                # No guessing at fields: a line-by-line reading of broken YAML turned
+                # `cover: [https://...` under an unclosed quote into a bogus file: link.
                 self.warn(
-                    where, f"front matter is not valid YAML ({_first_line(exc)}); read line by line"
+                    where,
+                    f"front matter is not valid YAML ({_first_line(exc)}); no links read from it",
                 )
-                self.loose_front_matter(start, end)
                 return
             self.warn(
                 where,
@@ -992,8 +994,7 @@ class _Extractor:
             where = self.line_starts[
                 min(self.line_of(start) - 1 + line_offset, len(self.line_starts) - 1)
             ]
-            self.warn(where, f"front matter is not valid TOML ({exc}); read line by line")
-            self.loose_front_matter(start, end)
+            self.warn(where, f"front matter is not valid TOML ({exc}); no links read from it")
             return
         cursor = start
         for key, value in _toml_strings(data, ""):
@@ -1006,17 +1007,6 @@ class _Extractor:
                 continue
             cursor = found + len(value)
             self.front_matter_value(key, value, found, found + len(value))
-
-    def loose_front_matter(self, start: int, end: int) -> None:
-        """Reads ``key: value`` / ``key = value`` lines of front matter that did not parse."""
-        pattern = re.compile(
-            r"^[ \t]*(?:-[ \t]+)?([A-Za-z0-9_\-]+)[ \t]*[:=][ \t]*"
-            r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"'#][^\r\n]*?))[ \t]*\r?$",
-            re.MULTILINE,
-        )
-        for m in pattern.finditer(self.text, start, end):
-            group = next(g for g in (2, 3, 4) if m.group(g) is not None)
-            self.front_matter_value(m.group(1), m.group(group), m.start(group), m.end(group))
 
     def front_matter_value(self, key: str, value: str, start: int, end: int) -> None:
         """Emits a front-matter string if it is an asset URL or holds Markdown links."""

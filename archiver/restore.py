@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from .db import Database
-from .errors import RestoreError
+from .errors import DatabaseError, RestoreError
 from .extract import normalize_url
 from .store import Store
 
@@ -30,6 +30,7 @@ __all__ = [
     "newest_good",
     "pick_copy",
     "record_verification",
+    "remember_if_damaged",
     "restore_to",
     "restore_to_stream",
     "restore_url",
@@ -142,6 +143,22 @@ def record_verification(db: Database, sha256: str, ok: bool, now: str) -> None:
         db.conn.execute(
             "UPDATE blobs SET verified_at=?, verify_ok=? WHERE sha256=?", (now, int(ok), sha256)
         )
+
+
+def remember_if_damaged(db_path: Path, store: Store, copy: Copy, now: str) -> None:
+    """After a refused copy, records a damaged blob if the database can be written.
+
+    ``restore URL`` reads the database read-only (so it works on a full disk or a
+    read-only file); remembering the damage is worth a write, but not a failure.
+    """
+    if store.hash_file(copy.sha256) == copy.sha256:
+        return
+    with contextlib.suppress(DatabaseError):
+        db = Database(db_path)
+        try:
+            record_verification(db, copy.sha256, False, now)
+        finally:
+            db.close()
 
 
 def copy_verified(store: Store, sha256: str, out: IO[bytes]) -> int:

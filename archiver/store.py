@@ -2,7 +2,8 @@
 
 Owns the directory tree under the store root: ``<root>/<aa>/<sha256>`` holds
 blobs named by the SHA-256 of their bytes (so ``sha256sum`` checks them) and
-``<root>/tmp/`` holds bodies still being written. A blob appears under its
+``<root>/tmp/`` holds bodies still being written (``<root>/archiver-store.json``, the
+store's id, belongs to ``identity``). A blob appears under its
 final name only by ``rename`` after ``fsync``, so a crash never leaves a partial
 file there. Blobs are read-only once written and never modified or deleted
 here (``gc`` is the only remover). Disk-full and permission errors become
@@ -122,9 +123,16 @@ class BlobWriter:
 class Store:
     """A directory of blobs named by their SHA-256, with two-hex-digit fan-out."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
+        """``create=False`` (read-only commands, or before the store's identity is checked)
+        makes nothing on disk; ``create()`` does it later."""
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
+        if create:
+            self.create()
+
+    def create(self) -> None:
+        """Makes the store's directories (a no-op when they exist)."""
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -161,6 +169,8 @@ class Store:
     def iter_blobs(self) -> list[Path]:
         """Every file under a fan-out directory (named or not like a blob)."""
         out: list[Path] = []
+        if not self.root.is_dir():
+            return out  # a store not made yet holds nothing
         for sub in sorted(self.root.iterdir()):
             if sub.is_dir() and sub.name != "tmp":
                 out.extend(sorted(p for p in sub.iterdir()))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
 from warcio.archiveiterator import ArchiveIterator
+
+from archiver.export import FETCHED_URI_HEADER
 
 
 @pytest.fixture
@@ -87,3 +92,48 @@ def test_a_corrupt_blob_is_left_out_and_named(world: World, tmp_path: Path) -> N
     )
     assert [r["uri"] for r in records(warc)][1:] == [world.deck, world.fine]
     assert warcio_check(warc).returncode == 0
+
+
+def test_under_remap_the_record_is_for_the_url_the_post_links(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """Replaying the post's URL finds the copy; the fetched address is a header beside it."""
+    world = World(tmp_path, server)
+    # The post links an address that is never asked (port 9 on loopback, nothing there):
+    # [remap] sends the fetch to the server.
+    linked = "http://127.0.0.1:9/old/deck.pdf"
+    world.write("2024/meetup.md", f"[deck]({linked})\n")
+    world.write("2025/talk.md", "nothing here\n")
+    world.cfg = replace(
+        world.cfg, remap=((r"^http://127\.0\.0\.1:9/old/(.*)$", server.url("/") + r"\1"),)
+    )
+    world.crawl()
+    warc = tmp_path / "remapped.warc.gz"
+    code, _, err = world.run("export", "--warc", str(warc))
+    assert (code, err) == (0, "export: 1 record written, 0 versions skipped\n")
+    with warc.open("rb") as f:
+        found = [
+            (
+                rec.rec_headers.get_header("WARC-Target-URI"),
+                rec.rec_headers.get_header(FETCHED_URI_HEADER),
+                rec.rec_headers.get_header("WARC-Payload-Digest"),
+                rec.content_stream().read(),
+            )
+            for rec in ArchiveIterator(f)
+            if rec.rec_type == "response"
+        ]
+    digest = "sha1:" + base64.b32encode(hashlib.sha1(PDF).digest()).decode()
+    assert found == [(linked, world.deck, digest, PDF)]
+    check = warcio_check(warc)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_without_remap_no_fetched_address_header_is_written(world: World, tmp_path: Path) -> None:
+    warc = tmp_path / "plain.warc"
+    world.run("export", "--warc", str(warc))
+    with warc.open("rb") as f:
+        assert [
+            rec.rec_headers.get_header(FETCHED_URI_HEADER)
+            for rec in ArchiveIterator(f)
+            if rec.rec_type == "response"
+        ] == [None, None, None]

@@ -548,23 +548,6 @@ def test_toml_front_matter() -> None:
     ]
 
 
-def test_broken_front_matter_is_a_warning_and_read_line_by_line() -> None:
-    text = '---\ntitle: "unterminated\ncover: "https://cdn.x.org/c"\n: : :\n---\n![](b.png)\n'
-    result = run(text)
-    assert [(r.kind, r.url) for r in result.references] == [
-        ("front-matter:cover", "https://cdn.x.org/c"),
-        ("markdown-image", "b.png"),
-    ]
-    assert len(result.warnings) == 1
-    assert "not valid YAML" in result.warnings[0].message
-
-
-def test_broken_toml_front_matter_is_a_warning() -> None:
-    result = run('+++\ncover = "a.png"\ntitle = \n+++\n')
-    assert [r.url for r in result.references] == ["a.png"]
-    assert [w.line for w in result.warnings] == [3]
-
-
 def test_front_matter_must_start_the_file() -> None:
     text = "\n---\ncover: https://cdn.x.org/c\n---\n"
     assert urls(text) == []

@@ -1,0 +1,151 @@
+"""Which store a database belongs to, and which databases a store serves.
+
+Owns the binding between the two: the store's id file (``archiver-store.json`` at
+its root: the store's id and the ids of the databases that use it) and the store id
+recorded in the database. A command given another store, or an empty one where the
+database names blobs, is refused before it can mark every blob missing. A store
+serves two databases only when each says so (``shared_store = true``). Stores and
+databases from before ids are adopted on first use when the store holds what the
+database names. Never touches a blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+
+from .db import Database
+from .errors import ConfigError, StoreError
+from .store import Store
+
+__all__ = ["ID_FILE", "StoreIdentity", "bind_store", "is_shared", "read_identity"]
+
+#: The store's id file, at its root (outside the fan-out directories).
+ID_FILE = "archiver-store.json"
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    store_id: str
+    databases: tuple[str, ...]  # ids of the databases that use the store
+
+
+def read_identity(store: Store) -> StoreIdentity | None:
+    """The store's id file, or None when it has none (new, empty, or from before ids)."""
+    path = store.root / ID_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        identity = StoreIdentity(str(data["store_id"]), tuple(map(str, data["databases"])))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"{path} is not an archiver store id file ({exc}): restore it from a backup"
+        ) from exc
+    return identity
+
+
+def _write_identity(store: Store, identity: StoreIdentity) -> None:
+    """Replaces the id file atomically: temp file, fsync, rename, fsync the directory."""
+    text = json.dumps(
+        {"store_id": identity.store_id, "databases": list(identity.databases)}, indent=2
+    )
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{ID_FILE}.", dir=store.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, store.root / ID_FILE)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(store.root, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write {store.root / ID_FILE}: {exc.strerror or exc}"
+            " (check the store directory's owner, mode and free space)"
+        ) from exc
+
+
+def _held(db: Database, store: Store) -> tuple[int, int]:
+    """How many of the blobs the database names are in the store, and how many it names."""
+    named = [r[0] for r in db.conn.execute("SELECT sha256 FROM blobs")]
+    return sum(1 for sha in named if store.has(sha)), len(named)
+
+
+def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list[str]:
+    """Refuses a store that is not this database's; returns warnings worth showing.
+
+    ``write=False`` (read-only commands) checks the same way and records nothing.
+    Raises ``ConfigError`` (exit 2) with one line naming both paths.
+    """
+    database_id = str(db.scalar("SELECT value FROM meta WHERE key='database_id'"))
+    known = db.scalar("SELECT value FROM meta WHERE key='store_id'")
+    identity = read_identity(store)
+    both = f"database {db.path} and store {store.root}"
+    warnings: list[str] = []
+    if identity is None:
+        held, named = _held(db, store)
+        if named and not held:
+            what = "is empty" if not store.iter_blobs() else f"holds none of its {named} blobs"
+            raise ConfigError(
+                f"{both}: the store {what}; pass the --store the database was crawled with"
+            )
+        if not named and known is None and store.iter_blobs() and not shared:
+            raise ConfigError(
+                f"{both}: the store holds blobs this new database does not name (another"
+                " database's store?); use another --store, or set shared_store = true"
+            )
+        if held < named:
+            warnings.append(
+                f"store {store.root} holds {held} of the {named} blobs database {db.path}"
+                " names; 'archiver verify' lists the missing ones"
+            )
+        identity = StoreIdentity(known or uuid.uuid4().hex, (database_id,))
+        if write:
+            _write_identity(store, identity)
+    elif known is not None and known != identity.store_id:
+        raise ConfigError(
+            f"{both}: the database belongs to store {known[:12]}, this is store"
+            f" {identity.store_id[:12]}; pass the --store the database was crawled with"
+        )
+    elif database_id not in identity.databases:
+        if not shared:
+            raise ConfigError(
+                f"{both}: the store belongs to another database; to share it, set"
+                " shared_store = true in the config of every database that uses it"
+            )
+        identity = StoreIdentity(identity.store_id, (*identity.databases, database_id))
+        if write:
+            _write_identity(store, identity)
+    elif len(identity.databases) > 1 and not shared:
+        raise ConfigError(
+            f"{both}: the store is shared by {len(identity.databases)} databases;"
+            " set shared_store = true in this database's config to use it"
+        )
+    if write and known is None:
+        with db.transaction():
+            db.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (identity.store_id,)
+            )
+    return warnings
+
+
+def is_shared(store: Store) -> bool:
+    """Whether more than one database uses the store (``gc`` would remove their blobs)."""
+    identity = read_identity(store)
+    return identity is not None and len(identity.databases) > 1
