@@ -299,7 +299,7 @@ def verify(
 
     Example: archiver verify --max-duration 10m
     """
-    from .crawl import fetch_settings
+    from .crawl import fetch_settings, source_roots
     from .rules import UrlRules
     from .verify import verify as run_verify
 
@@ -317,6 +317,7 @@ def verify(
                 repair=repair,
                 settings=fetch_settings(cfg),
                 rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
+                local_roots=source_roots(cfg.sources),
                 grace=seconds,
             )
     except ArchiverError as exc:

@@ -202,6 +202,15 @@ def _ref_rows(references: Iterable[Reference], rules: UrlRules) -> list[dict[str
     ]
 
 
+def source_roots(sources: Iterable[Source]) -> LocalRoots:
+    """The folders ``file:`` URLs may be read from: each path source and its static roots."""
+    roots = LocalRoots()
+    for source in sources:
+        if source.path is not None:
+            roots += collect.source_roots(source.path, _static_roots(source))
+    return roots
+
+
 def _static_roots(source: Source) -> list[Path]:
     assert source.path is not None
     return list(source.static_roots) or collect.default_static_roots(source.path)
@@ -607,10 +616,7 @@ async def _crawl_async(
         if progress is not None:
             progress(row["url"], done, scheduler.added)
 
-    local_roots = LocalRoots()
-    for source in sources:
-        if source.path is not None:
-            local_roots += collect.source_roots(source.path, _static_roots(source))
+    local_roots = source_roots(sources)
     async with Fetcher(
         fetch_settings(config),
         store=store,

@@ -22,6 +22,7 @@ import anyio
 
 from .db import Database
 from .fetch import Fetcher, FetchSettings
+from .localfiles import LocalRoots
 from .redact import clean_text, shown_url
 from .restore import record_verification
 from .rules import UrlRules
@@ -130,6 +131,7 @@ def verify(
     settings: FetchSettings | None = None,
     rules: UrlRules | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    local_roots: LocalRoots | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     grace: float = YOUNG,
@@ -166,7 +168,13 @@ def verify(
     result.unknown = [p for p in strays if not _blob_named(p)]
     result.orphans = [p for p in strays if _blob_named(p)]
     if repair:
-        _repair(db, store, result, now, _Refetch(settings, rules or UrlRules(), transport))
+        _repair(
+            db,
+            store,
+            result,
+            now,
+            _Refetch(settings, rules or UrlRules(), transport, local_roots or LocalRoots()),
+        )
     return result
 
 
@@ -177,6 +185,7 @@ class _Refetch:
     settings: FetchSettings | None
     rules: UrlRules
     transport: httpx.AsyncBaseTransport | None
+    local_roots: LocalRoots  # where a ``file:`` asset may be read again, as in the crawl
 
 
 def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch: _Refetch) -> None:
@@ -231,7 +240,12 @@ async def _refetch_all(
 ) -> dict[str, str | None]:
     """Asks the origins again for each damaged blob, one URL at a time, through one Fetcher."""
     out: dict[str, str | None] = {}
-    async with Fetcher(refetch.settings, store=store, transport=refetch.transport) as fetcher:
+    async with Fetcher(
+        refetch.settings,
+        store=store,
+        transport=refetch.transport,
+        local_roots=refetch.local_roots,
+    ) as fetcher:
         for sha in damaged:
             out[sha] = await _refetch(db, store, sha, fetcher, refetch.rules)
     return out

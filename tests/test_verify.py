@@ -327,3 +327,33 @@ def test_repair_never_follows_a_redirect_to_a_local_file(
     assert code == 1
     assert f"{world.fine} cannot be fetched (" in out and local.as_uri() in out
     assert not blob.exists() and no_temp_files(world)
+
+
+def test_repair_reads_a_local_asset_again_from_inside_the_source(tmp_path: Path) -> None:
+    """A blob kept from a file beside the post comes back from that file, as the crawl read it;
+    the repair is held to the same source folders as the crawl (a file outside stays out)."""
+    from archiver.config import Source, default_config
+    from archiver.crawl import crawl, source_roots
+    from archiver.db import Database
+    from archiver.store import Store
+
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    (posts / "photo.png").write_bytes(PNG)
+    (posts / "post.md").write_text("![p](photo.png)\n")
+    cfg = default_config(tmp_path)
+    source = Source(path=posts.resolve())
+    crawl(cfg, [source], fail_on="none")
+    store = Store(cfg.store)
+    store.path_for(sha(PNG)).unlink()
+    db = Database(cfg.db)
+    try:
+        outside = verify(db, store, now="2026-01-01T00:00:00Z", repair=True)
+        assert outside.repaired == [] and [s for s, _ in outside.unrepaired] == [sha(PNG)]
+        inside = verify(
+            db, store, now="2026-01-01T00:00:00Z", repair=True, local_roots=source_roots([source])
+        )
+        assert inside.repaired == [sha(PNG)]
+    finally:
+        db.close()
+    assert store.path_for(sha(PNG)).read_bytes() == PNG
