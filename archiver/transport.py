@@ -34,6 +34,7 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import ssl
 import time
@@ -942,6 +943,13 @@ def _closed(exc: BaseException, wire: _Wire) -> bool:
     return wire.closed or isinstance(exc, ConnectionResetError | BrokenPipeError)
 
 
+def _readable(text: str, limit: int = 300) -> str:
+    """h11's message with the offending bytes quoted, not as ``bytearray(b'...')``, and
+    short: it becomes the URL's one-line ``error``."""
+    text = re.sub(r"(?:bytearray\()?b(['\"])(.*?)\1\)?", r"'\2'", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _translate(exc: Exception, request: httpx.Request, doing: str) -> httpx.HTTPError:
     """Maps what h11 and asyncio raise to the httpx exception ``fetch`` classifies."""
     if isinstance(exc, httpx.HTTPError):
@@ -954,7 +962,7 @@ def _translate(exc: Exception, request: httpx.Request, doing: str) -> httpx.HTTP
             text = "Server disconnected without sending a response."
         elif "Receive buffer too long" in text:
             text = f"response head longer than {_MAX_HEAD} bytes"
-        return httpx.RemoteProtocolError(text, request=request)
+        return httpx.RemoteProtocolError(_readable(text), request=request)
     if isinstance(exc, h11.LocalProtocolError):
         return httpx.LocalProtocolError(str(exc), request=request)
     if isinstance(exc, OSError):
