@@ -445,6 +445,7 @@ def report(
         parse_since,
         parse_states,
         render,
+        table_width,
         url_rows,
     )
     from .store import Store
@@ -471,7 +472,8 @@ def report(
         rows = _read(cfg, read)
         tty = output is None and sys.stdout.isatty()
         fmt = fmt or ("table" if tty else "json")
-        text = render(rows, fmt, color=tty, store=held, output=output)
+        width = table_width(tty) if output is None else None
+        text = render(rows, fmt, color=tty, store=held, output=output, width=width)
         if output:
             try:
                 output.write_text(text, encoding="utf-8")

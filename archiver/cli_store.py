@@ -214,15 +214,29 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
         click.echo(f"restored {url} ({copy.sha256[:12]}, {copy.size} bytes) to {output}", err=True)
 
 
+#: Up to this many URLs with no copy, ``restore --mirror`` names each; beyond, it counts them.
+MIRROR_LIST_SKIPPED = 10
+
+
 def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
-    from .mirror import build_mirror
+    from .mirror import NO_COPY, build_mirror
 
     summary = build_mirror(database, blobs, dest, states)
     damaged = 0
-    for url, why in summary.skipped:
-        if why != "no archived copy":
+    quiet = [s for s in summary.skipped if s.kind == NO_COPY]
+    for skip in summary.skipped:
+        if skip.kind != NO_COPY:  # a copy we should hold: a warning, and exit 1
             damaged += 1
-            _warn(f"{shown_url(url)}: {why}")
+            _warn(f"{shown_url(skip.url)}: {skip.why}")
+    if len(quiet) <= MIRROR_LIST_SKIPPED:
+        for skip in quiet:  # expected (never fetched), so said plainly, not as a warning
+            click.echo(f"mirror: skipped {shown_url(skip.url)}: {skip.why}", err=True)
+    else:
+        click.echo(
+            f"mirror: skipped {len(quiet)} URLs with no archived copy (never fetched);"
+            " 'archiver report --format json' lists them (restorable: false)",
+            err=True,
+        )
     for old, new in summary.renamed:
         # An older archiver put the query string in the name; links to it are stale now.
         where = f"renamed to {new}" if new else "removed (its URL was not mirrored this run)"

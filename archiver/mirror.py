@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MirrorSummary",
+    "Skip",
     "assign_paths",
     "build_mirror",
     "manifest_entry",
@@ -242,6 +243,21 @@ def mirror_url_for(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + quote(path, safe="/")
 
 
+#: Why a URL got no mirror file, as the summary counts it (``skipped 2: 1 with no copy, ...``).
+NO_COPY = "with no copy"
+DAMAGED = "damaged copy"
+UNSAFE = "unsafe name"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A URL the mirror has no file for: which kind of reason, and the reason in words."""
+
+    url: str
+    kind: str  # NO_COPY, DAMAGED or UNSAFE
+    why: str
+
+
 @dataclass
 class MirrorSummary:
     """What a mirror run did; ``skipped`` says why a URL has no file."""
@@ -250,17 +266,23 @@ class MirrorSummary:
     unchanged: list[str] = field(default_factory=list)
     linked: int = 0
     copied: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
     #: Files of an older mirror whose names held a query string: (old path, new path or None
     #: when the file was removed, its URL not mirrored this run).
     renamed: list[tuple[str, str | None]] = field(default_factory=list)
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def line(self) -> str:
+        """``mirror: 2 written (...), 0 unchanged, 2 skipped (1 with no copy, 1 damaged copy)``."""
         renamed = f", {len(self.renamed)} renamed" if self.renamed else ""
+        counts = {k: 0 for k in (NO_COPY, DAMAGED, UNSAFE)}
+        for s in self.skipped:
+            counts[s.kind] += 1
+        why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         return (
             f"mirror: {len(self.written)} written ({self.linked} hard links, {self.copied}"
-            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped{renamed}"
+            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+            f"{f' ({why})' if why else ''}{renamed}"
         )
 
 
@@ -341,8 +363,10 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
     for u in urls:
         good = newest_good(versions.get(u["id"], []), store)
         if good is None:
-            why = "no archived copy" if not versions.get(u["id"]) else "archived copy damaged"
-            summary.skipped.append((u["url"], why))
+            if versions.get(u["id"]):
+                summary.skipped.append(Skip(u["url"], DAMAGED, "archived copy damaged"))
+            else:
+                summary.skipped.append(Skip(u["url"], NO_COPY, "no archived copy"))
             continue
         chosen.append(good)
     paths = assign_paths(db, [(c.url_id, c.url, c.content_type) for c in chosen])
@@ -352,7 +376,7 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         rel = paths[c.url_id]
         target = dest / rel
         if not _inside(dest, _nearest_existing(target.parent)):
-            summary.skipped.append((c.url, f"{rel} would leave the mirror"))
+            summary.skipped.append(Skip(c.url, UNSAFE, f"{rel} would leave the mirror"))
             continue
         digest = url_sha256(c.url)
         old_key = by_hash.get(digest)
@@ -365,11 +389,11 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
                 _place(store, c.sha256, target, summary)
                 if not _inside(dest, target):
                     target.unlink()
-                    summary.skipped.append((c.url, f"{rel} would leave the mirror"))
+                    summary.skipped.append(Skip(c.url, UNSAFE, f"{rel} would leave the mirror"))
                     continue
                 summary.written.append(c.url)
         except RestoreError as exc:
-            summary.skipped.append((c.url, str(exc)))
+            summary.skipped.append(Skip(c.url, DAMAGED, str(exc)))
             continue
         except OSError as exc:
             raise ArchiverError(f"cannot write {target}: {exc.strerror}") from exc

@@ -12,6 +12,7 @@ import fnmatch
 import io
 import ipaddress
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from .errors import ConfigError
 from .redact import clean_text, shown_url
 from .restore import copies, newest_good
 from .store import Store
+from .text import plural
 
 __all__ = [
     "FIELDS",
@@ -37,6 +39,7 @@ __all__ = [
     "parse_since",
     "parse_states",
     "render",
+    "table_width",
     "url_rows",
 ]
 
@@ -246,8 +249,13 @@ def render(
     color: bool = False,
     store: Store | None = None,
     output: Path | None = None,
+    width: int | None = None,
 ) -> str:
-    """The report as text; ``store`` and ``output`` let the HTML page link archived copies."""
+    """The report as text; ``store`` and ``output`` let the HTML page link archived copies.
+
+    ``width`` is the terminal's, for the table (None: a terminal's when ``color``, else
+    unlimited).
+    """
     if fmt == "json":
         return _json(rows)
     if fmt == "csv":
@@ -255,7 +263,7 @@ def render(
     if fmt == "markdown":
         return _markdown(rows)
     if fmt == "table":
-        return _table(rows, color=color)
+        return _table(rows, color=color, width=width)
     if fmt == "html":
         from .report_html import render_html
 
@@ -381,48 +389,145 @@ STATE_STYLES = {
 }
 
 
-def _table(rows: list[dict[str, Any]], *, color: bool = False) -> str:
+#: Below this many columns the table is a list: each URL whole on a line of its own.
+LIST_BELOW = 100
+
+#: Columns of the table, and which give way first when it is too wide for the terminal:
+#: those in ``NARROWABLE`` fold their text over lines (never below the width given),
+#: then those in ``DROP_ORDER`` go, first to last. The URL is never folded.
+TABLE_COLUMNS = ("state", "status", "url", "where", "failing since", "copy")
+NARROWABLE = {"status": 12, "where": 14}
+DROP_ORDER = ("failing since", "copy", "where", "status")
+_GAP = 3  # a cell's right padding, the box's column separator, the next cell's left padding
+
+
+def table_layout(natural: dict[str, int], width: int | None) -> dict[str, int] | None:
+    """The width of each column shown, in order, or None when the URLs need a list.
+
+    ``natural`` is each column's widest cell (its header included). Without a width
+    (off a terminal) nothing wraps. Otherwise other columns narrow, then drop, so the
+    URL column stays as wide as its widest URL; below ``LIST_BELOW`` columns, or
+    when even state and URL do not fit, the answer is None.
+    """
+    if width is None:
+        return dict(natural)
+    if width < LIST_BELOW:
+        return None
+    shown = list(TABLE_COLUMNS)
+    for dropped in (None, *DROP_ORDER):
+        if dropped is not None:
+            shown.remove(dropped)
+        room = width - _GAP * (len(shown) - 1)
+        least = {c: min(natural[c], NARROWABLE.get(c, natural[c])) for c in shown}
+        if sum(least.values()) > room:
+            continue
+        widths = {c: natural[c] for c in shown}
+        excess = sum(widths.values()) - room
+        while excess > 0:  # narrow the widest foldable column, one cell at a time
+            c = max(
+                (c for c in NARROWABLE if c in widths and widths[c] > least[c]),
+                key=lambda c: widths[c],
+            )
+            widths[c] -= 1
+            excess -= 1
+        return widths
+    return None
+
+
+def table_width(tty: bool) -> int | None:
+    """The table's width: a terminal's, else ``COLUMNS`` when set, else None (no limit)."""
+    if tty:
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+def totals_line(rows: list[dict[str, Any]]) -> str:
+    """``5 links: dead 3, failing 2``: how many URLs of each state, in the states' order."""
+    counts = {s: 0 for s in STATES}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    parts = ", ".join(f"{s} {n}" for s, n in counts.items() if n)
+    return f"{plural(len(rows), 'link')}: {parts}"
+
+
+def _table(rows: list[dict[str, Any]], *, color: bool = False, width: int | None = None) -> str:
+    """Rows as a table, or as a list below ``LIST_BELOW`` columns; totals at the end.
+
+    A URL is never broken over lines, so it can be copied whole. On a terminal
+    the width is the terminal's (``width`` overrides it); off one, nothing wraps.
+    """
     if not rows:
         return "No links match.\n"
     from rich import box
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.style import Style
     from rich.table import Table
     from rich.text import Text
 
-    cols = ("state", "status", "url", "where", "failing since", "copy")
+    if width is None and color:
+        width = shutil.get_terminal_size().columns
     data = [
-        (
-            r["state"],
-            _status(r),
-            shown(r, "url") + (f" -> {shown(r, 'remapped_url')}" if r.get("remapped_url") else ""),
-            _where(r),
-            (r["failing_since"] or "")[:10],
-            copy_label(r),
-        )
+        {
+            "state": r["state"],
+            "status": _status(r),
+            "url": shown(r, "url"),
+            "remap": shown(r, "remapped_url") if r.get("remapped_url") else "",
+            "where": _where(r),
+            "failing since": (r["failing_since"] or "")[:10],
+            "copy": copy_label(r),
+        }
         for r in rows
     ]
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for c in cols:
-        table.add_column(c.upper(), overflow="fold")
-    for r, d in zip(rows, data, strict=True):
-        # Text, not str: rich would read "[...]" in a server's error text as markup.
-        cells = [Text(c) for c in d]
-        if color:
-            # A URL folded over lines by a narrow terminal still opens whole when
-            # clicked: each line carries the link (OSC 8, shown by most terminals).
-            cells[2] = Text(d[2], style=Style(link=shown(r, "url")))
-        table.add_row(*cells, style=STATE_STYLES.get(d[0], "") if color else "")
-    # Off a terminal nothing wraps: the table is exactly as wide as its content.
-    natural = sum(max(len(c), *(len(d[i]) for d in data)) for i, c in enumerate(cols))
-    width = shutil.get_terminal_size().columns if color else natural + 3 * len(cols)
+    for d in data:
+        d["url cell"] = d["url"] + (f" -> {d['remap']}" if d["remap"] else "")
+    natural = {
+        c: max(cell_len(c), *(cell_len(d["url cell" if c == "url" else c]) for d in data))
+        for c in TABLE_COLUMNS
+    }
+    layout = table_layout(natural, width)
     buf = io.StringIO()
     console = Console(
         file=buf,
-        width=width,
+        width=width or sum(natural.values()) + _GAP * len(natural),
         force_terminal=color,
         color_system="standard" if color else None,
         highlight=False,
     )
-    console.print(table)
+
+    def state_style(d: dict[str, str]) -> str:
+        return STATE_STYLES.get(d["state"], "") if color else ""
+
+    def url_text(text: str, url: str) -> Text:
+        # Text, not str: rich would read "[...]" in a server's error text as markup.
+        # On a terminal each URL is a link (OSC 8, shown by most terminals).
+        return Text(text, style=Style(link=url)) if color else Text(text)
+
+    if layout is None:
+        # A list: the facts on one line, then each URL whole on a line of its own.
+        for d in data:
+            facts = [d["status"], d["where"]]
+            if d["failing since"]:
+                facts.append(f"failing since {d['failing since']}")
+            facts.append(f"copy {d['copy']}")
+            head = Text(d["state"], style=state_style(d))
+            head.append("  " + "  ".join(f for f in facts if f))
+            console.print(head, soft_wrap=True)
+            console.print(Text("  ") + url_text(d["url"], d["url"]), soft_wrap=True)
+            if d["remap"]:
+                console.print(
+                    Text("  fetched as ") + url_text(d["remap"], d["remap"]), soft_wrap=True
+                )
+    else:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        for c, w in layout.items():
+            table.add_column(c.upper(), width=w, overflow="fold", no_wrap=c == "url")
+        for d in data:
+            cells = [
+                url_text(d["url cell"], d["url"]) if c == "url" else Text(d[c]) for c in layout
+            ]
+            table.add_row(*cells, style=state_style(d))
+        console.print(table)
+    console.print(Text(totals_line(rows)), soft_wrap=True)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
