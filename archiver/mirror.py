@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote, urlsplit
 from .errors import ArchiverError
 from .redact import public_url, url_sha256
 from .store import sha256_of
+from .text import plural
 
 if TYPE_CHECKING:
     from .db import Database
@@ -279,9 +280,10 @@ class MirrorSummary:
         for s in self.skipped:
             counts[s.kind] += 1
         why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        copies = "1 copy" if self.copied == 1 else f"{self.copied} copies"
         return (
-            f"mirror: {len(self.written)} written ({self.linked} hard links, {self.copied}"
-            f" copies), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+            f"mirror: {len(self.written)} written ({plural(self.linked, 'hard link')},"
+            f" {copies}), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
             f"{f' ({why})' if why else ''}{renamed}"
         )
 

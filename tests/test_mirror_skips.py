@@ -20,7 +20,7 @@ def test_the_summary_counts_each_reason_and_names_each_url(
         f"archiver: warning: {world.photo}: blob {sha(PNG)} is corrupt or missing;"
         " run 'archiver verify --repair'",
         f"mirror: skipped {world.gone}: no archived copy",
-        "mirror: 1 written (1 hard links, 0 copies), 0 unchanged,"
+        "mirror: 1 written (1 hard link, 0 copies), 0 unchanged,"
         " 2 skipped (1 with no copy, 1 damaged copy)",
     ]
 
