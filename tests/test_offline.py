@@ -7,7 +7,10 @@ Loopback servers stand for both kinds: 127.0.0.1 is local (loopback), and the te
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -202,3 +205,29 @@ def test_resolver_failure_never_confirms_a_link_dead(
         assert summary.newly_broken == []
         assert table(cfg)[flaky] == ("error", "dns-temporary")
         clock.advance(2 * DAY)
+
+
+def test_command_line_exits_3_when_only_a_local_host_answers(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    local = server.route("/deck.pdf", Reply(body=PDF))
+    public = f"http://127.0.0.2:{unused_port('127.0.0.2')}/deck.pdf"  # nothing listens
+    write_post(tmp_path / "posts", f"[l]({local})\n[p]({public})\n")
+    (tmp_path / "config.toml").write_text(
+        'db = "state/archive.db"\nstore = "state/store"\nconfirm_runs = 1\n'
+        '[[sources]]\npath = "posts"\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "ARCHIVER_PUBLIC_ADDRESSES": "127.0.0.2/32"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "archiver", "crawl"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "no public host answered" in proc.stderr
+    cfg = make_config(tmp_path, db=tmp_path / "state" / "archive.db")
+    assert table(cfg) == {local: ("ok", None), public: ("pending", None)}
