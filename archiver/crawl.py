@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import ipaddress
 import os
 import signal
 import sqlite3
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.lowlevel
@@ -41,6 +43,7 @@ from .errors import (
 )
 from .extract import Reference
 from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
+from .guard import is_public, public_networks
 from .identity import bind_store
 from .localfiles import LocalRoots
 from .rules import UrlRules
@@ -48,6 +51,7 @@ from .schedule import Scheduler
 from .states import Previous, transition
 from .store import Store
 from .text import plural
+from .transport import system_resolver
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
@@ -677,6 +681,23 @@ async def _crawl_async(
             " for every host); no web link's state was changed. Check the machine's network"
             " and run again"
         )
+    if not canary_answered and deferred and not await reach.public_answered():
+        # Offline but for the machine's own networks: the public links' failures say
+        # nothing about them, while a local host's failure is still that host's.
+        held = [await reach.protects(r) for _, r in deferred]
+        if any(held):
+            for (row, result), hold in zip(deferred, held, strict=True):
+                if hold:
+                    _discard(result)
+                else:
+                    await record(row, result)
+            flush()
+            summary.network_down = True
+            raise NetworkDownError(
+                "network unreachable: no public host answered (only hosts on this machine's"
+                " own networks did); no public link's state was changed. Check the machine's"
+                " network and run again"
+            )
     for row, result in deferred:
         await record(row, result)
     flush()
@@ -755,21 +776,67 @@ _BATCH_SECONDS = 0.5
 
 
 class _Reachability:
-    """Whether any host answered, decided as results arrive so none has to be kept."""
+    """Whether any host answered, and which: offline is decided per kind of host (public,
+    or on this machine's own networks), so an intranet server cannot vouch for the internet."""
 
     def __init__(self) -> None:
         self.tried = False  # some network URL was tried
         self.answered = False  # some host answered (or a redirect proved it did)
+        self.answering: set[str] = set()  # the hosts that answered
+        self._marked = public_networks()  # the ARCHIVER_PUBLIC_ADDRESSES test hook
+        self._kinds: dict[str, frozenset[bool]] = {}
 
     def add(self, result: FetchResult) -> None:
         # A blocked URL was never asked: it proves neither an answer nor a failure.
         if is_network(result) and result.state != "blocked":
             self.tried = True
-            self.answered = self.answered or host_answered(result)
+            if host_answered(result):
+                self.answered = True
+                self.answering.add(_host(result.url))
 
     @property
     def down(self) -> bool:
         return self.tried and not self.answered
+
+    async def public_answered(self) -> bool:
+        """Whether some public host answered: one whose every address is public."""
+        for host in self.answering:
+            if all(await self._public(host)):
+                return True
+        return False
+
+    async def protects(self, result: FetchResult) -> bool:
+        """Whether an unanswered ``result`` is a public link's, held back when offline: a
+        name that did not resolve counts as public, as does a host with a public address."""
+        if not is_network(result) or result.state == "blocked":
+            return False
+        if result.error_class in ("dns", "dns-temporary"):
+            return True
+        return any(await self._public(_host(result.url)))
+
+    async def _public(self, host: str) -> frozenset[bool]:
+        """For each address of ``host``, whether it is public; a lookup per host and run."""
+        known = self._kinds.get(host)
+        if known is None:
+            known = self._kinds[host] = await self._lookup(host)
+        return known
+
+    async def _lookup(self, host: str) -> frozenset[bool]:
+        try:
+            return frozenset({is_public(ipaddress.ip_address(host), self._marked)})
+        except ValueError:
+            pass
+        try:
+            answer = await system_resolver(host, 443)
+        except OSError:  # a name that does not resolve counts as public
+            return frozenset({True})
+        return frozenset(
+            is_public(str(addr[0]).split("%", 1)[0], self._marked) for _, addr in answer
+        ) or frozenset({True})
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _discard(result: FetchResult) -> None:

@@ -7,7 +7,7 @@ Exceptions are for things that stop a run, and each maps to one exit code::
     ├── ConfigError               bad config file, option or source (exit 2)
     ├── StoreError                the blob store is unusable: disk full, permissions (exit 3)
     ├── DatabaseError             the SQLite database is unusable (exit 3)
-    ├── NetworkDownError          no host of the run answered at all (exit 3)
+    ├── NetworkDownError          no (public) host of the run answered (exit 3)
     ├── RestoreError              unknown URL, no copy, damaged blob on restore (exit 1)
     ├── LockedError               another run holds the lock (exit 75)
     └── RunInterrupted            a signal stopped the run, recorded as interrupted (128 + signal)
@@ -53,7 +53,8 @@ class DatabaseError(ArchiverError):
 
 
 class NetworkDownError(ArchiverError):
-    """Every host of the run failed at name resolution or connection: we are offline."""
+    """No host of the run answered, or no public one did (only hosts on the machine's own
+    networks): we are offline, and no public link's state was changed."""
 
 
 class RestoreError(ArchiverError):

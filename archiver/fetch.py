@@ -93,6 +93,12 @@ _DNS_MESSAGES = (
     "nodename nor servname",
     "getaddrinfo failed",
 )
+# The resolver's answers that say the name does not exist; any other failure (EAI_AGAIN,
+# EAI_FAIL: SERVFAIL, a timeout) says the resolver could not answer, which proves nothing.
+_NO_SUCH_NAME = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+_NO_SUCH_NAME_MESSAGES = ("name or service not known", "no address associated", "nodename nor")
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
 _IDLE_EXPIRY = 4.0  # seconds, as the lean transport keeps an idle connection
 _FILE_CHUNK = 1024 * 1024
@@ -702,7 +708,11 @@ class Fetcher:
             hop = cast(_Hop, await retrying(attempt))
         result = hop.result
         result.attempts, result.bytes_received = attempts, received
-        result.transient = result.state != "ok" and should_retry(result)
+        # A resolver that cannot answer is not asked again (its failure is cached for the
+        # run), yet the failure is transient: the next run asks again.
+        result.transient = result.state != "ok" and (
+            should_retry(result) or result.error_class == "dns-temporary"
+        )
         return hop
 
     def _wait(self, state: RetryCallState, *, offset: int = 0) -> float:
@@ -1142,10 +1152,11 @@ def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:
     if isinstance(exc, httpx.TimeoutException):
         return "error", "timeout", "timed out waiting for the server", False
     if isinstance(exc, httpx.ConnectError):
-        if any(isinstance(e, socket.gaierror) for e in chain) or any(
-            m in lowered for m in _DNS_MESSAGES
-        ):
-            return "dead", "dns", text or "Name or service not known", True
+        gai = next((e for e in chain if isinstance(e, socket.gaierror)), None)
+        if gai is not None or any(m in lowered for m in _DNS_MESSAGES):
+            if _no_such_name(gai, lowered):
+                return "dead", "dns", text or "Name or service not known", True
+            return "error", "dns-temporary", f"name resolution failed: {text}", True
         if tls:
             return "error", "tls", f"TLS failed: {text}", False
         if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in lowered:
@@ -1158,6 +1169,13 @@ def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:
     if isinstance(exc, httpx.ReadError | httpx.WriteError) or "disconnected" in lowered:
         return "error", "reset", text or "Connection reset by peer", False
     return "error", "protocol", text or type(exc).__name__, False
+
+
+def _no_such_name(gai: socket.gaierror | None, lowered: str) -> bool:
+    """Whether a resolver failure says the name does not exist (NXDOMAIN), not "cannot tell"."""
+    if gai is not None and gai.errno is not None:
+        return gai.errno in _NO_SUCH_NAME
+    return any(m in lowered for m in _NO_SUCH_NAME_MESSAGES)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -22,10 +22,14 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ENV_VAR", "AddressGuard", "BlockedAddress", "classify"]
+__all__ = ["ENV_VAR", "PUBLIC_VAR", "AddressGuard", "BlockedAddress", "classify", "is_public"]
 
 #: The environment variable whose comma-separated entries join the allow list.
 ENV_VAR = "ARCHIVER_ALLOW_ADDRESSES"
+
+#: Test hook: comma-separated CIDRs whose addresses count as public hosts for the offline
+#: rule (a loopback test server can then stand for a host on the internet).
+PUBLIC_VAR = "ARCHIVER_PUBLIC_ADDRESSES"
 
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -102,6 +106,30 @@ def classify(address: str | _IP) -> str | None:
         if ip in network:
             return why
     return None if ip.is_global and not ip.is_multicast else "reserved"
+
+
+# The classes of the machine's own networks: a host there answers without the internet.
+_LOCAL_CLASSES = ("loopback", "private", "link-local", "cloud metadata")
+
+
+def public_networks(environ: Mapping[str, str] | None = None) -> tuple[_Network, ...]:
+    """The networks ``ARCHIVER_PUBLIC_ADDRESSES`` marks as public (a test hook)."""
+    env = os.environ if environ is None else environ
+    entries = [e.strip() for e in env.get(PUBLIC_VAR, "").split(",") if e.strip()]
+    try:
+        return tuple(ipaddress.ip_network(e.strip("[]")) for e in entries)
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {PUBLIC_VAR} must hold CIDRs: {exc}") from None
+
+
+def is_public(address: str | _IP, marked: Iterable[_Network] = ()) -> bool:
+    """Whether ``address`` is a host on the internet for the offline rule: anything but
+    loopback, private and link-local (IPv6 forms embedding them included), or in ``marked``."""
+    ip = _ip(address)
+    if any(ip.version == n.version and ip in n for n in marked):
+        return True
+    why = classify(ip)
+    return why is None or not why.endswith(_LOCAL_CLASSES)
 
 
 def _host_key(host: str) -> str:

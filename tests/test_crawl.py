@@ -123,7 +123,10 @@ def test_pending_until_checked(tmp_path: Path) -> None:
     assert states(cfg) == {"https://cdn.example.org/x.png": "pending"}
 
 
-def test_network_down_changes_no_state_and_says_so(tmp_path: Path, server: LoopbackServer) -> None:
+def test_network_down_changes_no_state_and_says_so(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHIVER_PUBLIC_ADDRESSES", "127.0.0.1/32")  # a public host answers
     url = server.route("/deck.pdf", Reply(body=PDF))
     posts = tmp_path / "posts"
     write_post(posts, "a.md", f"[d]({url})\n![i](http://cdn.example.org/i.png)\n")
@@ -143,8 +146,9 @@ def test_network_down_changes_no_state_and_says_so(tmp_path: Path, server: Loopb
 
 
 def test_dead_host_is_dead_when_another_host_answers(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ARCHIVER_PUBLIC_ADDRESSES", "127.0.0.1/32")  # a public host answers
     url = server.route("/deck.pdf", Reply(body=PDF))
     posts = tmp_path / "posts"
     write_post(posts, "a.md", f"[d]({url})\n![i](http://gone.example.org/i.png)\n")

@@ -175,8 +175,10 @@ def test_links_not_yet_mirrored_are_named(tmp_path: Path, server: LoopbackServer
 
 
 def test_mirror_and_rewrite_in_one_go_then_crawl_then_undo(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The server stands for a public host, so the unknown mirror host is not "offline".
+    monkeypatch.setenv("ARCHIVER_PUBLIC_ADDRESSES", "127.0.0.1/32")
     world = make_world(tmp_path, server)
     original = post(world, "2024/meetup.md")
     code, _, _ = world.run(

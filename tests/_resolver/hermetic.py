@@ -5,7 +5,8 @@ subprocess whose PYTHONPATH conftest points at this folder):
 
 - ``getaddrinfo`` answers IP literals, ``localhost``, and names under ``.test`` and
   ``.invalid`` listed in ``ARCHIVER_TEST_HOSTS`` (``name=ip|ip,name=ip``); every other name
-  is unknown, so no test ever asks the real resolver.
+  is unknown, so no test ever asks the real resolver. ``name=EAI_AGAIN`` (or ``EAI_FAIL``,
+  ``EAI_NONAME``) makes the lookup of ``name`` fail with that error.
 - a tripwire on ``socket.connect``: a TCP connection to anything but loopback raises, and
   is written to the file ``ARCHIVER_TEST_TRIPWIRE`` names, so a test that maps a name to a
   private address sends nothing there even if the address guard were broken, and fails.
@@ -25,6 +26,12 @@ real_getaddrinfo = socket.getaddrinfo
 real_connect = socket.socket.connect
 real_connect_ex = socket.socket.connect_ex
 violations: list[str] = []
+# A test name mapped to one of these (``name=EAI_AGAIN``) fails to resolve that way.
+_FAILURES = {
+    "EAI_AGAIN": "Temporary failure in name resolution",
+    "EAI_FAIL": "Non-recoverable failure in name resolution",
+    "EAI_NONAME": "Name or service not known",
+}
 
 
 def mapping() -> dict[str, list[str]]:
@@ -44,7 +51,10 @@ def fake_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         return real_getaddrinfo(host, port, *args, **kwargs)
     key = name.lower().rstrip(".")
     if key.endswith((".test", ".invalid")) and key in mapping():
-        return _answer(mapping()[key], port, *args, **kwargs)
+        addresses = mapping()[key]
+        if addresses and addresses[0] in _FAILURES:  # name=EAI_AGAIN: the resolver fails
+            raise socket.gaierror(getattr(socket, addresses[0]), _FAILURES[addresses[0]])
+        return _answer(addresses, port, *args, **kwargs)
     if name != "localhost":
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     return real_getaddrinfo(host, port, *args, **kwargs)
