@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
-from .config import Config, finite_option, load_config, override_fetch
+from .config import Config, finite_option, load_config, override_fetch, parse_extensions
 from .errors import ArchiverError, ConfigError, Stop
 from .redact import clean_text, shown_url
 
@@ -88,6 +88,24 @@ def _allow_option(fn: F) -> F:
         help="Let the fetcher connect to this internal address range or host name"
         " (repeatable; merged with fetch.allow_addresses and ARCHIVER_ALLOW_ADDRESSES).",
     )(fn)
+
+
+def _extensions_option(fn: F) -> F:
+    """--extensions: accepted by every command that reads folders of posts."""
+    return click.option(
+        "--extensions",
+        metavar="EXT,EXT",
+        help="Comma list of the file extensions a folder's posts have"
+        " (default: a source's 'extensions', else md,markdown,mdx,html,htm)."
+        " A file named as a SOURCE is read whatever its extension.",
+    )(fn)
+
+
+def _parse_extensions(value: str | None) -> tuple[str, ...] | None:
+    """``--extensions`` as a tuple (None: not given); a bad name is exit 2."""
+    if value is None:
+        return None
+    return parse_extensions("--extensions", value.split(","))
 
 
 def _with_allowed(cfg: Config, allow: tuple[str, ...]) -> Config:
@@ -202,6 +220,7 @@ def _run_options(fn: F) -> F:
                 help="Fetch the pages of sites (SOURCES given as URLs) whatever robots.txt says.",
             ),
             _allow_option,
+            _extensions_option,
         ]
     ):
         fn = option(fn)
@@ -253,6 +272,7 @@ def _run(
     log_format: str,
     ignore_robots: bool,
     allow_address: tuple[str, ...],
+    extensions: str | None,
 ) -> None:
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
@@ -269,7 +289,7 @@ def _run(
         )
         cfg = replace(cfg, fetch=fetch)
         wait = finite_option("--wait", wait)  # NaN would wait forever
-        srcs = sources_from_args(sources, cfg)
+        srcs = sources_from_args(sources, cfg, _parse_extensions(extensions))
         cfg = _with_allowed(cfg, allow_address)
         with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
             summary = run_crawl(
@@ -307,6 +327,7 @@ def _run(
             newly_broken=summary.newly_broken,
             broken=summary.not_ok,
             transient=summary.transient,
+            skipped_by_extension=summary.skipped_by_extension,
             exit_code=summary.exit_code,
         )
     else:
@@ -358,20 +379,29 @@ class _Progress:
     help="json: an array of reference objects; tsv: path, line, kind and URL per line.",
 )
 @click.option("--base-url", help="Resolve relative references against this URL.")
-def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> None:
+@_extensions_option
+def extract_cmd(
+    sources: tuple[str, ...], fmt: str, base_url: str | None, extensions: str | None
+) -> None:
     """Print every asset reference found in SOURCES; fetches nothing.
 
     Example: archiver extract data/posts --format json
     """
     from . import collect
+    from .config import DEFAULT_EXTENSIONS
 
     out: list[dict[str, Any]] = []
+    skipped: list[Path] = []
     try:
+        exts = _parse_extensions(extensions) or DEFAULT_EXTENSIONS
         for arg in sources:
             root = Path(arg)
             if not root.exists():
                 raise ConfigError(f"source {arg} does not exist (give a folder or file of posts)")
-            for post in collect.collect(root, source=arg, base_url=base_url):
+            posts = collect.collect(
+                root, source=arg, base_url=base_url, extensions=exts, on_skip=skipped.append
+            )
+            for post in posts:
                 for w in post.warnings:
                     where = f"{post.abs_path}:{w.line}" if w.line else str(post.abs_path)
                     click.echo(f"archiver: warning: {where}: {w.message}", err=True)
@@ -389,6 +419,14 @@ def extract_cmd(sources: tuple[str, ...], fmt: str, base_url: str | None) -> Non
                     )
     except ArchiverError as exc:
         _fail(exc)
+    if skipped:
+        from .text import plural
+
+        click.echo(
+            f"archiver: warning: {plural(len(skipped), 'file')} skipped by extension"
+            " (see --extensions)",
+            err=True,
+        )
     if fmt == "json":
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from archiver.config import DEFAULT_EXTENSIONS
 from archiver.extract import ExtractWarning, Reference, extract, post_format
 from archiver.localfiles import LocalRoots
 
@@ -24,6 +25,7 @@ __all__ = [
     "Post",
     "collect",
     "default_static_roots",
+    "has_extension",
     "iter_post_files",
     "read_post",
     "resolve_local",
@@ -52,10 +54,21 @@ def default_static_roots(root: Path) -> list[Path]:
     return [root, root / "static"]
 
 
-def iter_post_files(root: Path) -> Iterator[Path]:
+def has_extension(name: str, extensions: tuple[str, ...]) -> bool:
+    """Whether a file name ends in one of ``extensions`` (lower case, no dot)."""
+    lower = name.lower()
+    return any(lower.endswith("." + ext) for ext in extensions)
+
+
+def iter_post_files(
+    root: Path,
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    on_skip: Callable[[Path], None] | None = None,
+) -> Iterator[Path]:
     """Post files under ``root`` in sorted order, skipping hidden files and folders.
 
-    A file given as ``root`` is yielded as is, whatever its extension.
+    A file given as ``root`` is yielded as is, whatever its extension. A visible file
+    of another extension is passed to ``on_skip``, so a run can say it was not read.
     """
     if root.is_file():
         yield root
@@ -64,10 +77,15 @@ def iter_post_files(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         base = Path(folder)
         for name in sorted(filenames):
-            if not name.startswith(".") and post_format(name) is not None:
-                path = base / name
-                if path.is_file():
-                    yield path
+            if name.startswith("."):
+                continue
+            path = base / name
+            if not path.is_file():
+                continue
+            if has_extension(name, extensions):
+                yield path
+            elif on_skip is not None:
+                on_skip(path)
 
 
 def _post_base_url(base_url: str, rel_dir: str) -> str:
@@ -150,10 +168,15 @@ def collect(
     source: str | None = None,
     base_url: str | None = None,
     static_roots: list[Path] | None = None,
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    on_skip: Callable[[Path], None] | None = None,
 ) -> Iterator[Post]:
-    """Every post under ``root`` with its references, in a deterministic order."""
+    """Every post under ``root`` with its references, in a deterministic order.
+
+    ``extensions`` and ``on_skip`` are as for ``iter_post_files``.
+    """
     folder = root.parent if root.is_file() else root
     roots = default_static_roots(folder) if static_roots is None else static_roots
     name = source or folder.resolve().name
-    for file in iter_post_files(root):
+    for file in iter_post_files(root, extensions, on_skip):
         yield read_post(folder, file, source=name, base_url=base_url, static_roots=roots)

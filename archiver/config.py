@@ -19,6 +19,7 @@ from .guard import AddressGuard
 from .rules import UrlRules, compile_pattern
 
 __all__ = [
+    "DEFAULT_EXTENSIONS",
     "MAX_CONCURRENCY",
     "MAX_PER_HOST",
     "Config",
@@ -29,12 +30,17 @@ __all__ = [
     "override_fetch",
     "parse_config",
     "parse_duration",
+    "parse_extensions",
 ]
 
 # Upper bounds on requests in flight: enough for any archive (the scheduler keeps twice
 # as many rows ready), and far below what would exhaust file descriptors or a host.
 MAX_CONCURRENCY = 1024
 MAX_PER_HOST = 256
+
+#: The file extensions a source folder's posts have, when neither the source's
+#: ``extensions`` key nor ``--extensions`` says otherwise.
+DEFAULT_EXTENSIONS = ("md", "markdown", "mdx", "html", "htm")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class Source:
     base_url: str | None = None
     static_roots: tuple[Path, ...] = ()
     kind: str | None = None
+    # Which files of a folder are posts (lower case, no dot); a file named as the path is
+    # read whatever its extension.
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     # Crawling a site (url sources only): which pages are followed, and how far.
     include: tuple[str, ...] = ()  # regexes; when given, a page URL must match one
     exclude: tuple[str, ...] = ()  # regexes; a page URL matching one is not fetched
@@ -121,6 +130,7 @@ _SOURCE_KEYS = {
     "base_url",
     "static_roots",
     "kind",
+    "extensions",
     "include",
     "exclude",
     "max_depth",
@@ -234,6 +244,17 @@ def _source(base: Path, index: int, raw: Any) -> Source:
             f" {', '.join(sorted(_SOURCE_KINDS))}, got {kind!r}"
         )
     site = _site_keys(where, raw) if has_url else {}
+    if "extensions" in raw:
+        if has_url:
+            raise ConfigError(
+                f"config key '{where}.extensions' applies to path sources only (this one has a url)"
+            )
+        value = raw["extensions"]
+        _expect(f"{where}.extensions", value, list, 'a list of file extensions like ["md"]')
+        names = [
+            _expect(f"{where}.extensions[{i}]", v, str, "a string") for i, v in enumerate(value)
+        ]
+        site["extensions"] = parse_extensions(f"{where}.extensions", names)
     if has_path:
         for key in _SITE_KEYS:
             if key in raw:
@@ -243,6 +264,25 @@ def _source(base: Path, index: int, raw: Any) -> Source:
     return Source(
         path=path, url=url, base_url=base_url, static_roots=static_roots, kind=kind, **site
     )
+
+
+def parse_extensions(key: str, names: list[str]) -> tuple[str, ...]:
+    """File extensions as matched: lower case, without the dot (``".MD"`` is ``md``).
+
+    Refused when none is given or one is empty or names a path: each would quietly make
+    a folder's posts unread.
+    """
+    out: list[str] = []
+    for i, name in enumerate(names):
+        ext = name.strip().removeprefix(".").lower()
+        if not ext or ext.startswith(".") or any(c in ext for c in "/\\\0"):
+            item = key if key.startswith("--") else f"{key}[{i}]"
+            raise ConfigError(f'{_name(item)} must be a file extension like "md", got {name!r}')
+        if ext not in out:
+            out.append(ext)
+    if not out:
+        raise ConfigError(f'{_name(key)} must name at least one file extension, like "md"')
+    return tuple(out)
 
 
 def _patterns(key: str, value: Any) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,8 @@ class RunSummary:
     elapsed: float = 0.0
     exit_code: int = 0
     network_down: bool = False
+    #: Files in source folders not read as posts: their extension is not the source's.
+    skipped_by_extension: int = 0
 
     def line(self) -> str:
         states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
@@ -107,11 +109,16 @@ class RunSummary:
             )
         if self.transient:
             states += f" ({self.transient} transient)"
-        return (
+        line = (
             f"{plural(self.posts, 'post')}, {plural(self.urls, 'URL')},"
             f" checked {self.checked}: {states}; {_human_bytes(self.bytes)} downloaded,"
             f" {plural(self.new_blobs, 'new blob')}, {self.elapsed:.1f}s"
         )
+        if self.skipped_by_extension:
+            # A folder of .txt posts would otherwise read "0 posts" with no hint why.
+            skipped = plural(self.skipped_by_extension, "file")
+            line += f"; {skipped} skipped by extension (see --extensions)"
+        return line
 
 
 def _human_bytes(n: int) -> str:
@@ -123,8 +130,13 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def sources_from_args(args: Iterable[str], config: Config) -> list[Source]:
-    """CLI arguments (paths or URLs) as sources; none means the config's sources."""
+def sources_from_args(
+    args: Iterable[str], config: Config, extensions: tuple[str, ...] | None = None
+) -> list[Source]:
+    """CLI arguments (paths or URLs) as sources; none means the config's sources.
+
+    ``extensions`` (from ``--extensions``) replaces every path source's own.
+    """
     out: list[Source] = []
     for arg in args:
         if arg.startswith(("http://", "https://")):
@@ -149,6 +161,8 @@ def sources_from_args(args: Iterable[str], config: Config) -> list[Source]:
             "no sources: pass a folder of posts (archiver crawl data/posts)"
             " or add a [[sources]] table to config.toml"
         )
+    if extensions is not None:
+        out = [replace(s, extensions=extensions) if s.path is not None else s for s in out]
     return out
 
 
@@ -237,7 +251,11 @@ def _index_posts(
     rules = rules or UrlRules()
     version = _parse_version(rules)
     seen: set[int] = set()
-    for file in collect.iter_post_files(root):
+
+    def skipped(_: Path) -> None:
+        summary.skipped_by_extension += 1
+
+    for file in collect.iter_post_files(root, source.extensions, skipped):
         rel = file.relative_to(root).as_posix() if root.is_dir() else file.name
         try:
             data = file.read_bytes()

@@ -93,7 +93,7 @@ class _OverBudget(Exception):
     """Raised inside the extractor when a post's time budget is spent."""
 
 
-_MARKDOWN_SUFFIXES = (".md", ".markdown")
+_MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
 _HTML_SUFFIXES = (".html", ".htm")
 
 
