@@ -9,11 +9,8 @@ what reached the store) is asserted, never how fast this machine was.
 from __future__ import annotations
 
 import gzip
-import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import tracemalloc
 import zlib
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 from hostile_server import HostileServer, raw
 from server import LoopbackServer, Reply
+from test_check import run_cli
 
 from archiver.clock import FakeClock
 from archiver.config import (
@@ -424,18 +422,6 @@ async def test_a_crawl_goes_on_past_a_slow_server_and_releases_the_lock(
 
 
 # --- bounded config values ------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        # Loopback is where these servers are: open it to the address guard, where one runs.
-        env={**os.environ, "ARCHIVER_ALLOW_ADDRESSES": "127.0.0.0/8"},
-    )
 
 
 def load(tmp_path: Path, text: str) -> Config:
