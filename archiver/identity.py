@@ -11,16 +11,13 @@ database names. Never touches a blob.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 
 from .db import Database
 from .errors import ConfigError, StoreError
-from .store import Store
+from .store import Store, write_atomic
 
 __all__ = ["ID_FILE", "StoreIdentity", "bind_store", "is_shared", "read_identity"]
 
@@ -58,22 +55,7 @@ def _write_identity(store: Store, identity: StoreIdentity) -> None:
     )
     try:
         store.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{ID_FILE}.", dir=store.root)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, store.root / ID_FILE)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(store.root, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(store.root / ID_FILE, (text + "\n").encode("utf-8"))
     except OSError as exc:
         raise StoreError(
             f"cannot write {store.root / ID_FILE}: {exc.strerror or exc}"

@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ArchiverError
 from .redact import public_url, url_sha256
-from .store import sha256_of
+from .store import sha256_of, write_atomic
 from .text import plural
 
 if TYPE_CHECKING:
@@ -496,10 +496,4 @@ def _write_json(path: Path, data: Any) -> None:
             return
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))

@@ -10,13 +10,10 @@ atomically, so ``undo`` can restore the original URLs.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import itertools
-import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchiverError, ConfigError
 from .mirror import mirror_url_for
+from .store import write_atomic
 from .text import plural
 
 if TYPE_CHECKING:
@@ -309,25 +307,8 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
 
 
 def _write_atomic(file: Path, data: bytes) -> None:
-    """Replaces the file in one rename, keeping its mode; a crash leaves old or new, never half."""
-    mode = stat.S_IMODE(file.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, file)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(file.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Replaces the post in one rename, keeping its mode."""
+    write_atomic(file, data, stat.S_IMODE(file.stat().st_mode))
 
 
 def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:

@@ -216,6 +216,24 @@ def sha256_of(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def write_atomic(file: Path, data: bytes, mode: int | None = None) -> None:
+    """Replaces ``file`` in one rename (temp file, fsync, rename, fsync the directory):
+    a crash leaves the old content or the new, never half. ``mode`` defaults to 0o644."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 if mode is None else mode)
+        os.replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(file.parent)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
