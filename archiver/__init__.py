@@ -25,15 +25,15 @@ _EXPORTS = {
     "DatabaseError": "errors",
     "FakeClock": "clock",
     "FetchConfig": "config",
-    "FetchResult": "fetch",
-    "FetchSettings": "fetch",
-    "Fetcher": "fetch",
-    "HostMapTransport": "fetch",
+    "FetchResult": "net.fetch",
+    "FetchSettings": "net.fetch",
+    "Fetcher": "net.fetch",
+    "HostMapTransport": "net.fetch",
     "LockedError": "errors",
     "NetworkDownError": "errors",
     "Reference": "extract",
     "RunInterrupted": "errors",
-    "RunSummary": "crawl",
+    "RunSummary": "run.crawl",
     "Source": "config",
     "Store": "store",
     "StoreError": "errors",
@@ -85,7 +85,6 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .clock import Clock, FakeClock, SystemClock
     from .config import Config, FetchConfig, Source, load_config
-    from .crawl import RunSummary
     from .db import STATES, Database
     from .errors import (
         ArchiverError,
@@ -97,5 +96,6 @@ if TYPE_CHECKING:
         StoreError,
     )
     from .extract import Reference, normalize_url
-    from .fetch import Fetcher, FetchResult, FetchSettings, HostMapTransport
+    from .net.fetch import Fetcher, FetchResult, FetchSettings, HostMapTransport
+    from .run.crawl import RunSummary
     from .store import Store, StoredBlob

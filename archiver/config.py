@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .guard import AddressGuard
-from .rules import UrlRules, compile_pattern
+from archiver.errors import ConfigError
+from archiver.net.guard import AddressGuard
+from archiver.net.rules import UrlRules, compile_pattern
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -70,7 +70,7 @@ class Source:
 
 @dataclass(frozen=True)
 class FetchConfig:
-    """Network settings; mirrored by ``archiver.fetch.FetchSettings``."""
+    """Network settings; mirrored by ``archiver.net.fetch.FetchSettings``."""
 
     # CIDRs and host names the address guard lets through (internal addresses are refused)
     allow_addresses: tuple[str, ...] = ()
@@ -332,7 +332,7 @@ def _allow_addresses(key: str, value: Any) -> tuple[str, ...]:
     return items
 
 
-# ``archiver.fetch.TransportChoice``, spelled out so that loading a config needs no httpx.
+# ``archiver.net.fetch.TransportChoice``, spelled out so that loading a config needs no httpx.
 _TRANSPORTS = ("auto", "lean", "httpx")
 
 

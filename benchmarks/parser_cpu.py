@@ -96,7 +96,7 @@ async def _round(url: str, context: ssl.SSLContext | None, n: int, width: int) -
     """Client CPU seconds for ``n`` GETs, ``width`` in flight, over one transport."""
     import httpx
 
-    from archiver.transport import Http11Transport
+    from archiver.net.transport import Http11Transport
 
     transport = Http11Transport(max_idle_per_origin=width, ssl_context=context)
     timeouts = {"timeout": {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": None}}
@@ -161,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             scheme: measure(scheme, args.rounds, args.requests, 8, Path(tmp))
             for scheme in ("http", "https")
         }
-    import archiver.transport
+    import archiver.net.transport
 
     if args.json:
         figures = {scheme: round(best, 4) for scheme, (best, _) in live.items()}
-        print(json.dumps({**figures, "transport": archiver.transport.__file__}))
+        print(json.dumps({**figures, "transport": archiver.net.transport.__file__}))
         return 0
 
-    source = Path(archiver.transport.__file__).read_text(encoding="utf-8")
+    source = Path(archiver.net.transport.__file__).read_text(encoding="utf-8")
     parser_name = "h11" if "import h11" in source else "hand-written"
     print(f"client CPU per request, Http11Transport, 8 in flight, {args.requests:,} per round")
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; best of {args.rounds}")

@@ -761,7 +761,7 @@ def bench_memory(work: Path, args: argparse.Namespace) -> tuple[list[Row], Path 
 
 
 def bench_extract(work: Path, args: argparse.Namespace) -> list[Row]:
-    from archiver import collect
+    from archiver.sources import folders as collect
 
     n = 200 if args.smoke else 10_000
     root = corpus(work / "corpus", n)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.collect import iter_post_files
 from archiver.extract import Reference, extract, post_format
+from archiver.sources.folders import iter_post_files
 
 DEFAULT_EXPECTED = Path("/work/shared/corpus/sofastack.expected.tsv")
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")

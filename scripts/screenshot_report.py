@@ -31,10 +31,10 @@ from server import LoopbackServer, Reply  # noqa: E402
 
 from archiver.clock import FakeClock  # noqa: E402
 from archiver.config import Config, FetchConfig, Source  # noqa: E402
-from archiver.crawl import crawl  # noqa: E402
 from archiver.db import Database  # noqa: E402
-from archiver.fetch import HostMapTransport  # noqa: E402
-from archiver.report import ReportFilter, parse_states, render, url_rows  # noqa: E402
+from archiver.net.fetch import HostMapTransport  # noqa: E402
+from archiver.ops.report import ReportFilter, parse_states, render, url_rows  # noqa: E402
+from archiver.run.crawl import crawl  # noqa: E402
 from archiver.store import Store  # noqa: E402
 
 CHROMIUM_FLAGS = [

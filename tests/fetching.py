@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import anyio
 
-from archiver.fetch import Fetcher, FetchResult
+from archiver.net.fetch import Fetcher, FetchResult
 
 
 async def fetch_all(

@@ -14,10 +14,10 @@ from server import LoopbackServer, Reply, Request, Script
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import crawl
 from archiver.db import Database
 from archiver.errors import NetworkDownError
-from archiver.fetch import HostMapTransport
+from archiver.net.fetch import HostMapTransport
+from archiver.run.crawl import crawl
 
 PDF = b"%PDF-1.4\n" + b"slides " * 3000 + b"\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20000

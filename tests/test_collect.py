@@ -1,4 +1,4 @@
-"""Tests for archiver.collect: walking a real folder, reading posts, resolving local files."""
+"""Tests for archiver.sources.folders: walking a folder, reading posts, resolving local files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.collect import Post, collect, iter_post_files, read_post, source_roots
+from archiver.sources.folders import Post, collect, iter_post_files, read_post, source_roots
 
 FIXTURES = Path(__file__).parent / "fixtures" / "posts"
 

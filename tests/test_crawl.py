@@ -13,11 +13,11 @@ from server import LoopbackServer, Reply, conditional
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import crawl
 from archiver.db import Database
 from archiver.errors import NetworkDownError
-from archiver.fetch import HostMapTransport
-from archiver.report import ReportFilter, url_rows
+from archiver.net.fetch import HostMapTransport
+from archiver.ops.report import ReportFilter, url_rows
+from archiver.run.crawl import crawl
 
 PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -332,7 +332,7 @@ def test_canary_up_means_failures_are_real(tmp_path: Path, server: LoopbackServe
 def test_report_changed_lists_urls_with_new_versions(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
-    from archiver.report import ReportFilter, url_rows
+    from archiver.ops.report import ReportFilter, url_rows
 
     same = server.route("/same.pdf", Reply(body=PDF))
     moving = server.route("/moving.pdf", Reply(body=PDF), Reply(body=PDF + b"% v2\n"))
@@ -426,7 +426,7 @@ def test_a_host_at_its_limit_never_keeps_later_posts_from_being_read(
 def test_links_no_post_uses_leave_the_default_report(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
-    from archiver.report import ReportFilter, url_rows
+    from archiver.ops.report import ReportFilter, url_rows
 
     gone = server.route("/gone.pdf", Reply(status=404))
     posts = tmp_path / "posts"

@@ -12,12 +12,12 @@ from server import LoopbackServer, Reply, conditional
 
 from archiver.clock import FakeClock
 from archiver.config import Source
-from archiver.discover import Link, Scope, page_links
-from archiver.fetch import Fetcher, FetchSettings, PageResult
-from archiver.robots import Robots, origin, robots_url
-from archiver.rules import UrlRules
-from archiver.sitemap import document_kind, gunzip, parse_feed, parse_sitemap
-from archiver.transport import Http11Transport
+from archiver.net.fetch import Fetcher, FetchSettings, PageResult
+from archiver.net.rules import UrlRules
+from archiver.net.transport import Http11Transport
+from archiver.sources.discover import Link, Scope, page_links
+from archiver.sources.robots import Robots, origin, robots_url
+from archiver.sources.sitemap import document_kind, gunzip, parse_feed, parse_sitemap
 
 BASE = "https://site.example/events/"
 

@@ -15,7 +15,7 @@ from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
 from warcio.archiveiterator import ArchiveIterator
 
-from archiver.export import FETCHED_URI_HEADER
+from archiver.ops.export import FETCHED_URI_HEADER
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 from server import LoopbackServer, Reply
 from test_cli import PDF, run
 
-from archiver.collect import iter_post_files
 from archiver.config import DEFAULT_EXTENSIONS, parse_config, parse_extensions
 from archiver.errors import ConfigError
+from archiver.sources.folders import iter_post_files
 
 
 @pytest.fixture

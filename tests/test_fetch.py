@@ -18,7 +18,7 @@ from fetching import fetch_all
 from server import LoopbackServer, Reply, Request, conditional, http_date
 
 from archiver.clock import FakeClock
-from archiver.fetch import (
+from archiver.net.fetch import (
     USER_AGENT,
     Fetcher,
     FetchResult,
@@ -27,7 +27,7 @@ from archiver.fetch import (
     network_down,
     should_retry,
 )
-from archiver.localfiles import LocalRoots
+from archiver.net.localfiles import LocalRoots
 from archiver.store import Store
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import pytest
 from server import LoopbackServer, Reply, Request, Script
 
 from archiver.clock import FakeClock
-from archiver.fetch import Fetcher, FetchResult, FetchSettings
-from archiver.localfiles import LocalRoots
+from archiver.net.fetch import Fetcher, FetchResult, FetchSettings
+from archiver.net.localfiles import LocalRoots
 from archiver.store import Store
 from archiver.validate import HEAD_SIZE
 

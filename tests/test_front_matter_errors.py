@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from archiver.collect import collect
 from archiver.extract import extract
+from archiver.sources.folders import collect
 
 BROKEN_YAML = (
     "---\n"

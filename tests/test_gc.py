@@ -10,7 +10,7 @@ import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
 
-from archiver.gc import collect_garbage
+from archiver.ops.gc import collect_garbage
 
 
 @pytest.fixture

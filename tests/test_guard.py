@@ -25,17 +25,17 @@ from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source, parse_config
-from archiver.crawl import crawl
 from archiver.db import Database
 from archiver.errors import ConfigError
-from archiver.fetch import (
+from archiver.net.fetch import (
     Fetcher,
     FetchResult,
     FetchSettings,
     host_answered,
     network_down,
 )
-from archiver.guard import ENV_VAR, AddressGuard, BlockedAddress, classify
+from archiver.net.guard import ENV_VAR, AddressGuard, BlockedAddress, classify
+from archiver.run.crawl import crawl
 
 pytestmark = pytest.mark.anyio
 

@@ -29,10 +29,10 @@ from hostile_server import HostileServer, raw
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source, load_config
-from archiver.crawl import crawl
 from archiver.errors import ConfigError
-from archiver.fetch import Fetcher, FetchSettings
-from archiver.transport import Http11Transport
+from archiver.net.fetch import Fetcher, FetchSettings
+from archiver.net.transport import Http11Transport
+from archiver.run.crawl import crawl
 
 A = b"%PDF-1.7\n" + b"first deck " * 200
 B = b"%PDF-1.7\n" + b"second deck " * 300

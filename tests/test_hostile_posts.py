@@ -16,7 +16,6 @@ from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import RunSummary, crawl
 from archiver.db import Database
 from archiver.extract import (
     FRONT_MATTER_MAX_DEPTH,
@@ -25,6 +24,7 @@ from archiver.extract import (
     extract,
     post_budget,
 )
+from archiver.run.crawl import RunSummary, crawl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "posts"
 BODY = "Body ![shot](https://x.test/body.png)\n"

@@ -40,12 +40,12 @@ from test_transport import (
 
 from archiver.clock import FakeClock
 from archiver.config import load_config
-from archiver.crawl import fetch_settings
 from archiver.errors import ConfigError
-from archiver.export import _http_headers
-from archiver.fetch import Fetcher, FetchSettings, HostMapTransport
+from archiver.net.fetch import Fetcher, FetchSettings, HostMapTransport
+from archiver.net.transport import Http2Transport, Http11Transport, OriginRouter
+from archiver.ops.export import _http_headers
+from archiver.run.crawl import fetch_settings
 from archiver.store import Store
-from archiver.transport import Http2Transport, Http11Transport, OriginRouter
 
 pytestmark = pytest.mark.anyio
 
@@ -408,7 +408,7 @@ async def test_ssl_cert_file_names_the_cas_a_run_trusts(
 async def test_a_black_holed_first_address_is_raced_over_http2_too(
     ca: trustme.CA, trust: ssl.SSLContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 0.05)
     settings = FetchSettings(retries=0, connect_timeout=2.0, transport="lean", http2=True)
     with h2_server(ca, tmp_path, "cdn.test") as srv, black_hole() as hole:
         srv.route("/raced.pdf", PDF)
@@ -448,7 +448,7 @@ async def test_no_request_searches_the_path_for_a_missing_module(
 @pytest.fixture
 def http2_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTP/2 not yet given up in this process (and given up for this test only)."""
-    monkeypatch.setattr("archiver.transport._http2_broken", None)
+    monkeypatch.setattr("archiver.net.transport._http2_broken", None)
 
 
 async def test_a_missing_private_module_falls_back_to_http_1_1_with_one_warning(

@@ -1,6 +1,6 @@
 """One HTTP client for every fetch: only ``fetch.py`` and ``transport.py`` speak HTTP.
 
-Every other module fetches through ``archiver.fetch.Fetcher``, so remap, limits,
+Every other module fetches through ``archiver.net.fetch.Fetcher``, so remap, limits,
 retries, size caps, the User-Agent, timeouts and the address guard apply to all
 of them. This reads each module's imports (as written, without importing it):
 an HTTP library imported anywhere else at run time fails here. An import under
@@ -16,7 +16,7 @@ import archiver
 
 PACKAGE = Path(archiver.__file__).parent
 #: The modules that own the HTTP stack.
-HTTP_MODULES = {"fetch.py", "transport.py"}
+HTTP_MODULES = {"net/fetch.py", "net/transport.py"}
 #: Libraries that open connections or speak HTTP themselves.
 HTTP_LIBRARIES = {
     "aiohttp",

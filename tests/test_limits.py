@@ -32,9 +32,8 @@ from archiver.config import (
     load_config,
     override_fetch,
 )
-from archiver.crawl import crawl, fetch_settings
 from archiver.errors import ConfigError
-from archiver.fetch import (
+from archiver.net.fetch import (
     _DECODE_STEP,
     Fetcher,
     FetchResult,
@@ -43,7 +42,8 @@ from archiver.fetch import (
     _Decoder,
     _Pace,
 )
-from archiver.sitemap import gunzip
+from archiver.run.crawl import crawl, fetch_settings
+from archiver.sources.sitemap import gunzip
 from archiver.store import BlobWriter, Store
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from server import LoopbackServer, Reply
 from archiver.cli import cli
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import crawl
 from archiver.db import Database
+from archiver.run.crawl import crawl
 
 SECRET = b"root:x:0:0:secret-bytes-that-must-stay-home\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64

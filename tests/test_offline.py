@@ -19,11 +19,11 @@ from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import crawl
 from archiver.db import Database
 from archiver.errors import NetworkDownError
-from archiver.fetch import Fetcher, FetchSettings
-from archiver.guard import is_public, public_networks
+from archiver.net.fetch import Fetcher, FetchSettings
+from archiver.net.guard import is_public, public_networks
+from archiver.run.crawl import crawl
 
 PDF = b"%PDF-1.4\n" + b"slides " * 200 + b"\n%%EOF\n"
 DAY = 86400

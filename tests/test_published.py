@@ -21,9 +21,9 @@ from server import LoopbackServer
 from test_report import World, make_world, sha
 
 from archiver.config import Source
-from archiver.crawl import crawl
-from archiver.mirror import manifest_entry, mirror_url_for, query_mark
+from archiver.ops.mirror import manifest_entry, mirror_url_for, query_mark
 from archiver.redact import clean_text, mask_url, public_url
+from archiver.run.crawl import crawl
 
 DOC = b"%PDF-1.4\n" + b"members only " * 40 + b"\n%%EOF\n"
 MIRROR = "https://mirror.example.org/"

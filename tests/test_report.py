@@ -20,14 +20,14 @@ import pytest
 from click.testing import CliRunner
 from server import LoopbackServer, Reply, Request
 
-import archiver.cli_store  # noqa: F401  (registers restore, verify, gc, export)
+import archiver.cli.store  # noqa: F401  (registers restore, verify, gc, export)
 from archiver.cli import cli
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
-from archiver.crawl import crawl
 from archiver.db import Database
-from archiver.fetch import HostMapTransport
-from archiver.report import FIELDS, ReportFilter, parse_since, parse_states, render, url_rows
+from archiver.net.fetch import HostMapTransport
+from archiver.ops.report import FIELDS, ReportFilter, parse_since, parse_states, render, url_rows
+from archiver.run.crawl import crawl
 from archiver.store import Store
 
 PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
@@ -177,7 +177,7 @@ def test_a_sha256_is_not_enough_to_be_restorable(world: World) -> None:
     blob = store.path_for(sha(PDF))
     os.chmod(blob, 0o644)
     blob.write_bytes(PDF.replace(b"slides", b"slides", 1)[:-1] + b"X")  # same size, one byte off
-    from archiver.verify import verify
+    from archiver.ops.verify import verify
 
     db = world.db()
     verify(db, store, now="2026-01-05T00:00:00Z")

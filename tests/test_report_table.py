@@ -16,7 +16,7 @@ from server import LoopbackServer
 from test_report import World
 
 from archiver.cli import cli
-from archiver.report import TABLE_COLUMNS, table_layout
+from archiver.ops.report import TABLE_COLUMNS, table_layout
 
 #: A URL longer than 80 columns (as a docs site's asset paths often are).
 LONG = "/conference/2025/talks/archived-slides/a-talk-about-archiving.pdf"

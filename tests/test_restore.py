@@ -12,8 +12,8 @@ import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
 
-from archiver import mirror as mirror_mod
-from archiver.mirror import safe_relpath
+from archiver.ops import mirror as mirror_mod
+from archiver.ops.mirror import safe_relpath
 
 
 @pytest.fixture
@@ -369,7 +369,7 @@ def test_collisions_get_distinct_stable_names(world: World, tmp_path: Path) -> N
 
 
 def test_a_local_asset_is_mirrored_without_the_machines_folders() -> None:
-    from archiver.mirror import safe_relpath
+    from archiver.ops.mirror import safe_relpath
 
     a = safe_relpath("file:///home/alice/site/content/talk/cover.jpg")
     b = safe_relpath("file:///home/alice/site/content/other/cover.jpg")

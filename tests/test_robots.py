@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from archiver.robots import MAX_OCTETS, Robots
+from archiver.sources.robots import MAX_OCTETS, Robots
 
 UA = "archiver/0.1.0 (+https://github.com/archiver; keeps event slides and images alive)"
 

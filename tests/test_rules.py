@@ -9,7 +9,7 @@ import pytest
 
 from archiver.config import Config, parse_config
 from archiver.errors import ConfigError
-from archiver.rules import UrlRules
+from archiver.net.rules import UrlRules
 
 
 def config(text: str) -> Config:

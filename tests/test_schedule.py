@@ -14,7 +14,7 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
-from archiver.schedule import Scheduler
+from archiver.run.schedule import Scheduler
 
 pytestmark = pytest.mark.anyio
 

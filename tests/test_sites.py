@@ -15,9 +15,9 @@ from site_fixture import PDF, Site, build_site, page, site_config
 from archiver.cli import cli
 from archiver.clock import FakeClock
 from archiver.config import Config, Source
-from archiver.crawl import RunSummary, crawl
 from archiver.db import Database
-from archiver.report import ReportFilter, url_rows
+from archiver.ops.report import ReportFilter, url_rows
+from archiver.run.crawl import RunSummary, crawl
 
 
 @pytest.fixture

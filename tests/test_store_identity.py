@@ -20,7 +20,7 @@ from test_report import World, make_world
 from archiver.cli import cli
 from archiver.db import Database
 from archiver.errors import ConfigError
-from archiver.identity import ID_FILE
+from archiver.store.identity import ID_FILE
 
 BLOBS = 3  # deck, photo, fine: what make_world archives
 

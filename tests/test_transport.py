@@ -31,23 +31,23 @@ from server import LoopbackServer, Reply
 from archiver import config as config_module
 from archiver.clock import FakeClock
 from archiver.config import load_config
-from archiver.crawl import fetch_settings
 from archiver.errors import ConfigError
-from archiver.fetch import (
+from archiver.net.fetch import (
     Fetcher,
     FetchSettings,
     HostMapTransport,
     TransportChoice,
     transport_kind,
 )
-from archiver.store import Store
-from archiver.transport import (
+from archiver.net.transport import (
     Http11Transport,
     Resolver,
     _happy_eyeballs,
     _interleave,
     _most_relevant,
 )
+from archiver.run.crawl import fetch_settings
+from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -232,7 +232,7 @@ async def test_a_black_holed_address_is_raced_by_the_next(
     """The first address never answers (a broken route): after the attempt delay the
     second is tried too and wins, well within the connect timeout, and the first attempt
     is cancelled."""
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 0.05)
     server.route("/a.pdf", Reply(body=PDF))
     with black_hole() as hole:
         transport = Http11Transport(resolver=answering(hole, ("127.0.0.1", server.port)))
@@ -248,7 +248,7 @@ async def test_a_refused_address_hands_over_to_the_next_at_once(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Waiting out the attempt delay would outlast the connect timeout of 2 s."""
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 3600.0)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 3600.0)
     server.route("/a.pdf", Reply(body=PDF))
     with refusing() as refused:
         transport = Http11Transport(resolver=answering(refused, ("127.0.0.1", server.port)))
@@ -273,7 +273,7 @@ async def test_when_every_address_refuses_the_error_is_a_refusal() -> None:
 async def test_when_every_address_is_black_holed_the_connect_timeout_ends_it(
     monkeypatch: pytest.MonkeyPatch, holes: int
 ) -> None:
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 0.05)
     with ExitStack() as stack:
         addresses = [stack.enter_context(black_hole()) for _ in range(holes)]
         transport = Http11Transport(resolver=answering(*addresses))
@@ -314,8 +314,8 @@ async def test_attempts_follow_the_interleaved_order(monkeypatch: pytest.MonkeyP
         tried.append((family, address))
         raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
 
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 3600.0)
-    monkeypatch.setattr("archiver.transport._connect_socket", refuse)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 3600.0)
+    monkeypatch.setattr("archiver.net.transport._connect_socket", refuse)
     with anyio.fail_after(10), pytest.raises(ConnectionRefusedError):
         await _happy_eyeballs([V6A, V6B, V4A, V4B])
     assert tried == [V6A, V4A, V6B, V4B]
@@ -339,8 +339,8 @@ async def test_a_loser_that_connects_as_the_winner_does_is_closed(
         connected.append(pair[0] if first else pair[1])
         return connected[-1]
 
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.0)
-    monkeypatch.setattr("archiver.transport._connect_socket", connect)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 0.0)
+    monkeypatch.setattr("archiver.net.transport._connect_socket", connect)
     try:
         with anyio.fail_after(10):
             won = await _happy_eyeballs([V4A, V4B])
@@ -475,7 +475,7 @@ async def test_tls_through_the_second_address_checks_the_url_name(
 ) -> None:
     """The first address is black-holed: the handshake runs on the second, against
     cdn.test, and a certificate for another name fails at once, the race being over."""
-    monkeypatch.setattr("archiver.transport._ATTEMPT_DELAY", 0.05)
+    monkeypatch.setattr("archiver.net.transport._ATTEMPT_DELAY", 0.05)
     names: list[str | None] = []
     with https_server(ca, certified, sni=names) as srv, black_hole() as hole:
         srv.route("/a.pdf", Reply(body=PDF))

@@ -11,8 +11,8 @@ import pytest
 from server import LoopbackServer, Reply
 from test_report import FINE, PDF, PNG, World, make_world, sha
 
-from archiver.fetch import USER_AGENT
-from archiver.verify import YOUNG, verify
+from archiver.net.fetch import USER_AGENT
+from archiver.ops.verify import YOUNG, verify
 
 
 @pytest.fixture
@@ -333,8 +333,8 @@ def test_repair_reads_a_local_asset_again_from_inside_the_source(tmp_path: Path)
     """A blob kept from a file beside the post comes back from that file, as the crawl read it;
     the repair is held to the same source folders as the crawl (a file outside stays out)."""
     from archiver.config import Source, default_config
-    from archiver.crawl import crawl, source_roots
     from archiver.db import Database
+    from archiver.run.crawl import crawl, source_roots
     from archiver.store import Store
 
     posts = tmp_path / "posts"

@@ -54,7 +54,7 @@ import anyio.abc
 import h11
 import httpx
 
-from .guard import AddressGuard
+from archiver.net.guard import AddressGuard
 
 if TYPE_CHECKING:  # imported when first used: only an HTTP/2 run pays for them
     import httpcore

@@ -15,9 +15,9 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from .db import Database
-from .errors import ConfigError, StoreError
-from .store import Store, write_atomic
+from archiver.db.sqlite import Database
+from archiver.errors import ConfigError, StoreError
+from archiver.store.directory import Store, write_atomic
 
 __all__ = ["ID_FILE", "StoreIdentity", "bind_store", "is_shared", "read_identity"]
 

@@ -24,14 +24,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import ArchiverError
-from .redact import public_url, url_sha256
-from .store import sha256_of, write_atomic
-from .text import plural
+from archiver.errors import ArchiverError
+from archiver.redact import public_url, url_sha256
+from archiver.store.directory import sha256_of, write_atomic
+from archiver.text import plural
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .store import Store
+    from archiver.db.sqlite import Database
+    from archiver.store.directory import Store
 
 __all__ = [
     "MirrorSummary",
@@ -316,7 +316,7 @@ def _same_bytes(path: Path, sha256: str) -> bool:
 
 def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> None:
     """Puts the blob at ``dest``: a hard link when possible, else a verified copy."""
-    from .restore import RestoreError, copy_verified
+    from archiver.ops.restore import RestoreError, copy_verified
 
     blob = store.path_for(sha256)
     if not _same_bytes(blob, sha256):
@@ -350,7 +350,7 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
     Idempotent: a file already holding the right bytes is left alone. The
     manifest keeps entries of earlier runs whose files are still there.
     """
-    from .restore import RestoreError, copies, newest_good
+    from archiver.ops.restore import RestoreError, copies, newest_good
 
     dest = Path(dest)
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .cli import _fail, _load, _read, _state_options, cli
-from .errors import ArchiverError
+from archiver.cli.app import _fail, _load, _read, _state_options, cli
+from archiver.errors import ArchiverError
 
 
 @cli.command()
@@ -35,8 +35,8 @@ def status(
 
     Example: archiver status --runs 10
     """
-    from .status import render_status
-    from .status import status as get_status
+    from archiver.ops.status import render_status
+    from archiver.ops.status import status as get_status
 
     try:
         cfg = _load(config_path, db, store)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .clock import iso
-from .errors import ConfigError, LockedError
+from archiver.clock import iso
+from archiver.errors import ConfigError, LockedError
 
 __all__ = ["lock_holder", "run_lock"]
 

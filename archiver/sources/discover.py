@@ -24,12 +24,19 @@ import anyio
 from bs4 import BeautifulSoup, Tag
 from bs4.dammit import UnicodeDammit
 
-from .config import Source
-from .extract import is_asset_url, normalize_url
-from .fetch import Fetcher, FetchResult, PageResult
-from .robots import Robots, origin, robots_url
-from .rules import UrlRules, compile_pattern
-from .sitemap import Listing, document_kind, gunzip, is_gzip, parse_feed, parse_sitemap
+from archiver.config import Source
+from archiver.extract import is_asset_url, normalize_url
+from archiver.net.fetch import Fetcher, FetchResult, PageResult
+from archiver.net.rules import UrlRules, compile_pattern
+from archiver.sources.robots import Robots, origin, robots_url
+from archiver.sources.sitemap import (
+    Listing,
+    document_kind,
+    gunzip,
+    is_gzip,
+    parse_feed,
+    parse_sitemap,
+)
 
 __all__ = ["Discovery", "Known", "Link", "Outcome", "Page", "Scope", "page_links"]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from archiver.errors import ConfigError
 
 __all__ = ["ENV_VAR", "PUBLIC_VAR", "AddressGuard", "BlockedAddress", "classify", "is_public"]
 

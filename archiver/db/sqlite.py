@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from .errors import DatabaseError
+from archiver.errors import DatabaseError
 
 if TYPE_CHECKING:
     import sqlite_utils

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 
-from .cli import _allow_option, _fail, _load, _read, _state_options, _with_allowed, cli
-from .clock import SystemClock, utcnow_iso
-from .config import Config, parse_duration
-from .db import STATES, Database
-from .errors import ArchiverError, ConfigError
-from .redact import shown_url
-from .store import Store
+from archiver.cli.app import _allow_option, _fail, _load, _read, _state_options, _with_allowed, cli
+from archiver.clock import SystemClock, utcnow_iso
+from archiver.config import Config, parse_duration
+from archiver.db.sqlite import STATES, Database
+from archiver.errors import ArchiverError, ConfigError
+from archiver.redact import shown_url
+from archiver.store.directory import Store
 
 #: What ``restore --mirror`` and ``--rewrite`` take by default.
 MIRROR_STATES = tuple(s for s in STATES if s != "ok")
@@ -60,7 +60,7 @@ def _grace(option: str, text: str) -> float:
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
     if not cfg.db.exists():
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
-    from .identity import bind_store
+    from archiver.store.identity import bind_store
 
     database = Database(cfg.db)
     try:
@@ -79,7 +79,7 @@ def _warn(message: str) -> None:
 
 
 def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
-    from .report import parse_states
+    from archiver.ops.report import parse_states
 
     return default if text is None else parse_states(text)
 
@@ -198,7 +198,7 @@ def _refuse_options_of_other_forms(forms: list[str], **given: object) -> None:
 
 def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None) -> None:
     """Reads the database read-only: only the copy is written (to FILE or stdout)."""
-    from .restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
+    from archiver.ops.restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
     copy = _read(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
     blobs = Store(cfg.store, create=False)
@@ -219,7 +219,7 @@ MIRROR_LIST_SKIPPED = 10
 
 
 def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
-    from .mirror import NO_COPY, build_mirror
+    from archiver.ops.mirror import NO_COPY, build_mirror
 
     summary = build_mirror(database, blobs, dest, states)
     damaged = 0
@@ -259,8 +259,8 @@ def _rewrite(
     url: str | None,
     dry_run: bool,
 ) -> int:
-    from .lock import run_lock
-    from .rewrite import apply_plan, plan_rewrite, plan_undo
+    from archiver.ops.rewrite import apply_plan, plan_rewrite, plan_undo
+    from archiver.run.lock import run_lock
 
     # A preview changes nothing, so it does not wait for (or block) a running crawl.
     with contextlib.nullcontext() if dry_run else run_lock(cfg.db):
@@ -313,9 +313,9 @@ def verify(
 
     Example: archiver verify --max-duration 10m
     """
-    from .crawl import fetch_settings, source_roots
-    from .rules import UrlRules
-    from .verify import verify as run_verify
+    from archiver.net.rules import UrlRules
+    from archiver.ops.verify import verify as run_verify
+    from archiver.run.crawl import fetch_settings, source_roots
 
     try:
         cfg = _with_allowed(_load(config_path, db, store), allow_address)
@@ -359,9 +359,9 @@ def gc(
 
     Example: archiver gc --grace 7d --yes
     """
-    from .gc import collect_garbage
-    from .identity import is_shared
-    from .lock import run_lock
+    from archiver.ops.gc import collect_garbage
+    from archiver.run.lock import run_lock
+    from archiver.store.identity import is_shared
 
     try:
         cfg = _load(config_path, db, store)
@@ -400,7 +400,7 @@ def export(config_path: Path | None, db: Path | None, store: Path | None, warc: 
 
     Example: archiver export --warc archive.warc.gz
     """
-    from .export import export_warc
+    from archiver.ops.export import export_warc
 
     try:
         cfg = _load(config_path, db, store)

@@ -18,18 +18,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .clock import Clock
-from .config import Source
-from .discover import Discovery, Known, Link, Page
-from .extract import Reference, extract
-from .fetch import Fetcher, FetchSettings
-from .localfiles import is_local
-from .rules import UrlRules
+from archiver.clock import Clock
+from archiver.config import Source
+from archiver.extract import Reference, extract
+from archiver.net.fetch import Fetcher, FetchSettings
+from archiver.net.localfiles import is_local
+from archiver.net.rules import UrlRules
+from archiver.sources.discover import Discovery, Known, Link, Page
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
 
-    from .db import Database
+    from archiver.db.sqlite import Database
 
 __all__ = ["SiteIndex", "index_site"]
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from archiver.errors import ConfigError
 
 __all__ = ["UrlRules", "compile_pattern"]
 

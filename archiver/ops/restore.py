@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .db import Database
-from .errors import DatabaseError, RestoreError
-from .extract import normalize_url
-from .store import Store
+from archiver.db.sqlite import Database
+from archiver.errors import DatabaseError, RestoreError
+from archiver.extract import normalize_url
+from archiver.store.directory import Store
 
 __all__ = [
     "Copy",

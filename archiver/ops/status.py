@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .db import Database
-from .lock import lock_holder
-from .redact import clean_text, shown_url
-from .store import Store
+from archiver.db.sqlite import Database
+from archiver.redact import clean_text, shown_url
+from archiver.run.lock import lock_holder
+from archiver.store.directory import Store
 
 #: Exit codes of a run a signal stopped (128 + SIGINT, 128 + SIGTERM).
 INTERRUPTED = (130, 143)

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .db import Database
-from .fetch import Fetcher, FetchSettings
-from .localfiles import LocalRoots
-from .redact import clean_text, shown_url
-from .restore import record_verification
-from .rules import UrlRules
-from .store import Store, sha256_of
-from .text import plural
+from archiver.db.sqlite import Database
+from archiver.net.fetch import Fetcher, FetchSettings
+from archiver.net.localfiles import LocalRoots
+from archiver.net.rules import UrlRules
+from archiver.ops.restore import record_verification
+from archiver.redact import clean_text, shown_url
+from archiver.store.directory import Store, sha256_of
+from archiver.text import plural
 
 if TYPE_CHECKING:
     import httpx
@@ -139,7 +139,7 @@ def verify(
     """Re-hashes blobs (oldest check first, within the budget), then checks rows and files.
 
     Store files no row knows are reported once they are ``grace`` seconds old. A
-    repair fetches through ``archiver.fetch.Fetcher`` with ``settings`` (a crawl's:
+    repair fetches through ``archiver.net.fetch.Fetcher`` with ``settings`` (a crawl's:
     limits, size caps, redirects, User-Agent, timeouts) and ``rules`` (``[remap]``
     and ``exclude_urls``), so it asks no URL a crawl would not ask, and no other way.
     """

@@ -16,11 +16,11 @@ from typing import Any
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from . import __version__
-from .db import Database
-from .errors import ArchiverError
-from .store import Store
-from .text import plural
+from archiver import __version__
+from archiver.db.sqlite import Database
+from archiver.errors import ArchiverError
+from archiver.store.directory import Store
+from archiver.text import plural
 
 __all__ = ["FETCHED_URI_HEADER", "ExportResult", "export_warc"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from .errors import StoreError
+from archiver.errors import StoreError
 
 __all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of"]
 

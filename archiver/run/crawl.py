@@ -29,11 +29,11 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from . import collect, extract, validate
-from .clock import Clock, SystemClock, iso, parse_iso
-from .config import Config, Source
-from .db import Database
-from .errors import (
+from archiver import extract, validate
+from archiver.clock import Clock, SystemClock, iso, parse_iso
+from archiver.config import Config, Source
+from archiver.db.sqlite import Database
+from archiver.errors import (
     ArchiverError,
     ConfigError,
     DatabaseError,
@@ -41,17 +41,18 @@ from .errors import (
     RunInterrupted,
     Stop,
 )
-from .extract import Reference
-from .fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
-from .guard import is_public, public_networks
-from .identity import bind_store
-from .localfiles import LocalRoots
-from .rules import UrlRules
-from .schedule import Scheduler
-from .states import Previous, transition
-from .store import Store
-from .text import plural
-from .transport import system_resolver
+from archiver.extract import Reference
+from archiver.net.fetch import Fetcher, FetchResult, FetchSettings, host_answered, is_network
+from archiver.net.guard import is_public, public_networks
+from archiver.net.localfiles import LocalRoots
+from archiver.net.rules import UrlRules
+from archiver.net.transport import system_resolver
+from archiver.run.schedule import Scheduler
+from archiver.sources import folders as collect
+from archiver.states import Previous, transition
+from archiver.store.directory import Store
+from archiver.store.identity import bind_store
+from archiver.text import plural
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
@@ -244,7 +245,7 @@ def _index_posts(
 ) -> Iterator[int]:
     """Parses the source's new or changed posts into the database, yielding each post's id
     as soon as it is saved (so its links can be fetched while the next post is read)."""
-    assert source.path is not None, "URL sources are indexed by archiver.sites"
+    assert source.path is not None, "URL sources are indexed by archiver.sources.sites"
     root = source.path
     label = source.label
     static_roots = _static_roots(source)
@@ -547,7 +548,9 @@ async def _crawl_async(
     for source in sources:
         if source.url is None:
             continue
-        from .sites import index_site  # bs4 and the site crawler only when a site is crawled
+        from archiver.sources.sites import (
+            index_site,  # bs4 and the site crawler only when a site is crawled
+        )
 
         site = await index_site(
             db,

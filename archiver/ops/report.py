@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .clock import iso, parse_iso
-from .db import STATES, Database
-from .errors import ConfigError
-from .redact import clean_text, shown_url
-from .restore import copies, newest_good
-from .store import Store
-from .text import plural
+from archiver.clock import iso, parse_iso
+from archiver.db.sqlite import STATES, Database
+from archiver.errors import ConfigError
+from archiver.ops.restore import copies, newest_good
+from archiver.redact import clean_text, shown_url
+from archiver.store.directory import Store
+from archiver.text import plural
 
 __all__ = [
     "FIELDS",
@@ -265,7 +265,7 @@ def render(
     if fmt == "table":
         return _table(rows, color=color, width=width)
     if fmt == "html":
-        from .report_html import render_html
+        from archiver.ops.report_html import render_html
 
         return render_html(rows, store=store, output=output)
     raise ConfigError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")

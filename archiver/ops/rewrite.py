@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArchiverError, ConfigError
-from .mirror import mirror_url_for
-from .store import write_atomic
-from .text import plural
+from archiver.errors import ArchiverError, ConfigError
+from archiver.ops.mirror import mirror_url_for
+from archiver.store.directory import write_atomic
+from archiver.text import plural
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .store import Store
+    from archiver.db.sqlite import Database
+    from archiver.store.directory import Store
 
 __all__ = ["PostChange", "RewritePlan", "Span", "apply_plan", "plan_rewrite", "plan_undo"]
 
@@ -150,7 +150,7 @@ def plan_rewrite(
     """The edits that point every broken, mirrored link in the posts at ``mirror_url``."""
     import fnmatch
 
-    from .restore import copies, newest_good
+    from archiver.ops.restore import copies, newest_good
 
     if not mirror_url.startswith(("http://", "https://")):
         raise ConfigError(
@@ -254,7 +254,7 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
     )
     unknown = wanted - {r["url"] for r in rows}
     if unknown:
-        from .restore import RestoreError
+        from archiver.ops.restore import RestoreError
 
         raise RestoreError(
             f"no rewrite of {sorted(unknown)[0]} to undo (see 'archiver restore --undo --dry-run')"

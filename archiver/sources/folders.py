@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from archiver.config import DEFAULT_EXTENSIONS
 from archiver.extract import ExtractWarning, Reference, extract, post_format
-from archiver.localfiles import LocalRoots
+from archiver.net.localfiles import LocalRoots
 
 __all__ = [
     "Post",

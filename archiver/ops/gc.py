@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .clock import parse_iso
-from .db import Database
-from .store import Store
-from .text import plural
+from archiver.clock import parse_iso
+from archiver.db.sqlite import Database
+from archiver.store.directory import Store
+from archiver.text import plural
 
 __all__ = ["GcResult", "collect_garbage"]
 

@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
-from .config import Config, finite_option, load_config, override_fetch, parse_extensions
-from .errors import ArchiverError, ConfigError, Stop
-from .redact import clean_text, shown_url
+from archiver import __version__
+from archiver.config import Config, finite_option, load_config, override_fetch, parse_extensions
+from archiver.errors import ArchiverError, ConfigError, Stop
+from archiver.redact import clean_text, shown_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from .db import Database
-    from .store import Store
+    from archiver.db.sqlite import Database
+    from archiver.store.directory import Store
 
 
 class _Log:
@@ -115,7 +115,7 @@ def _with_allowed(cfg: Config, allow: tuple[str, ...]) -> Config:
     """
     from dataclasses import replace
 
-    from .guard import AddressGuard, environment_entries
+    from archiver.net.guard import AddressGuard, environment_entries
 
     AddressGuard.parse([*(("option --allow-address", a) for a in allow), *environment_entries()])
     if not allow:
@@ -130,9 +130,9 @@ def _read(cfg: Config, read: Callable[[Database, Store], T]) -> T:
     ``read`` may run more than once (see ``db.read_snapshot``): it must only read, or
     write something it replaces whole.
     """
-    from .db import read_snapshot
-    from .identity import bind_store
-    from .store import Store
+    from archiver.db.sqlite import read_snapshot
+    from archiver.store.directory import Store
+    from archiver.store.identity import bind_store
 
     if not cfg.db.exists():
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
@@ -277,9 +277,9 @@ def _run(
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
 
-    from .crawl import crawl as run_crawl
-    from .crawl import sources_from_args
-    from .lock import run_lock
+    from archiver.run.crawl import crawl as run_crawl
+    from archiver.run.crawl import sources_from_args
+    from archiver.run.lock import run_lock
 
     log = _Log(log_format, quiet)
     try:
@@ -387,8 +387,8 @@ def extract_cmd(
 
     Example: archiver extract data/posts --format json
     """
-    from . import collect
-    from .config import DEFAULT_EXTENSIONS
+    from archiver.config import DEFAULT_EXTENSIONS
+    from archiver.sources import folders as collect
 
     out: list[dict[str, Any]] = []
     skipped: list[Path] = []
@@ -420,7 +420,7 @@ def extract_cmd(
     except ArchiverError as exc:
         _fail(exc)
     if skipped:
-        from .text import plural
+        from archiver.text import plural
 
         click.echo(
             f"archiver: warning: {plural(len(skipped), 'file')} skipped by extension"
@@ -477,7 +477,7 @@ def report(
 
     Example: archiver report --format html --state all -o report.html
     """
-    from .report import (
+    from archiver.ops.report import (
         ReportFilter,
         check_filter_names,
         parse_since,
@@ -486,7 +486,7 @@ def report(
         table_width,
         url_rows,
     )
-    from .store import Store
+    from archiver.store.directory import Store
 
     try:
         cfg = _load(config_path, db, store)
@@ -527,7 +527,7 @@ def report(
 
 def _internal_error(exc: BaseException, *, debug: bool) -> None:
     """A bug: one line, the traceback in a file it names (or on stderr with --debug), exit 70."""
-    from .crawl import INTERNAL_ERROR, describe_bug
+    from archiver.run.crawl import INTERNAL_ERROR, describe_bug
 
     text = "".join(traceback.format_exception(exc))
     what = describe_bug(exc)
@@ -595,4 +595,5 @@ def main() -> None:
 
 
 # Commands defined in their own modules register themselves on import.
-from . import cli_ops, cli_store  # noqa: E402, F401
+from archiver.cli import ops as _ops  # noqa: E402, F401
+from archiver.cli import store as _store  # noqa: E402, F401

@@ -35,14 +35,20 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 import httpx
 
-from . import __version__
-from .clock import Clock, SystemClock
-from .guard import AddressGuard, BlockedAddress
-from .localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
-from .rules import UrlRules
-from .store import BlobWriter, Store
-from .transport import Http2Transport, Http11Transport, OriginRouter, _Lookups, system_resolver
-from .validate import HEAD_SIZE, Expected, Verdict, describe, verdict
+from archiver import __version__
+from archiver.clock import Clock, SystemClock
+from archiver.net.guard import AddressGuard, BlockedAddress
+from archiver.net.localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
+from archiver.net.rules import UrlRules
+from archiver.net.transport import (
+    Http2Transport,
+    Http11Transport,
+    OriginRouter,
+    _Lookups,
+    system_resolver,
+)
+from archiver.store.directory import BlobWriter, Store
+from archiver.validate import HEAD_SIZE, Expected, Verdict, describe, verdict
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState  # tenacity itself loads on the first transient failure

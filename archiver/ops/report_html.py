@@ -15,9 +15,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .db import STATES
-from .redact import clean_text, shown_url
-from .store import Store
+from archiver.db.sqlite import STATES
+from archiver.redact import clean_text, shown_url
+from archiver.store.directory import Store
 
 __all__ = ["THUMB_MAX", "render_html"]
 

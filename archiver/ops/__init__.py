@@ -1,0 +1,1 @@
+"""What users do with the archive: report, status, restore, mirror, rewrite, verify, gc, export."""

@@ -1,0 +1,1 @@
+"""Where posts come from: folders of files, and sites (listings, sitemaps, feeds, robots)."""
