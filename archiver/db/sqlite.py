@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.errors import DatabaseError
+from archiver.records import RecheckReason, UrlState
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["STATES", "Database", "PostRow", "read_snapshot"]
 
 #: Every state a URL can be in.
-STATES = ("ok", "failing", "dead", "invalid", "error", "blocked", "pending")
+STATES = tuple(state.value for state in UrlState)
 
 
 def _m001_initial(db: sqlite3.Connection) -> None:
@@ -206,6 +207,11 @@ def _m301_store_identity(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta VALUES ('database_id', ?)", (uuid.uuid4().hex,))
 
 
+def _m401_recheck(db: sqlite3.Connection) -> None:
+    # Set by verify (copy missing or damaged) and restore --undo; a full fetch clears it.
+    db.execute("ALTER TABLE urls ADD COLUMN recheck TEXT")
+
+
 #: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("001_initial", _m001_initial),
@@ -213,6 +219,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("102_rewrites", _m102_rewrites),
     ("201_site_pages", _m201_site_pages),
     ("301_store_identity", _m301_store_identity),
+    ("401_recheck", _m401_recheck),
 ]
 
 
@@ -477,6 +484,21 @@ class Database:
             "UPDATE posts SET last_seen=?, gone_since=NULL WHERE id=?", (now, post_id)
         )
 
+    def mark_due(self, url_ids: Iterable[int], reason: RecheckReason) -> None:
+        """Makes these URLs due at the next run (a full fetch), whatever their last check.
+
+        Call inside a transaction.
+        """
+        self.conn.executemany(
+            "UPDATE urls SET recheck=? WHERE id=?", [(reason.value, i) for i in url_ids]
+        )
+
+    def mark_due_by_blob(self, sha256s: Iterable[str], reason: RecheckReason) -> None:
+        """Makes due every URL whose archived copy is one of these blobs. Call in a transaction."""
+        self.conn.executemany(
+            "UPDATE urls SET recheck=? WHERE sha256=?", [(reason.value, s) for s in sha256s]
+        )
+
     def start_run(self, command: str, pid: int, now: str) -> int:
         with self.transaction():
             cur = self.conn.execute(
@@ -569,7 +591,7 @@ class Database:
                 self.conn.execute(
                     "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
                     " last_checked=?, last_ok=?, failing_since=NULL, fail_count=0,"
-                    " confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    " confirm_count=0, confirm_last=NULL, became=?, recheck=NULL WHERE id=?",
                     (r.http_status, now, now, became, url_id),
                 )
             elif sha is None:
@@ -578,7 +600,8 @@ class Database:
                 self.conn.execute(
                     "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
                     " final_url=?, last_checked=?, last_ok=?, failing_since=NULL,"
-                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=?,"
+                    " recheck=CASE WHEN recheck='undone' THEN NULL ELSE recheck END WHERE id=?",
                     (r.http_status, r.final_url, now, now, became, url_id),
                 )
             else:
@@ -586,7 +609,8 @@ class Database:
                     "UPDATE urls SET state='ok', http_status=?, error_class=NULL, error=NULL,"
                     " sha256=?, size=?, content_type=?, final_url=?, etag=?,"
                     " last_modified=?, last_checked=?, last_ok=?, failing_since=NULL,"
-                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=? WHERE id=?",
+                    " fail_count=0, confirm_count=0, confirm_last=NULL, became=?, recheck=NULL"
+                    " WHERE id=?",
                     (
                         r.http_status,
                         sha,
@@ -605,7 +629,8 @@ class Database:
             self.conn.execute(
                 "UPDATE urls SET state=?, http_status=?, error_class=?, error=?, last_checked=?,"
                 " final_url=?, failing_since=COALESCE(failing_since, ?), fail_count=fail_count+1,"
-                " confirm_count=?, confirm_last=?, became=? WHERE id=?",
+                " confirm_count=?, confirm_last=?, became=?,"
+                " recheck=CASE WHEN recheck='undone' THEN NULL ELSE recheck END WHERE id=?",
                 (
                     state,
                     r.http_status,

@@ -334,7 +334,8 @@ class _Due:
         marks = ",".join("?" * len(ids)) if len(ids) < 500 else "SELECT id FROM run_posts"
         rows = self._db.rows(
             "SELECT u.id, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag,"
-            " u.last_modified, u.last_checked, u.confirm_count, u.confirm_last FROM urls u"
+            " u.last_modified, u.last_checked, u.confirm_count, u.confirm_last, u.recheck"
+            " FROM urls u"
             f" WHERE u.id IN (SELECT url_id FROM refs WHERE post_id IN ({marks})) ORDER BY u.id",
             ids if len(ids) < 500 else (),
         )
@@ -349,8 +350,8 @@ class _Due:
 
     def _is_due(self, row: dict[str, Any]) -> bool:
         last = parse_iso(row["last_checked"])
-        if self._all or last is None or row["state"] == "pending":
-            return True
+        if self._all or last is None or row["state"] == "pending" or row["recheck"]:
+            return True  # new, or verify / restore --undo asked for it
         if row["state"] == "ok" and row["sha256"] is None:
             return True  # checked but never archived (e.g. by `check`)
         if row["state"] in ("failing", "error"):
@@ -891,7 +892,9 @@ async def _fetch_one(
     if probe:
         result = await fetcher.fetch(url, expect=row["expect"], probe=True)
     else:
-        if row["sha256"] and fetcher.store is not None and fetcher.store.has(row["sha256"]):
+        # A copy verify found missing or damaged is fetched whole, never revalidated.
+        held = row["sha256"] and not row["recheck"]
+        if held and fetcher.store is not None and fetcher.store.has(row["sha256"]):
             if row["etag"]:
                 validators["If-None-Match"] = row["etag"]
             if row["last_modified"]:
