@@ -1,10 +1,37 @@
 """archiver: keep the slides and pictures of event posts alive.
 
-The library behind the ``archiver`` command: ``archiver.crawl.crawl`` runs the
-pipeline (collect -> extract -> fetch -> store -> record); each stage is a module
-usable alone (``archiver.extract.extract`` is pure: text in, references out).
-Names are imported on first use, so ``archiver --version`` and cron runs do not
-pay for modules they never touch.
+The library behind the ``archiver`` command. A run flows one way through stages, a
+package each:
+
+- ``sources``: where posts come from: folders (``folders``) and live sites (``sites``,
+  with ``discover`` for listings, ``sitemap`` for sitemaps and feeds, ``robots``).
+- ``extract``: pure, a post's text in and ``Reference`` values out.
+- ``net``: the one HTTP client (``net.fetch.Fetcher``) and its transport, the address
+  guard, the URL rules (``exclude_urls``, ``[remap]``) and the local folders ``file:``
+  URLs may be read from.
+- ``validate``: whether a body is the PDF or image its link promised.
+- ``store``: the content-addressed blob store, and which database it belongs to.
+- ``db``: state: the schema, its migrations and every query.
+- ``run``: a crawl or check: the pipeline, the scheduler, the recorder, the run lock.
+- ``ops``: what users do with the archive: report, status, restore, mirror, rewrite,
+  verify, gc, export.
+- ``cli``: the command line, a client of all of the above.
+
+Beside them: ``states`` (the state rules: what is due, what a run may change,
+confirmation), ``records`` (the typed records passed between stages), ``config`` (one
+settings type per concern), ``errors``, ``clock``, ``redact``, ``text``.
+
+Rules, kept by ``tests/test_layout.py`` and ``tests/test_http_stack.py``:
+
+- only `db` has SQL: no other module writes a statement, touches a connection or
+  imports a database driver, so a second backend replaces one package;
+- only `net` speaks HTTP (httpx, httpcore, h11, h2: in fact only ``net.fetch`` and
+  ``net.transport``), so every fetch gets the guard, the limits and the retries;
+- nothing imports `cli`: the library never depends on the command line;
+- no import cycle, between modules or between stages.
+
+Names are imported on first use, so ``archiver --version`` and cron runs do not pay for
+modules they never touch.
 """
 
 from __future__ import annotations
