@@ -585,3 +585,21 @@ def test_sarif_schema_is_enforced(validator: jsonschema.protocols.Validator) -> 
     log["runs"][0]["results"] = [{"message": {"text": "x"}, "level": "fatal"}]
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(log)
+
+
+def test_junit_writes_to_any_text_writer(tmp_path: Path) -> None:
+    """A stream that is only ``write(str)`` (no io.TextIOBase) gets text, not bytes."""
+
+    class Writer:
+        def __init__(self) -> None:
+            self.parts: list[str] = []
+
+        def write(self, text: str) -> int:
+            assert isinstance(text, str)
+            self.parts.append(text)
+            return len(text)
+
+    writer = Writer()
+    assert junit(every_state(tmp_path), writer, cwd=tmp_path) == 4  # type: ignore[arg-type]
+    root = ET.fromstring("".join(writer.parts).encode("utf-8"))
+    assert len(root[0]) == len(STATES)

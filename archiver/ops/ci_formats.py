@@ -195,9 +195,9 @@ def _detail(finding: Finding) -> str:
     return "not checked yet" if finding.state == "pending" else finding.state
 
 
-def _message(finding: Finding, *, where: bool) -> str:
+def _message(finding: Finding, url: str, *, where: bool) -> str:
     """``URL is STATE: detail``, with the link text, and the page when there is no file."""
-    parts = [f"{_url(finding)} is {finding.state}: {_detail(finding)}"]
+    parts = [f"{url} is {finding.state}: {_detail(finding)}"]
     if finding.text:
         parts.append(f' (link text "{_shown(finding.text)}")')
     if where and finding.file is None:
@@ -221,6 +221,7 @@ class _Paths:
         self.cwd = Path(os.path.abspath(cwd if cwd is not None else Path.cwd()))
         self._real = Path(os.path.realpath(self.cwd))
         self._cache: dict[Path, tuple[Path, bool]] = {}
+        self._shown: dict[Path, str] = {}
 
     def locate(self, file: Path) -> tuple[Path, bool]:
         """(path relative to cwd, True) when the file is under cwd, else (absolute, False)."""
@@ -238,7 +239,10 @@ class _Paths:
 
     def shown(self, file: Path) -> str:
         """The path as text (``/`` separators)."""
-        return _utf8(self.locate(file)[0].as_posix())
+        text = self._shown.get(file)
+        if text is None:
+            text = self._shown[file] = _utf8(self.locate(file)[0].as_posix())
+        return text
 
 
 # -- JUnit ------------------------------------------------------------------------------
@@ -253,28 +257,28 @@ def _xml(text: str) -> str:
 
 
 class _Chunks(io.TextIOBase):
-    """What XMLGenerator writes to: any text stream, fed in chunks of about 64 KiB.
+    """What XMLGenerator writes to: any text stream, fed in chunks of some KiB.
 
     XMLGenerator makes several tiny writes per element; a million testcases would be
     tens of millions of calls on the caller's stream. It also treats a stream that is
     not an ``io.TextIOBase`` as binary, which this class is not.
     """
 
-    LIMIT = 1 << 16
+    #: Pieces held before they are written: a testcase is about ten, of ~20 characters.
+    LIMIT = 4096
 
     def __init__(self, out: TextIO) -> None:
         super().__init__()
         self._out = out
         self._parts: list[str] = []
-        self._size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        self._parts.append(text)
-        self._size += len(text)
-        if self._size >= self.LIMIT:
+        parts = self._parts
+        parts.append(text)
+        if len(parts) >= self.LIMIT:
             self.flush()
         return len(text)
 
@@ -282,7 +286,6 @@ class _Chunks(io.TextIOBase):
         if self._parts:
             self._out.write("".join(self._parts))
             self._parts.clear()
-            self._size = 0
 
 
 def _attrs(values: dict[str, str]) -> AttributesImpl[str]:
@@ -295,7 +298,9 @@ def junit(findings: Findings, out: TextIO, *, cwd: Path | None = None) -> int:
     ``classname`` is the post's file (relative to ``cwd`` when under it) or, for a site
     page, its URL; ``name`` is the URL; ``file`` and ``line`` say where the link is.
     Broken states get a ``<failure type=STATE>``, ``blocked`` and ``pending`` a
-    ``<skipped>``. Two passes: the suite's totals come first.
+    ``<skipped>``. Two passes: the suite's totals come first. The document declares
+    UTF-8: ``out`` should encode as UTF-8 (``sys.stdout`` in a UTF-8 locale, a file
+    opened with ``encoding="utf-8"``).
     """
     passes = _passes(findings)
     tests = failures = skipped = 0
@@ -411,7 +416,7 @@ def github(findings: Iterable[Finding], out: TextIO, cwd: Path | None = None) ->
             if (line := _line(f)) is not None:
                 props.append(f"line={line}")
         props.append(f"title={escape_property(f'archiver: {f.state} link')}")
-        message = escape_data(_message(f, where=True))
+        message = escape_data(_message(f, _url(f), where=True))
         out.write(f"::{level} {','.join(props)}::{message}\n")
     return errors
 
@@ -485,15 +490,20 @@ def _directory_uri(path: Path) -> str:
 
 
 def _results(findings: Iterable[Finding], paths: _Paths) -> Iterator[dict[str, Any]]:
+    artifacts: dict[Path, dict[str, str]] = {}  # per file: a post has many uses
     for f in findings:
         level = _LEVEL.get(f.state)
         if level is None:
             continue
-        artifact = _artifact(f, paths)
+        if f.file is None:
+            artifact = {"uri": _post(f)} if f.post else None
+        elif (artifact := artifacts.get(f.file)) is None:
+            artifact = artifacts[f.file] = _artifact(f.file, paths)
         location: dict[str, Any] = {"artifactLocation": artifact} if artifact else {}
         if artifact and (line := _line(f)) is not None:
             location["region"] = {"startLine": line}
-        properties: dict[str, Any] = {"url": _url(f), "state": f.state}
+        url = _url(f)
+        properties: dict[str, Any] = {"url": url, "state": f.state}
         if f.http_status is not None:
             properties["httpStatus"] = f.http_status
         for key, value in (
@@ -510,17 +520,15 @@ def _results(findings: Iterable[Finding], paths: _Paths) -> Iterator[dict[str, A
             "ruleId": f"archiver/{f.state}",
             "ruleIndex": _RULE_INDEX[f.state],
             "level": level,
-            "message": {"text": _message(f, where=False)},
+            "message": {"text": _message(f, url, where=False)},
             "locations": [{"physicalLocation": location}] if location else [],
             "properties": properties,
         }
 
 
-def _artifact(f: Finding, paths: _Paths) -> dict[str, str] | None:
-    """The file relative to %SRCROOT% when under it, else its file: URI; a page's URL."""
-    if f.file is None:
-        return {"uri": _post(f)} if f.post else None
-    path, under = paths.locate(f.file)
+def _artifact(file: Path, paths: _Paths) -> dict[str, str]:
+    """The file relative to %SRCROOT% when under it, else its ``file:`` URI."""
+    path, under = paths.locate(file)
     if under:
         uri = quote(os.fsencode(path).replace(os.sep.encode(), b"/"))
         return {"uri": uri, "uriBaseId": SRCROOT}
