@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from archiver.db.archive import ArchiveQueries
 from archiver.db.schema import STEPS, Step
 from archiver.errors import DatabaseError
 from archiver.records import RecheckReason, UrlState
@@ -82,7 +83,7 @@ class PostRow:
     extractor_version: str | None
 
 
-class Database:
+class Database(ArchiveQueries):
     """The archive database. Opening it creates or migrates the schema.
 
     ``readonly=True`` (report, status, restore URL -o, export) writes nothing at all:
