@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from archiver.errors import ArchiverError, ConfigError
 from archiver.ops.mirror import mirror_url_for
+from archiver.records import RecheckReason
 from archiver.store.directory import write_atomic
 from archiver.text import plural
 
@@ -304,6 +305,8 @@ def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:
 def _record(db: Database, change: PostChange, undo: bool, now: str, after_sha: str) -> None:
     if undo:
         db.end_rewrites([s.rewrite_id for s in change.spans], now, undone=True)
+        # The original link is back in the post: the next crawl checks it in full.
+        db.mark_due(sorted({s.url_id for s in change.spans}), RecheckReason.UNDONE)
     else:
         # Rewrites recorded for an older state of this post can no longer be undone by offset.
         keep_ids = {k[0] for k in change.keep}

@@ -25,6 +25,7 @@ from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.localfiles import LocalRoots
 from archiver.net.rules import UrlRules
 from archiver.ops.restore import record_verification
+from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store, sha256_of
 from archiver.text import plural
@@ -164,7 +165,23 @@ def verify(
             now,
             _Refetch(settings, rules or UrlRules(), transport, local_roots or LocalRoots()),
         )
+    _make_due(db, result)
     return result
+
+
+def _make_due(db: Database, result: VerifyResult) -> None:
+    """The URLs of a blob still missing or damaged are fetched again at the next crawl.
+
+    A crawl would otherwise revalidate them (a 304 keeps the lost copy "ok") or leave
+    them alone until ``recheck_after``; a repaired blob needs nothing.
+    """
+    fixed = set(result.repaired)
+    missing = [s for s in result.missing if s not in fixed]
+    corrupt = [s for s in result.corrupt if s not in fixed]
+    if missing or corrupt:
+        with db.transaction():
+            db.mark_due_by_blob(missing, RecheckReason.COPY_MISSING)
+            db.mark_due_by_blob(corrupt, RecheckReason.COPY_DAMAGED)
 
 
 @dataclass(frozen=True)
