@@ -191,7 +191,7 @@ async def test_a_pdf_over_https_is_archived_over_http2(
 
 def test_an_http2_status_line_is_exported_as_http_1_1() -> None:
     """WARC replays HTTP/1.x messages: the recorded HTTP/2 answer becomes one."""
-    headers = _http_headers("HTTP/2 200 OK", '[["content-type", "application/pdf"]]', 15)
+    headers = _http_headers("HTTP/2 200 OK", [("content-type", "application/pdf")], 15)
     assert (headers.protocol, headers.statusline) == ("HTTP/1.1", "200 OK")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from archiver.db.archive import ArchiveQueries
+from archiver.db.schema import STEPS, Step
 from archiver.errors import DatabaseError
 from archiver.records import RecheckReason, UrlState
 
@@ -32,194 +33,21 @@ __all__ = ["STATES", "Database", "PostRow", "read_snapshot"]
 STATES = tuple(state.value for state in UrlState)
 
 
-def _m001_initial(db: sqlite3.Connection) -> None:
-    # Statement by statement: executescript would commit the migration's transaction.
-    for statement in _SCHEMA_001.split(";"):
-        if statement.strip():
-            db.execute(statement)
+def _migration(step: Step) -> Callable[[sqlite3.Connection], None]:
+    """A step as a function of the connection, applying it through sqlite-utils."""
+
+    def migrate(conn: sqlite3.Connection) -> None:
+        from archiver.db.sqlite_migrate import apply_step, utils_for
+
+        apply_step(utils_for(conn), step)
+
+    migrate.__name__ = f"migrate_{step.name}"
+    return migrate
 
 
-_SCHEMA_001 = """
-        CREATE TABLE posts (
-            id INTEGER PRIMARY KEY,
-            source TEXT NOT NULL,
-            path TEXT NOT NULL,
-            content_sha256 TEXT,
-            extractor_version TEXT,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            gone_since TEXT,
-            UNIQUE (source, path)
-        );
-        CREATE TABLE urls (
-            id INTEGER PRIMARY KEY,
-            url TEXT NOT NULL UNIQUE,
-            host TEXT,
-            expect TEXT NOT NULL DEFAULT 'any',
-            state TEXT NOT NULL DEFAULT 'pending',
-            http_status INTEGER,
-            error_class TEXT,
-            error TEXT,
-            sha256 TEXT,
-            size INTEGER,
-            content_type TEXT,
-            final_url TEXT,
-            etag TEXT,
-            last_modified TEXT,
-            first_seen TEXT NOT NULL,
-            last_checked TEXT,
-            last_ok TEXT,
-            failing_since TEXT,
-            fail_count INTEGER NOT NULL DEFAULT 0,
-            confirm_count INTEGER NOT NULL DEFAULT 0,
-            confirm_last TEXT,
-            became TEXT,
-            referenced INTEGER NOT NULL DEFAULT 1
-        );
-        CREATE INDEX urls_state ON urls (state);
-        CREATE TABLE refs (
-            id INTEGER PRIMARY KEY,
-            post_id INTEGER NOT NULL REFERENCES posts(id) ON DELETE CASCADE,
-            url_id INTEGER NOT NULL REFERENCES urls(id),
-            line INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            text TEXT,
-            as_written TEXT NOT NULL,
-            start INTEGER NOT NULL,
-            "end" INTEGER NOT NULL
-        );
-        CREATE INDEX refs_post ON refs (post_id);
-        CREATE INDEX refs_url ON refs (url_id);
-        CREATE TABLE blobs (
-            sha256 TEXT PRIMARY KEY,
-            size INTEGER NOT NULL,
-            content_type TEXT,
-            first_stored TEXT NOT NULL,
-            verified_at TEXT,
-            verify_ok INTEGER
-        );
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            command TEXT NOT NULL,
-            pid INTEGER,
-            started TEXT NOT NULL,
-            ended TEXT,
-            exit_code INTEGER,
-            posts INTEGER,
-            urls INTEGER,
-            counts TEXT,
-            bytes INTEGER,
-            new_blobs INTEGER,
-            message TEXT
-        );
-        CREATE TABLE checks (
-            id INTEGER PRIMARY KEY,
-            url_id INTEGER NOT NULL REFERENCES urls(id),
-            run_id INTEGER REFERENCES runs(id),
-            checked_at TEXT NOT NULL,
-            state TEXT NOT NULL,
-            http_status INTEGER,
-            error_class TEXT,
-            error TEXT,
-            bytes INTEGER NOT NULL DEFAULT 0,
-            sha256 TEXT,
-            elapsed REAL,
-            attempts INTEGER
-        );
-        CREATE INDEX checks_url ON checks (url_id);
-        CREATE TABLE responses (
-            check_id INTEGER PRIMARY KEY REFERENCES checks(id),
-            url TEXT NOT NULL,
-            final_url TEXT,
-            status_line TEXT NOT NULL,
-            headers TEXT NOT NULL
-        );
-        CREATE TABLE versions (
-            url_id INTEGER NOT NULL REFERENCES urls(id),
-            sha256 TEXT NOT NULL REFERENCES blobs(sha256),
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            check_id INTEGER REFERENCES checks(id),
-            PRIMARY KEY (url_id, sha256)
-        );
-        """
-
-
-def _m101_mirror_paths(db: sqlite3.Connection) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    db.execute(
-        """
-        CREATE TABLE mirror_paths (
-            url_id INTEGER PRIMARY KEY REFERENCES urls(id),
-            path TEXT NOT NULL,
-            -- case-folded: two names that differ only in case collide on macOS and Windows
-            key TEXT NOT NULL UNIQUE
-        )
-        """
-    )
-
-
-def _m102_rewrites(db: sqlite3.Connection) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    db.execute(
-        """
-        CREATE TABLE rewrites (
-            id INTEGER PRIMARY KEY,
-            post_id INTEGER NOT NULL REFERENCES posts(id),
-            url_id INTEGER NOT NULL REFERENCES urls(id),
-            old_text TEXT NOT NULL,
-            new_text TEXT NOT NULL,
-            -- where new_text is in the post file as we last wrote it (character offsets)
-            start INTEGER NOT NULL,
-            "end" INTEGER NOT NULL,
-            rewritten_at TEXT NOT NULL,
-            undone_at TEXT,
-            status TEXT NOT NULL DEFAULT 'active'  -- active, undone, abandoned
-        )
-        """
-    )
-    db.execute("CREATE INDEX rewrites_post ON rewrites (post_id)")
-    db.execute(
-        "CREATE TABLE rewrite_posts (post_id INTEGER PRIMARY KEY REFERENCES posts(id),"
-        " sha256 TEXT NOT NULL)"  # the post's bytes right after our last write
-    )
-
-
-def _m201_site_pages(db: sqlite3.Connection) -> None:
-    # One statement at a time: executescript would commit the migration's transaction.
-    for column in (
-        "page_status INTEGER",  # HTTP status of the page's last answer (304 when unchanged)
-        "page_error TEXT",  # why the last fetch failed, if it did
-        "page_etag TEXT",
-        "page_last_modified TEXT",
-        "page_final_url TEXT",  # where redirects ended
-        "page_checked TEXT",  # when the page was last asked for
-        "page_links TEXT",  # JSON [[url, pagination], ...]: followed again when it is a 304
-    ):
-        db.execute(f"ALTER TABLE posts ADD COLUMN {column}")
-    db.execute("ALTER TABLE urls ADD COLUMN fetch_url TEXT")  # set by a [remap] rule
-
-
-def _m301_store_identity(db: sqlite3.Connection) -> None:
-    # The database's own id, named in the id file of the store it uses; the store's id
-    # is recorded at first use (see identity.bind_store).
-    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute("INSERT INTO meta VALUES ('database_id', ?)", (uuid.uuid4().hex,))
-
-
-def _m401_recheck(db: sqlite3.Connection) -> None:
-    # Set by verify (copy missing or damaged) and restore --undo; a full fetch clears it.
-    db.execute("ALTER TABLE urls ADD COLUMN recheck TEXT")
-
-
-#: Ordered schema migrations; each runs once and is recorded in ``_migrations``.
+#: Ordered schema migrations (``schema.STEPS``); each runs once, recorded in ``_migrations``.
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
-    ("001_initial", _m001_initial),
-    ("101_mirror_paths", _m101_mirror_paths),
-    ("102_rewrites", _m102_rewrites),
-    ("201_site_pages", _m201_site_pages),
-    ("301_store_identity", _m301_store_identity),
-    ("401_recheck", _m401_recheck),
+    (step.name, _migration(step)) for step in STEPS
 ]
 
 
@@ -255,7 +83,7 @@ class PostRow:
     extractor_version: str | None
 
 
-class Database:
+class Database(ArchiveQueries):
     """The archive database. Opening it creates or migrates the schema.
 
     ``readonly=True`` (report, status, restore URL -o, export) writes nothing at all:
@@ -330,7 +158,7 @@ class Database:
                 f"database {self.path} {what}: run 'archiver crawl' to create its schema"
             )
         done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
-        missing = [name for name, _ in MIGRATIONS if name not in done]
+        missing = [step.name for step in STEPS if step.name not in done]
         if missing:
             raise DatabaseError(
                 f"database {self.path} has an older schema ({len(missing)} migrations behind):"
@@ -344,9 +172,9 @@ class Database:
         Imported on first use: its import costs ~70 ms (it compiles a large regex), a
         quarter of an hourly no-change crawl, which needs only the connection.
         """
-        import sqlite_utils
+        from archiver.db.sqlite_migrate import utils_for
 
-        return sqlite_utils.Database(self.conn)
+        return utils_for(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -372,12 +200,17 @@ class Database:
             "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
         )
         done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
-        for name, fn in MIGRATIONS:
-            if name in done:
-                continue
+        pending = [step for step in STEPS if step.name not in done]
+        if not pending:
+            return  # the usual case: sqlite-utils is not even imported
+        from archiver.db.sqlite_migrate import apply_step
+
+        for step in pending:
             with self.transaction():
-                fn(self.conn)
-                self.conn.execute("INSERT INTO _migrations VALUES (?, datetime('now'))", (name,))
+                apply_step(self.utils, step)
+                self.conn.execute(
+                    "INSERT INTO _migrations VALUES (?, datetime('now'))", (step.name,)
+                )
 
     # -- queries -----------------------------------------------------------
 

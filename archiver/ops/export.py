@@ -8,16 +8,16 @@ longer hashes to its name is left out and reported, never exported.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archiver import __version__
 from archiver.db.sqlite import Database
+from archiver.db.views import ExportVersion
 from archiver.errors import ArchiverError
 from archiver.store.directory import Store
 from archiver.text import plural
@@ -44,7 +44,9 @@ class ExportResult:
         )
 
 
-def _http_headers(status_line: str, headers_json: str, size: int) -> StatusAndHeaders:
+def _http_headers(
+    status_line: str, headers: Iterable[tuple[str, str]], size: int
+) -> StatusAndHeaders:
     """The recorded status and headers, made to describe the stored (decoded) body."""
     protocol, _, status = status_line.partition(" ")
     if not protocol.upper().startswith("HTTP/"):
@@ -52,7 +54,7 @@ def _http_headers(status_line: str, headers_json: str, size: int) -> StatusAndHe
     if protocol.upper() == "HTTP/2":
         protocol = "HTTP/1.1"  # WARC replays HTTP/1.x messages
     out: list[tuple[str, str]] = []
-    for name, value in json.loads(headers_json):
+    for name, value in headers:
         if name.lower() in _WIRE_HEADERS:
             if name.lower() != "content-length" or value.strip() != str(size):
                 out.append((f"X-Archive-Orig-{name}", value))
@@ -60,18 +62,6 @@ def _http_headers(status_line: str, headers_json: str, size: int) -> StatusAndHe
         out.append((name, value))
     out.append(("Content-Length", str(size)))
     return StatusAndHeaders(status, out, protocol=protocol)
-
-
-def _versions(db: Database) -> list[dict[str, Any]]:
-    return db.rows(
-        "SELECT u.url, v.sha256, v.first_seen, b.size, b.content_type, c.checked_at,"
-        " r.url AS response_url, r.final_url, r.status_line, r.headers"
-        " FROM versions v JOIN urls u ON u.id = v.url_id"
-        " JOIN blobs b ON b.sha256 = v.sha256"
-        " LEFT JOIN checks c ON c.id = v.check_id"
-        " LEFT JOIN responses r ON r.check_id = v.check_id"
-        " ORDER BY u.url, v.first_seen, v.sha256"
-    )
 
 
 def export_warc(db: Database, store: Store, dest: Path) -> ExportResult:
@@ -87,9 +77,9 @@ def export_warc(db: Database, store: Store, dest: Path) -> ExportResult:
                     {"software": f"archiver/{__version__}", "format": "WARC File Format 1.1"},
                 )
             )
-            for v in _versions(db):
-                if store.hash_file(v["sha256"]) != v["sha256"]:
-                    result.skipped.append((v["url"], f"blob {v['sha256']} is missing or corrupt"))
+            for v in db.export_versions():
+                if store.hash_file(v.sha256) != v.sha256:
+                    result.skipped.append((v.url, f"blob {v.sha256} is missing or corrupt"))
                     continue
                 _write_version(writer, store, v)
                 result.records += 1
@@ -100,33 +90,33 @@ def export_warc(db: Database, store: Store, dest: Path) -> ExportResult:
     return result
 
 
-def _write_version(writer: WARCWriter, store: Store, v: dict[str, Any]) -> None:
-    date = v["checked_at"] or v["first_seen"]
-    size = int(v["size"])
-    with store.open(v["sha256"]) as body:
-        if v["status_line"]:
+def _write_version(writer: WARCWriter, store: Store, v: ExportVersion) -> None:
+    date = v.checked_at or v.first_seen
+    size = int(v.size)
+    with store.open(v.sha256) as body:
+        if v.status_line:
             # The target is the URL the post links, so a replay of the post finds the copy;
             # where the bytes really came from is kept beside it.
             headers = {"WARC-Date": date}
-            fetched = v["final_url"] or v["response_url"] or v["url"]
-            if fetched != v["url"]:
+            fetched = v.final_url or v.response_url or v.url
+            if fetched != v.url:
                 headers[FETCHED_URI_HEADER] = fetched
             record = writer.create_warc_record(
-                v["url"],
+                v.url,
                 "response",
                 payload=body,
                 length=size,
-                http_headers=_http_headers(v["status_line"], v["headers"], size),
+                http_headers=_http_headers(v.status_line, v.headers, size),
                 warc_headers_dict=headers,
             )
         else:
             # Fetched without a recorded HTTP response (e.g. a local file): a resource record.
             record = writer.create_warc_record(
-                v["url"],
+                v.url,
                 "resource",
                 payload=body,
                 length=size,
-                warc_content_type=v["content_type"] or "application/octet-stream",
+                warc_content_type=v.content_type or "application/octet-stream",
                 warc_headers_dict={"WARC-Date": date},
             )
         writer.write_record(record)

@@ -65,13 +65,8 @@ def collect_garbage(
     """Finds (with ``apply`` removes) blobs no version or URL names, older than ``grace``,
     and the temp files of runs that died, once as old."""
     now = time.time() if now is None else now
-    referenced = {
-        r[0]
-        for r in db.conn.execute(
-            "SELECT sha256 FROM versions UNION SELECT sha256 FROM urls WHERE sha256 IS NOT NULL"
-        )
-    }
-    stored = {r["sha256"]: _epoch(r["first_stored"]) for r in db.rows("SELECT * FROM blobs")}
+    referenced = db.named_blobs()
+    stored = {sha: _epoch(first) for sha, first in db.blobs_first_stored().items()}
     result = GcResult()
     for path in store.iter_blobs():
         sha = path.name
@@ -97,12 +92,8 @@ def collect_garbage(
         for g in result.garbage:
             with db.transaction():
                 # Re-checked under the write lock: a run may have named it meanwhile.
-                if db.scalar(
-                    "SELECT 1 FROM versions WHERE sha256=? UNION SELECT 1 FROM urls WHERE sha256=?",
-                    (g.sha256, g.sha256),
-                ):
+                if not db.forget_blob(g.sha256):
                     continue
-                db.conn.execute("DELETE FROM blobs WHERE sha256=?", (g.sha256,))
                 g.path.unlink(missing_ok=True)
             removed.append(g)
         result.garbage = removed

@@ -210,7 +210,7 @@ def assign_paths(db: Database, items: list[tuple[int, str, str | None]]) -> dict
     A path once given to a URL stays its path, so re-runs write the same files; only
     a name that holds a query string verbatim (given by an older archiver) is replaced.
     """
-    known = {r["url_id"]: r["path"] for r in db.rows("SELECT url_id, path FROM mirror_paths")}
+    known = db.mirror_paths()
     stale = {i for i, url, _ in items if i in known and _holds_query(url, known[i])}
     taken = _Taken([p for i, p in known.items() if i not in stale])
     out: dict[int, str] = {}
@@ -229,13 +229,7 @@ def assign_paths(db: Database, items: list[tuple[int, str, str | None]]) -> dict
         new.append((url_id, path))
     if new:
         with db.transaction():
-            db.conn.executemany(
-                "DELETE FROM mirror_paths WHERE url_id=?", [(i,) for i, _ in new if i in stale]
-            )
-            db.conn.executemany(
-                "INSERT INTO mirror_paths (url_id, path, key) VALUES (?, ?, ?)",
-                [(i, p, p.casefold()) for i, p in new],
-            )
+            db.set_mirror_paths(new, replace=stale)
     return out
 
 
@@ -350,6 +344,7 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
     Idempotent: a file already holding the right bytes is left alone. The
     manifest keeps entries of earlier runs whose files are still there.
     """
+    from archiver.db.views import UrlQuery
     from archiver.ops.restore import RestoreError, copies, newest_good
 
     dest = Path(dest)
@@ -357,18 +352,17 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiverError(f"cannot create the mirror {dest}: {exc.strerror}") from exc
-    marks = ",".join("?" for _ in states)
-    urls = db.rows(f"SELECT id, url FROM urls WHERE state IN ({marks}) ORDER BY url", states)
-    versions = copies(db, [u["id"] for u in urls])
+    urls = db.urls_in_states(states)
+    versions = copies(db, UrlQuery(states=states, unreferenced=True))
     summary = MirrorSummary()
     chosen = []
     for u in urls:
-        good = newest_good(versions.get(u["id"], []), store)
+        good = newest_good(versions.get(u.id, []), store)
         if good is None:
-            if versions.get(u["id"]):
-                summary.skipped.append(Skip(u["url"], DAMAGED, "archived copy damaged"))
+            if versions.get(u.id):
+                summary.skipped.append(Skip(u.url, DAMAGED, "archived copy damaged"))
             else:
-                summary.skipped.append(Skip(u["url"], NO_COPY, "no archived copy"))
+                summary.skipped.append(Skip(u.url, NO_COPY, "no archived copy"))
             continue
         chosen.append(good)
     paths = assign_paths(db, [(c.url_id, c.url, c.content_type) for c in chosen])

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES, Database
+from archiver.db.views import UrlQuery
 from archiver.errors import ConfigError
 from archiver.ops.restore import copies, newest_good
 from archiver.redact import clean_text, shown_url
@@ -182,54 +183,51 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
     With ``--post``, each URL lists only the matching posts. ``restorable`` needs
     the store: without one nothing is restorable.
     """
-    marks = ",".join("?" for _ in flt.states)
-    params: list[Any] = list(flt.states)
-    where = f"u.state IN ({marks})"
     host, port = parse_host(flt.host) if flt.host else (None, None)
-    if host is not None:
-        where += " AND u.host = ?"
-        params.append(host)
-    if flt.since:
-        where += " AND u.failing_since IS NOT NULL AND u.failing_since >= ?"
-        params.append(flt.since)
-    if flt.changed:
-        where += " AND (SELECT COUNT(*) FROM versions v WHERE v.url_id = u.id) > 1"
-    if not flt.unreferenced:
-        where += " AND u.referenced = 1"
-    urls = db.rows(
-        "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class, u.sha256,"
-        " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since, u.referenced,"
-        f" u.fetch_url AS remapped_url FROM urls u WHERE {where}",
-        params,
+    query = UrlQuery(
+        states=flt.states,
+        host=host,
+        since=flt.since,
+        changed=flt.changed,
+        unreferenced=flt.unreferenced,
     )
-    if port is not None:
-        urls = [u for u in urls if _url_port(u["url"]) == port]
-    refs = db.rows(
-        "SELECT r.url_id, p.source, p.path, r.line, r.kind FROM refs r"
-        " JOIN posts p ON p.id = r.post_id ORDER BY p.path, r.line, r.start"
-    )
+    urls = [u for u in db.report_urls(query) if port is None or _url_port(u.url) == port]
     by_url: dict[int, list[dict[str, Any]]] = {}
-    for r in refs:
-        by_url.setdefault(r["url_id"], []).append(
-            {"source": r["source"], "path": r["path"], "line": r["line"], "kind": r["kind"]}
+    for r in db.post_refs(query):
+        by_url.setdefault(r.url_id, []).append(
+            {"source": r.source, "path": r.path, "line": r.line, "kind": r.kind}
         )
-    versions = copies(db, [u["id"] for u in urls])
+    versions = copies(db, query)
     out = []
     for u in urls:
-        posts = by_url.get(u["id"], [])
+        posts = by_url.get(u.id, [])
         if flt.post:
             posts = [p for p in posts if fnmatch.fnmatch(p["path"], flt.post)]
             if not posts:
                 continue
-        row = {k: u.get(k) for k in FIELDS if k in u}
-        row["referenced"] = bool(u["referenced"])
-        row["posts"] = posts
-        held = versions.get(u["id"], [])
+        held = versions.get(u.id, [])
         good = newest_good(held, store)
-        row["restorable"] = good is not None
-        row["copy_sha256"] = good.sha256 if good else None
-        row["copy_verified_at"] = good.verified_at if good else None
-        row["versions"] = len(held)
+        row = {
+            "url": u.url,
+            "state": u.state,
+            "http_status": u.http_status,
+            "error": u.error,
+            "error_class": u.error_class,
+            "sha256": u.sha256,
+            "size": u.size,
+            "content_type": u.content_type,
+            "last_checked": u.last_checked,
+            "last_ok": u.last_ok,
+            "failing_since": u.failing_since,
+            "referenced": u.referenced,
+            "posts": posts,
+            "host": u.host,
+            "restorable": good is not None,
+            "copy_sha256": good.sha256 if good else None,
+            "copy_verified_at": good.verified_at if good else None,
+            "versions": len(held),
+            "remapped_url": u.remapped_url,
+        }
         out.append({k: row[k] for k in FIELDS})
     out.sort(key=_order_key)
     return out
@@ -319,13 +317,13 @@ def _csv_cell(value: Any) -> Any:
 def check_filter_names(db: Database, flt: ReportFilter) -> None:
     """A ``--post`` or ``--host`` that names nothing recorded is a mistake, not "all good"."""
     if flt.post:
-        paths = [r[0] for r in db.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path")]
+        paths = db.post_paths()
         if not any(fnmatch.fnmatch(p, flt.post) for p in paths):
             example = f" (posts are named like {paths[0]})" if paths else " (no post is recorded)"
             raise ConfigError(f"--post {flt.post!r} matches no recorded post{example}")
     if flt.host:
         host, port = parse_host(flt.host)
-        urls = [r[0] for r in db.conn.execute("SELECT url FROM urls WHERE host = ?", (host,))]
+        urls = db.urls_on_host(host)
         if not any(port is None or _url_port(u) == port for u in urls):
             raise ConfigError(
                 f"--host {flt.host!r} matches no recorded URL (hosts are as in the URLs,"

@@ -12,12 +12,11 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from archiver.db.sqlite import Database
+from archiver.db.views import Copy, UrlQuery
 from archiver.errors import DatabaseError, RestoreError
 from archiver.extract import normalize_url
 from archiver.store.directory import Store
@@ -39,45 +38,9 @@ __all__ = [
 _CHUNK = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Copy:
-    """One archived version of a URL, with what we last learnt about its blob."""
-
-    url_id: int
-    url: str
-    sha256: str
-    size: int | None
-    content_type: str | None
-    first_seen: str
-    last_seen: str
-    check_id: int | None
-    #: The blob row exists (a version whose blob row is missing points nowhere).
-    known: bool
-    verified_at: str | None
-    #: 1 passed, 0 failed, None never re-checked since the store hashed it on the way in.
-    verify_ok: int | None
-
-
-def copies(db: Database, url_ids: Iterable[int] | None = None) -> dict[int, list[Copy]]:
-    """Every version of the given URLs (all when None), newest first."""
-    sql = (
-        "SELECT v.url_id, u.url, v.sha256, b.size, b.content_type, v.first_seen, v.last_seen,"
-        " v.check_id, b.sha256 IS NOT NULL AS known, b.verified_at, b.verify_ok"
-        " FROM versions v JOIN urls u ON u.id = v.url_id"
-        " LEFT JOIN blobs b ON b.sha256 = v.sha256"
-    )
-    params: list[int] = []
-    if url_ids is not None:
-        params = sorted(set(url_ids))
-        if not params:
-            return {}
-        sql += f" WHERE v.url_id IN ({','.join('?' for _ in params)})"
-    sql += " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256"
-    out: dict[int, list[Copy]] = {}
-    for r in db.rows(sql, params):
-        r["known"] = bool(r["known"])
-        out.setdefault(r["url_id"], []).append(Copy(**r))
-    return out
+def copies(db: Database, urls: UrlQuery | int | None = None) -> dict[int, list[Copy]]:
+    """Every version of one URL, of the URLs a query covers, or of all; newest first."""
+    return db.copies(urls)
 
 
 def is_good(copy: Copy, store: Store | None) -> bool:
@@ -102,13 +65,13 @@ def newest_good(versions: list[Copy], store: Store | None) -> Copy | None:
 
 def pick_copy(db: Database, store: Store, url: str, sha256: str | None = None) -> Copy:
     """The copy ``restore URL`` writes: the newest good one, or the version ``sha256`` names."""
-    url_id = db.scalar("SELECT id FROM urls WHERE url=?", (url,))
+    url_id = db.find_url_id(url)
     if url_id is None:
         with contextlib.suppress(ValueError):  # HTTP://Host:80/x#top is http://host/x
-            url_id = db.scalar("SELECT id FROM urls WHERE url=?", (normalize_url(url),))
+            url_id = db.find_url_id(normalize_url(url))
     if url_id is None:
         raise RestoreError(f"unknown URL {url}: it is in no crawled post (check the spelling)")
-    versions = copies(db, [url_id]).get(url_id, [])
+    versions = copies(db, url_id).get(url_id, [])
     if not versions:
         raise RestoreError(f"no archived copy of {url}: it was never fetched successfully")
     if sha256 is not None:
@@ -140,9 +103,7 @@ def _damaged(copy: Copy) -> str:
 def record_verification(db: Database, sha256: str, ok: bool, now: str) -> None:
     """Remembers a hash check so reports stop calling a damaged blob restorable."""
     with db.transaction():
-        db.conn.execute(
-            "UPDATE blobs SET verified_at=?, verify_ok=? WHERE sha256=?", (now, int(ok), sha256)
-        )
+        db.set_verification(sha256, ok, now)
 
 
 def remember_if_damaged(db_path: Path, store: Store, copy: Copy, now: str) -> None:

@@ -17,15 +17,17 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from archiver.errors import ArchiverError, ConfigError
 from archiver.ops.mirror import mirror_url_for
+from archiver.records import RecheckReason
 from archiver.store.directory import write_atomic
 from archiver.text import plural
 
 if TYPE_CHECKING:
     from archiver.db.sqlite import Database
+    from archiver.db.views import ActiveRewrite, RewriteRef
     from archiver.store.directory import Store
 
 __all__ = ["PostChange", "RewritePlan", "Span", "apply_plan", "plan_rewrite", "plan_undo"]
@@ -99,12 +101,12 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load(row: dict[str, Any], plan: RewritePlan) -> tuple[Path, bytes | None]:
+def _load(row: RewriteRef | ActiveRewrite, plan: RewritePlan) -> tuple[Path, bytes | None]:
     """The post file of a reference row and its bytes; None (with a warning) if unreadable."""
-    file = _post_file(row["source"], row["path"])
+    file = _post_file(row.source, row.path)
     data = _read(file)
     if data is None:
-        plan.warnings.append(f"{row['path']}: cannot read {file}; skipped")
+        plan.warnings.append(f"{row.path}: cannot read {file}; skipped")
     return file, data
 
 
@@ -150,6 +152,7 @@ def plan_rewrite(
     """The edits that point every broken, mirrored link in the posts at ``mirror_url``."""
     import fnmatch
 
+    from archiver.db.views import UrlQuery
     from archiver.ops.restore import copies, newest_good
 
     if not mirror_url.startswith(("http://", "https://")):
@@ -158,87 +161,68 @@ def plan_rewrite(
             f" got {mirror_url!r}"
         )
     plan = RewritePlan(undo=False)
-    marks = ",".join("?" for _ in states)
-    refs = db.rows(
-        'SELECT r.post_id, r.url_id, r.as_written, r.start, r."end", u.url, p.source, p.path,'
-        " p.content_sha256, mp.path AS mirror_path FROM refs r"
-        " JOIN urls u ON u.id = r.url_id JOIN posts p ON p.id = r.post_id"
-        " LEFT JOIN mirror_paths mp ON mp.url_id = r.url_id"
-        f" WHERE u.state IN ({marks}) AND p.gone_since IS NULL"
-        " ORDER BY p.source, p.path, r.start",
-        states,
-    )
+    refs = db.rewrite_refs(states)
     good = {
         url_id: newest_good(vs, store) is not None
-        for url_id, vs in copies(db, {r["url_id"] for r in refs}).items()
+        for url_id, vs in copies(db, UrlQuery(states=states, unreferenced=True)).items()
     }
-    by_post: dict[int, list[dict[str, Any]]] = {}
+    by_post: dict[int, list[RewriteRef]] = {}
     unmirrored: set[str] = set()
     for r in refs:
-        if post and not fnmatch.fnmatch(r["path"], post):
+        if post and not fnmatch.fnmatch(r.path, post):
             continue
-        if r["source"].startswith(("http://", "https://")):
+        if r.source.startswith(("http://", "https://")):
             continue  # a page of a live site: there is no file of ours to edit
-        if not good.get(r["url_id"]):
-            if r["url"] not in plan.no_copy:
-                plan.no_copy.append(r["url"])
+        if not good.get(r.url_id):
+            if r.url not in plan.no_copy:
+                plan.no_copy.append(r.url)
             continue
-        if r["mirror_path"] is None:
-            unmirrored.add(r["url"])
+        if r.mirror_path is None:
+            unmirrored.add(r.url)
             continue
-        by_post.setdefault(r["post_id"], []).append(r)
+        by_post.setdefault(r.post_id, []).append(r)
     for url in sorted(unmirrored):
         plan.warnings.append(
             f"{url}: not in a mirror yet; run 'archiver restore --mirror DIR' first"
         )
-    ours = {r["post_id"]: r["sha256"] for r in db.rows("SELECT * FROM rewrite_posts")}
+    ours = db.rewritten_posts()
     for post_id, rows in by_post.items():
         first = rows[0]
         file, data = _load(first, plan)
         if data is None:
             continue
         digest = _sha(data)
-        if digest != first["content_sha256"]:
+        if digest != first.content_sha256:
             if digest != ours.get(post_id):  # an earlier rewrite is simply already done
                 plan.warnings.append(
-                    f"{first['path']}: changed since the last crawl; run 'archiver crawl'"
+                    f"{first.path}: changed since the last crawl; run 'archiver crawl'"
                     " first; skipped"
                 )
             continue
         text = data.decode("utf-8")
         spans = [
-            Span(
-                r["url_id"],
-                r["start"],
-                r["end"],
-                r["as_written"],
-                mirror_url_for(mirror_url, r["mirror_path"]),
-            )
+            Span(r.url_id, r.start, r.end, r.as_written, mirror_url_for(mirror_url, r.mirror_path))
             for r in rows
+            if r.mirror_path is not None
         ]
         bad = [s for s in spans if text[s.start : s.end] != s.old]
         if bad or _overlaps(spans):
             where = bad[0].old if bad else "overlapping links"
             plan.warnings.append(
-                f"{first['path']}: recorded link {where!r} is not where the last crawl saw it;"
+                f"{first.path}: recorded link {where!r} is not where the last crawl saw it;"
                 " run 'archiver crawl' first; skipped"
             )
             continue
         after = _replace(text, spans)
         keep = (
             [
-                (k["id"], _shift(k["start"], spans), _shift(k["end"], spans))
-                for k in db.rows(
-                    "SELECT id, start, \"end\" FROM rewrites WHERE post_id=? AND status='active'",
-                    (post_id,),
-                )
+                (k.id, _shift(k.start, spans), _shift(k.end, spans))
+                for k in db.active_rewrite_spans(post_id)
             ]
             if digest == ours.get(post_id)
             else []
         )
-        plan.changes.append(
-            PostChange(post_id, first["path"], file, digest, text, after, spans, keep)
-        )
+        plan.changes.append(PostChange(post_id, first.path, file, digest, text, after, spans, keep))
     return plan
 
 
@@ -246,24 +230,19 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
     """The edits that put back the original URLs (of ``urls`` only, when given)."""
     plan = RewritePlan(undo=True)
     wanted = set(urls)
-    rows = db.rows(
-        'SELECT w.id, w.post_id, w.url_id, w.old_text, w.new_text, w.start, w."end", u.url,'
-        " p.source, p.path, rp.sha256 FROM rewrites w JOIN urls u ON u.id = w.url_id"
-        " JOIN posts p ON p.id = w.post_id LEFT JOIN rewrite_posts rp ON rp.post_id = w.post_id"
-        " WHERE w.status = 'active' ORDER BY p.source, p.path, w.start"
-    )
-    unknown = wanted - {r["url"] for r in rows}
+    rows = db.active_rewrites()
+    unknown = wanted - {r.url for r in rows}
     if unknown:
         from archiver.ops.restore import RestoreError
 
         raise RestoreError(
             f"no rewrite of {sorted(unknown)[0]} to undo (see 'archiver restore --undo --dry-run')"
         )
-    by_post: dict[int, list[dict[str, Any]]] = {}
+    by_post: dict[int, list[ActiveRewrite]] = {}
     for r in rows:
-        by_post.setdefault(r["post_id"], []).append(r)
+        by_post.setdefault(r.post_id, []).append(r)
     for post_id, group in by_post.items():
-        chosen = [r for r in group if not wanted or r["url"] in wanted]
+        chosen = [r for r in group if not wanted or r.url in wanted]
         if not chosen:
             continue
         first = group[0]
@@ -272,36 +251,27 @@ def plan_undo(db: Database, urls: Iterable[str] = ()) -> RewritePlan:
             continue
         digest = _sha(data)
         text = data.decode("utf-8", "replace")
-        if digest != first["sha256"] or any(
-            text[r["start"] : r["end"]] != r["new_text"] for r in group
-        ):
-            left = [r for r in chosen if r["new_text"] in text]
+        if digest != first.sha256 or any(text[r.start : r.end] != r.new_text for r in group):
+            left = [r for r in chosen if r.new_text in text]
             if not left:  # every mirror URL is gone from the post: put back by hand
-                plan.settled += [r["id"] for r in chosen]
+                plan.settled += [r.id for r in chosen]
                 plan.notes.append(
-                    f"{first['path']}: the mirror URLs are no longer in the post;"
+                    f"{first.path}: the mirror URLs are no longer in the post;"
                     " nothing to undo there"
                 )
                 continue
-            back = "; ".join(f"{r['new_text']} -> {r['old_text']}" for r in left)
+            back = "; ".join(f"{r.new_text} -> {r.old_text}" for r in left)
             plan.warnings.append(
-                f"{first['path']}: edited since archiver rewrote it; put the original URLs"
+                f"{first.path}: edited since archiver rewrote it; put the original URLs"
                 f" back by hand ({back}); skipped"
             )
             continue
-        spans = [
-            Span(r["url_id"], r["start"], r["end"], r["new_text"], r["old_text"], r["id"])
-            for r in chosen
-        ]
+        spans = [Span(r.url_id, r.start, r.end, r.new_text, r.old_text, r.id) for r in chosen]
         keep = [
-            (r["id"], _shift(r["start"], spans), _shift(r["end"], spans))
-            for r in group
-            if r not in chosen
+            (r.id, _shift(r.start, spans), _shift(r.end, spans)) for r in group if r not in chosen
         ]
         plan.changes.append(
-            PostChange(
-                post_id, first["path"], file, digest, text, _replace(text, spans), spans, keep
-            )
+            PostChange(post_id, first.path, file, digest, text, _replace(text, spans), spans, keep)
         )
     return plan
 
@@ -316,10 +286,7 @@ def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:
     warnings: list[str] = []
     if plan.settled:
         with db.transaction():
-            db.conn.executemany(
-                "UPDATE rewrites SET status='abandoned', undone_at=? WHERE id=?",
-                [(now, rid) for rid in plan.settled],
-            )
+            db.end_rewrites(plan.settled, now, undone=False)
     for change in plan.changes:
         data = _read(change.file)
         if data is None or _sha(data) != change.before_sha256:
@@ -336,41 +303,22 @@ def apply_plan(db: Database, plan: RewritePlan, now: str) -> list[str]:
 
 
 def _record(db: Database, change: PostChange, undo: bool, now: str, after_sha: str) -> None:
-    conn = db.conn
     if undo:
-        for s in change.spans:
-            conn.execute(
-                "UPDATE rewrites SET status='undone', undone_at=? WHERE id=?", (now, s.rewrite_id)
-            )
+        db.end_rewrites([s.rewrite_id for s in change.spans], now, undone=True)
+        # The original link is back in the post: the next crawl checks it in full.
+        db.mark_due(sorted({s.url_id for s in change.spans}), RecheckReason.UNDONE)
     else:
         # Rewrites recorded for an older state of this post can no longer be undone by offset.
         keep_ids = {k[0] for k in change.keep}
-        for (rid,) in conn.execute(
-            "SELECT id FROM rewrites WHERE post_id=? AND status='active'", (change.post_id,)
-        ).fetchall():
-            if rid not in keep_ids:
-                conn.execute(
-                    "UPDATE rewrites SET status='abandoned', undone_at=? WHERE id=?", (now, rid)
-                )
+        db.end_rewrites(
+            [k.id for k in db.active_rewrite_spans(change.post_id) if k.id not in keep_ids],
+            now,
+            undone=False,
+        )
         delta = 0
         for s in sorted(change.spans, key=lambda s: s.start):
-            start = s.start + delta
-            conn.execute(
-                'INSERT INTO rewrites (post_id, url_id, old_text, new_text, start, "end",'
-                " rewritten_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (change.post_id, s.url_id, s.old, s.new, start, start + len(s.new), now),
-            )
+            db.add_rewrite(change.post_id, s.url_id, s.old, s.new, s.start + delta, now)
             delta += len(s.new) - (s.end - s.start)
     for rid, start, end in change.keep:
-        conn.execute('UPDATE rewrites SET start=?, "end"=? WHERE id=?', (start, end, rid))
-    active = conn.execute(
-        "SELECT COUNT(*) FROM rewrites WHERE post_id=? AND status='active'", (change.post_id,)
-    ).fetchone()[0]
-    if active:
-        conn.execute(
-            "INSERT INTO rewrite_posts (post_id, sha256) VALUES (?, ?)"
-            " ON CONFLICT (post_id) DO UPDATE SET sha256=excluded.sha256",
-            (change.post_id, after_sha),
-        )
-    else:
-        conn.execute("DELETE FROM rewrite_posts WHERE post_id=?", (change.post_id,))
+        db.move_rewrite(rid, start, end)
+    db.set_rewritten_post(change.post_id, after_sha)

@@ -5,7 +5,6 @@ Reads the database and sizes the store; never writes.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from archiver.db.sqlite import Database
@@ -20,45 +19,19 @@ __all__ = ["render_status", "status"]
 
 
 def status(db: Database, store: Store, *, runs: int = 5) -> dict[str, Any]:
-    """The figures an operator looks at first, as one JSON-ready dict.
-
-    Read through sqlite-utils (``db.utils``): nothing here is on a hot path, and its
-    table API says what each figure is.
-    """
-    u = db.utils
-    last_runs = list(
-        u["runs"].rows_where(
-            select="id, command, pid, started, ended, exit_code, posts, urls, counts, bytes,"
-            " new_blobs, message",
-            order_by="id DESC",
-            limit=runs,
-        )
-    )
-    for r in last_runs:
-        r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+    """The figures an operator looks at first, as one JSON-ready dict."""
+    f = db.status_figures(runs)
+    last_runs = [dict(vars(r)) for r in f.runs]
     _run_states(db, last_runs)
-    states = {
-        r["state"]: r["n"]
-        for r in u.query("SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state")
-    }
-    oldest = list(
-        u["urls"].rows_where(
-            "referenced=1",
-            select="url, last_checked",
-            order_by="last_checked IS NOT NULL, last_checked",
-            limit=1,
-        )
-    )
-    blobs = next(u.query("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs"))
     return {
-        "posts": u["posts"].count_where("gone_since IS NULL"),
-        "urls": u["urls"].count_where("referenced=1"),
-        "unreferenced_urls": u["urls"].count_where("referenced=0"),
-        "states": states,
-        "blobs": blobs["n"],
-        "blob_bytes": blobs["bytes"],
+        "posts": f.posts,
+        "urls": f.urls,
+        "unreferenced_urls": f.unreferenced_urls,
+        "states": f.states,
+        "blobs": f.blobs,
+        "blob_bytes": f.blob_bytes,
         "store_bytes": store.total_size(),
-        "oldest_check": oldest[0] if oldest else None,
+        "oldest_check": dict(vars(f.oldest_check)) if f.oldest_check else None,
         "runs": last_runs,
     }
 

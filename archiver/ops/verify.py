@@ -25,6 +25,7 @@ from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.localfiles import LocalRoots
 from archiver.net.rules import UrlRules
 from archiver.ops.restore import record_verification
+from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store, sha256_of
 from archiver.text import plural
@@ -91,16 +92,8 @@ class VerifyResult:
 
 
 def _dangling(db: Database) -> list[str]:
-    rows = db.rows(
-        "SELECT u.url, v.sha256 FROM versions v JOIN urls u ON u.id = v.url_id"
-        " WHERE v.sha256 NOT IN (SELECT sha256 FROM blobs) ORDER BY u.url, v.sha256"
-    )
-    out = [f"version {r['sha256']} of {r['url']} has no blob row" for r in rows]
-    rows = db.rows(
-        "SELECT url, sha256 FROM urls WHERE sha256 IS NOT NULL"
-        " AND sha256 NOT IN (SELECT sha256 FROM blobs) ORDER BY url"
-    )
-    out += [f"{r['url']} names blob {r['sha256']} which has no blob row" for r in rows]
+    out = [f"version {d.sha256} of {d.url} has no blob row" for d in db.dangling_versions()]
+    out += [f"{d.url} names blob {d.sha256} which has no blob row" for d in db.dangling_urls()]
     return out
 
 
@@ -144,16 +137,13 @@ def verify(
     and ``exclude_urls``), so it asks no URL a crawl would not ask, and no other way.
     """
     result = VerifyResult()
-    blobs = db.rows(
-        "SELECT sha256, size FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
-    )
+    blobs = db.blobs_to_verify()
     started = monotonic()
-    for i, b in enumerate(blobs):
+    for i, sha in enumerate(blobs):
         out_of_time = max_duration is not None and monotonic() - started >= max_duration
         if (limit is not None and i >= limit) or (out_of_time and i > 0):
             result.remaining = len(blobs) - i
             break
-        sha = b["sha256"]
         actual = store.hash_file(sha)
         result.checked += 1
         if actual == sha:
@@ -164,7 +154,7 @@ def verify(
             result.corrupt.append(sha)
         record_verification(db, sha, actual == sha, now)
     result.dangling = _dangling(db)
-    strays = _unknown(store, {b["sha256"] for b in blobs}, wall(), grace)
+    strays = _unknown(store, set(blobs), wall(), grace)
     result.unknown = [p for p in strays if not _blob_named(p)]
     result.orphans = [p for p in strays if _blob_named(p)]
     if repair:
@@ -175,7 +165,23 @@ def verify(
             now,
             _Refetch(settings, rules or UrlRules(), transport, local_roots or LocalRoots()),
         )
+    _make_due(db, result)
     return result
+
+
+def _make_due(db: Database, result: VerifyResult) -> None:
+    """The URLs of a blob still missing or damaged are fetched again at the next crawl.
+
+    A crawl would otherwise revalidate them (a 304 keeps the lost copy "ok") or leave
+    them alone until ``recheck_after``; a repaired blob needs nothing.
+    """
+    fixed = set(result.repaired)
+    missing = [s for s in result.missing if s not in fixed]
+    corrupt = [s for s in result.corrupt if s not in fixed]
+    if missing or corrupt:
+        with db.transaction():
+            db.mark_due_by_blob(missing, RecheckReason.COPY_MISSING)
+            db.mark_due_by_blob(corrupt, RecheckReason.COPY_DAMAGED)
 
 
 @dataclass(frozen=True)
@@ -255,14 +261,7 @@ async def _refetch(
     db: Database, store: Store, sha: str, fetcher: Fetcher, rules: UrlRules
 ) -> str | None:
     """Fetches the blob again from a URL that had it; None on success, else why not."""
-    urls = [
-        r["url"]
-        for r in db.rows(
-            "SELECT u.url FROM versions v JOIN urls u ON u.id = v.url_id WHERE v.sha256=?"
-            " ORDER BY v.last_seen DESC",
-            (sha,),
-        )
-    ]
+    urls = db.urls_that_served(sha)
     if not urls:
         return "no URL ever served these bytes"
     reasons = []

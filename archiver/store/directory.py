@@ -190,9 +190,10 @@ class Store:
 
     def _adopt(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
         final = self.path_for(sha256)
-        if final.exists():
+        if final.exists() and self.hash_file(sha256) == sha256:
             tmp.unlink(missing_ok=True)
             return StoredBlob(sha256, size, final, new=False)
+        # New, or a damaged file under the name (verify made its URL due): these bytes win.
         try:
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp, 0o444)

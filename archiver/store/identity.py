@@ -65,7 +65,7 @@ def _write_identity(store: Store, identity: StoreIdentity) -> None:
 
 def _held(db: Database, store: Store) -> tuple[int, int]:
     """How many of the blobs the database names are in the store, and how many it names."""
-    named = [r[0] for r in db.conn.execute("SELECT sha256 FROM blobs")]
+    named = list(db.blob_shas())
     return sum(1 for sha in named if store.has(sha)), len(named)
 
 
@@ -75,8 +75,8 @@ def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list
     ``write=False`` (read-only commands) checks the same way and records nothing.
     Raises ``ConfigError`` (exit 2) with one line naming both paths.
     """
-    database_id = str(db.scalar("SELECT value FROM meta WHERE key='database_id'"))
-    known = db.scalar("SELECT value FROM meta WHERE key='store_id'")
+    database_id = str(db.meta("database_id"))
+    known = db.meta("store_id")
     identity = read_identity(store)
     both = f"database {db.path} and store {store.root}"
     warnings: list[str] = []
@@ -121,9 +121,7 @@ def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list
         )
     if write and known is None:
         with db.transaction():
-            db.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('store_id', ?)", (identity.store_id,)
-            )
+            db.add_meta("store_id", identity.store_id)
     return warnings
 
 

@@ -1,0 +1,394 @@
+"""The queries behind the commands that read or tend the archive, as SQLite runs them.
+
+Report, status, restore, mirror, rewrite, verify, gc, export and the store binding
+ask these methods and get ``views`` records back; none of them knows a table or a
+column. Long results are streamed from a cursor or narrowed by a join, never by an
+IN-list of every id, so a report of a million URLs reads each row once. Methods
+that write say "call inside a transaction": their caller owns the unit of work.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from archiver.db.views import (
+    ActiveRewrite,
+    BlobUse,
+    Copy,
+    ExportVersion,
+    OldestCheck,
+    PostRef,
+    ReportUrl,
+    RewriteRef,
+    RewriteSpan,
+    RunRecord,
+    StatusFigures,
+    UrlName,
+    UrlQuery,
+)
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+__all__ = ["ArchiveQueries"]
+
+_COPY_COLUMNS = (
+    "v.url_id, u.url, v.sha256, b.size, b.content_type, v.first_seen, v.last_seen,"
+    " v.check_id, b.sha256 IS NOT NULL AS known, b.verified_at, b.verify_ok"
+)
+
+
+def _url_where(q: UrlQuery) -> tuple[str, list[Any]]:
+    """The condition on ``urls u`` a query means, and its parameters."""
+    where = f"u.state IN ({','.join('?' for _ in q.states)})"
+    params: list[Any] = list(q.states)
+    if q.host is not None:
+        where += " AND u.host = ?"
+        params.append(q.host)
+    if q.since:
+        where += " AND u.failing_since IS NOT NULL AND u.failing_since >= ?"
+        params.append(q.since)
+    if q.changed:
+        where += " AND (SELECT COUNT(*) FROM versions v2 WHERE v2.url_id = u.id) > 1"
+    if not q.unreferenced:
+        where += " AND u.referenced = 1"
+    return where, params
+
+
+class ArchiveQueries:
+    """Mixed into ``Database``: it supplies the connection and sqlite-utils over it."""
+
+    conn: sqlite3.Connection
+
+    if TYPE_CHECKING:
+
+        @property
+        def utils(self) -> sqlite_utils.Database: ...
+
+    # -- report --------------------------------------------------------------
+
+    def report_urls(self, q: UrlQuery) -> Iterator[ReportUrl]:
+        """The URLs a report covers, in no particular order (the report sorts)."""
+        where, params = _url_where(q)
+        cur = self.conn.execute(
+            "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
+            " u.sha256, u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
+            f" u.referenced, u.fetch_url FROM urls u WHERE {where}",
+            params,
+        )
+        for r in cur:
+            yield ReportUrl(*r[:13], bool(r[13]), r[14])  # type: ignore[call-arg]
+
+    def post_refs(self, q: UrlQuery | None = None) -> Iterator[PostRef]:
+        """The links of every post (to the URLs ``q`` covers), by path, line and column."""
+        sql = "SELECT r.url_id, p.source, p.path, r.line, r.kind FROM refs r"
+        sql += " JOIN posts p ON p.id = r.post_id"
+        params: list[Any] = []
+        if q is not None:
+            where, params = _url_where(q)
+            sql += f" JOIN urls u ON u.id = r.url_id WHERE {where}"
+        cur = self.conn.execute(sql + " ORDER BY p.path, r.line, r.start, r.id", params)
+        for r in cur:
+            yield PostRef(*r)
+
+    def post_paths(self) -> list[str]:
+        """Every recorded post's path, sorted, once each."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path")]
+
+    def urls_on_host(self, host: str) -> list[str]:
+        """The URLs on a (lower-case) host, whatever their port."""
+        return [r[0] for r in self.conn.execute("SELECT url FROM urls WHERE host = ?", (host,))]
+
+    # -- copies --------------------------------------------------------------
+
+    def find_url_id(self, url: str) -> int | None:
+        """The id of a recorded URL, spelt exactly so; None when no post ever linked it."""
+        row = self.conn.execute("SELECT id FROM urls WHERE url=?", (url,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def copies(self, urls: UrlQuery | int | None = None) -> dict[int, list[Copy]]:
+        """Every version of one URL, of the URLs a query covers, or of all; newest first."""
+        sql = (
+            f"SELECT {_COPY_COLUMNS} FROM versions v JOIN urls u ON u.id = v.url_id"
+            " LEFT JOIN blobs b ON b.sha256 = v.sha256"
+        )
+        params: list[Any] = []
+        if isinstance(urls, UrlQuery):
+            where, params = _url_where(urls)
+            sql += f" WHERE {where}"
+        elif urls is not None:
+            sql += " WHERE v.url_id = ?"
+            params = [urls]
+        sql += " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256"
+        out: dict[int, list[Copy]] = {}
+        for r in self.conn.execute(sql, params):
+            copy = Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
+            out.setdefault(copy.url_id, []).append(copy)
+        return out
+
+    def urls_in_states(self, states: tuple[str, ...]) -> list[UrlName]:
+        """Every URL (referenced or not) in these states, ordered by URL."""
+        marks = ",".join("?" for _ in states)
+        cur = self.conn.execute(
+            f"SELECT id, url FROM urls WHERE state IN ({marks}) ORDER BY url", states
+        )
+        return [UrlName(*r) for r in cur]
+
+    # -- verify --------------------------------------------------------------
+
+    def blobs_to_verify(self) -> list[str]:
+        """Every blob's sha256, the least recently verified (never verified: first) first."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT sha256 FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
+            )
+        ]
+
+    def set_verification(self, sha256: str, ok: bool, now: str) -> None:
+        """Records a blob's hash check (reports stop calling a damaged copy restorable).
+
+        Call inside a transaction.
+        """
+        self.conn.execute(
+            "UPDATE blobs SET verified_at=?, verify_ok=? WHERE sha256=?", (now, int(ok), sha256)
+        )
+
+    def dangling_versions(self) -> list[BlobUse]:
+        """Versions naming a blob no blob row knows, by URL."""
+        cur = self.conn.execute(
+            "SELECT u.url, v.sha256 FROM versions v JOIN urls u ON u.id = v.url_id"
+            " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = v.sha256)"
+            " ORDER BY u.url, v.sha256"
+        )
+        return [BlobUse(*r) for r in cur]
+
+    def dangling_urls(self) -> list[BlobUse]:
+        """URLs whose current copy names a blob no blob row knows, by URL."""
+        cur = self.conn.execute(
+            "SELECT u.url, u.sha256 FROM urls u WHERE u.sha256 IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = u.sha256) ORDER BY u.url"
+        )
+        return [BlobUse(*r) for r in cur]
+
+    def urls_that_served(self, sha256: str) -> list[str]:
+        """The URLs that once served this blob, the most recent first."""
+        cur = self.conn.execute(
+            "SELECT u.url FROM versions v JOIN urls u ON u.id = v.url_id WHERE v.sha256=?"
+            " ORDER BY v.last_seen DESC",
+            (sha256,),
+        )
+        return [r[0] for r in cur]
+
+    # -- gc and the store binding ----------------------------------------------
+
+    def blob_shas(self) -> Iterator[str]:
+        """Every blob the database names."""
+        for r in self.conn.execute("SELECT sha256 FROM blobs"):
+            yield r[0]
+
+    def named_blobs(self) -> set[str]:
+        """Every blob a version or a URL names (gc must keep them)."""
+        return {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT sha256 FROM versions UNION SELECT sha256 FROM urls WHERE sha256 IS NOT NULL"
+            )
+        }
+
+    def blobs_first_stored(self) -> dict[str, str]:
+        """When each blob row was first written, by sha256."""
+        return dict(self.conn.execute("SELECT sha256, first_stored FROM blobs").fetchall())
+
+    def forget_blob(self, sha256: str) -> bool:
+        """Deletes the blob's row unless a version or URL names it; True when deleted.
+
+        Call inside a transaction: a run may name the blob until its write lock is held.
+        """
+        named = self.conn.execute(
+            "SELECT 1 FROM versions WHERE sha256=? UNION SELECT 1 FROM urls WHERE sha256=?",
+            (sha256, sha256),
+        ).fetchone()
+        if named:
+            return False
+        self.conn.execute("DELETE FROM blobs WHERE sha256=?", (sha256,))
+        return True
+
+    def meta(self, key: str) -> str | None:
+        """A value of the database's own (``database_id``, ``store_id``), None when unset."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_meta(self, key: str, value: str) -> None:
+        """Sets a value that was unset. Call inside a transaction."""
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- status --------------------------------------------------------------
+
+    def status_figures(self, runs: int) -> StatusFigures:
+        """Sizes, states, the oldest check and the last ``runs`` runs, newest first.
+
+        Read through sqlite-utils: nothing here is on a hot path, and its table API
+        says what each figure is.
+        """
+        u = self.utils
+        last_runs = tuple(
+            RunRecord(
+                **{
+                    **r,
+                    "counts": json.loads(r["counts"]) if r["counts"] else {},
+                }
+            )
+            for r in u["runs"].rows_where(
+                select="id, command, pid, started, ended, exit_code, posts, urls, counts, bytes,"
+                " new_blobs, message",
+                order_by="id DESC",
+                limit=runs,
+            )
+        )
+        states = {
+            r["state"]: r["n"]
+            for r in u.query(
+                "SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state"
+            )
+        }
+        oldest = list(
+            u["urls"].rows_where(
+                "referenced=1",
+                select="url, last_checked",
+                order_by="last_checked IS NOT NULL, last_checked",
+                limit=1,
+            )
+        )
+        blobs = next(u.query("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs"))
+        return StatusFigures(
+            posts=u["posts"].count_where("gone_since IS NULL"),
+            urls=u["urls"].count_where("referenced=1"),
+            unreferenced_urls=u["urls"].count_where("referenced=0"),
+            states=states,
+            blobs=blobs["n"],
+            blob_bytes=blobs["bytes"],
+            oldest_check=OldestCheck(**oldest[0]) if oldest else None,
+            runs=last_runs,
+        )
+
+    # -- export --------------------------------------------------------------
+
+    def export_versions(self) -> Iterator[ExportVersion]:
+        """Every version whose blob row exists, with its response, by URL then age."""
+        cur = self.conn.execute(
+            "SELECT u.url, v.sha256, v.first_seen, b.size, b.content_type, c.checked_at,"
+            " r.url AS response_url, r.final_url, r.status_line, r.headers"
+            " FROM versions v JOIN urls u ON u.id = v.url_id"
+            " JOIN blobs b ON b.sha256 = v.sha256"
+            " LEFT JOIN checks c ON c.id = v.check_id"
+            " LEFT JOIN responses r ON r.check_id = v.check_id"
+            " ORDER BY u.url, v.first_seen, v.sha256"
+        )
+        for r in cur:
+            headers = tuple((str(n), str(v)) for n, v in json.loads(r[9])) if r[9] else ()
+            yield ExportVersion(*r[:9], headers)  # type: ignore[call-arg]
+
+    # -- mirror --------------------------------------------------------------
+
+    def mirror_paths(self) -> dict[int, str]:
+        """The mirror path handed out to each URL, by URL id."""
+        return dict(self.conn.execute("SELECT url_id, path FROM mirror_paths").fetchall())
+
+    def set_mirror_paths(self, paths: Iterable[tuple[int, str]], replace: set[int]) -> None:
+        """Records new mirror paths; ``replace`` names URLs whose old path goes.
+
+        The case-folded key keeps two paths that differ only in case apart (they are
+        one file on macOS and Windows). Call inside a transaction.
+        """
+        paths = list(paths)
+        self.conn.executemany(
+            "DELETE FROM mirror_paths WHERE url_id=?", [(i,) for i, _ in paths if i in replace]
+        )
+        self.conn.executemany(
+            "INSERT INTO mirror_paths (url_id, path, key) VALUES (?, ?, ?)",
+            [(i, p, p.casefold()) for i, p in paths],
+        )
+
+    # -- rewrite -------------------------------------------------------------
+
+    def rewrite_refs(self, states: tuple[str, ...]) -> list[RewriteRef]:
+        """Links of posts still there to URLs in these states, by source, path, offset."""
+        marks = ",".join("?" for _ in states)
+        cur = self.conn.execute(
+            'SELECT r.post_id, r.url_id, r.as_written, r.start, r."end", u.url, p.source,'
+            " p.path, p.content_sha256, mp.path AS mirror_path FROM refs r"
+            " JOIN urls u ON u.id = r.url_id JOIN posts p ON p.id = r.post_id"
+            " LEFT JOIN mirror_paths mp ON mp.url_id = r.url_id"
+            f" WHERE u.state IN ({marks}) AND p.gone_since IS NULL"
+            " ORDER BY p.source, p.path, r.start",
+            states,
+        )
+        return [RewriteRef(*r) for r in cur]
+
+    def rewritten_posts(self) -> dict[int, str]:
+        """Each rewritten post's hash right after our last write, by post id."""
+        return dict(self.conn.execute("SELECT post_id, sha256 FROM rewrite_posts").fetchall())
+
+    def active_rewrite_spans(self, post_id: int) -> list[RewriteSpan]:
+        """Where each active rewrite of a post is in it."""
+        cur = self.conn.execute(
+            "SELECT id, start, \"end\" FROM rewrites WHERE post_id=? AND status='active'",
+            (post_id,),
+        )
+        return [RewriteSpan(*r) for r in cur]
+
+    def active_rewrites(self) -> list[ActiveRewrite]:
+        """Every rewrite that can be undone, by source, path and offset."""
+        cur = self.conn.execute(
+            'SELECT w.id, w.post_id, w.url_id, w.old_text, w.new_text, w.start, w."end", u.url,'
+            " p.source, p.path, rp.sha256 FROM rewrites w JOIN urls u ON u.id = w.url_id"
+            " JOIN posts p ON p.id = w.post_id"
+            " LEFT JOIN rewrite_posts rp ON rp.post_id = w.post_id"
+            " WHERE w.status = 'active' ORDER BY p.source, p.path, w.start"
+        )
+        return [ActiveRewrite(*r) for r in cur]
+
+    def end_rewrites(self, ids: Iterable[int | None], now: str, *, undone: bool) -> None:
+        """Ends rewrites: ``undone`` (put back by us) or abandoned. Call inside a transaction."""
+        status = "undone" if undone else "abandoned"
+        self.conn.executemany(
+            "UPDATE rewrites SET status=?, undone_at=? WHERE id=?",
+            [(status, now, rid) for rid in ids],
+        )
+
+    def add_rewrite(
+        self, post_id: int, url_id: int, old: str, new: str, start: int, now: str
+    ) -> None:
+        """Records that ``old`` became ``new`` at ``start``. Call inside a transaction."""
+        self.conn.execute(
+            'INSERT INTO rewrites (post_id, url_id, old_text, new_text, start, "end",'
+            " rewritten_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (post_id, url_id, old, new, start, start + len(new), now),
+        )
+
+    def move_rewrite(self, rewrite_id: int, start: int, end: int) -> None:
+        """Where an active rewrite's text now is. Call inside a transaction."""
+        self.conn.execute(
+            'UPDATE rewrites SET start=?, "end"=? WHERE id=?', (start, end, rewrite_id)
+        )
+
+    def set_rewritten_post(self, post_id: int, sha256: str) -> None:
+        """Remembers the post's hash after our write while it has active rewrites.
+
+        Call inside a transaction.
+        """
+        active = self.conn.execute(
+            "SELECT COUNT(*) FROM rewrites WHERE post_id=? AND status='active'", (post_id,)
+        ).fetchone()[0]
+        if active:
+            self.conn.execute(
+                "INSERT INTO rewrite_posts (post_id, sha256) VALUES (?, ?)"
+                " ON CONFLICT (post_id) DO UPDATE SET sha256=excluded.sha256",
+                (post_id, sha256),
+            )
+        else:
+            self.conn.execute("DELETE FROM rewrite_posts WHERE post_id=?", (post_id,))
