@@ -521,6 +521,12 @@ def _limit_self(limits: DeepLimits) -> None:
 
 
 def _peak_rss() -> int:
+    """This process's peak RSS in bytes. Linux's ``ru_maxrss`` starts from the parent's
+    at fork, so the per-address-space high-water mark is read where there is one."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     try:
         import resource
     except ImportError:
