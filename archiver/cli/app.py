@@ -4,9 +4,9 @@ Each command parses options, loads the config and calls one library function; wh
 stops it becomes one line and an exit code in one place, ``exits`` (the codes are
 listed there). The commands live one module per group and are added here by name:
 
-    crawl    crawl, check          the pipeline
-    extract  extract               read posts, fetch nothing
-    report   report, status        read the state, change nothing
+    crawl    crawl, check                  the pipeline
+    extract  extract                       read posts, fetch nothing
+    report   report, status                read the state, change nothing
     store    restore, verify, gc, export   what the store holds
 """
 
@@ -19,7 +19,7 @@ import click
 
 from archiver import __version__
 from archiver.cli import crawl, extract, report, store
-from archiver.cli.exits import ArchiverGroup, failure
+from archiver.cli.exits import ArchiverGroup, run
 from archiver.errors import Stop
 
 __all__ = ["cli", "main"]
@@ -59,16 +59,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    """The console script: ``cli`` outside click's own error handling, so every error
-    is worded by ``exits.failure``."""
+    """The console script: runs ``cli`` and exits with its code."""
     if "httpx" not in sys.modules:
         # httpx imports its own command line client (rich, pygments: ~45 ms of start-up)
         # whenever those are installed; this process never runs it. A None entry makes
         # that optional import fail fast, and httpx.main then only says it cannot run.
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        code = cli.main(prog_name="archiver", standalone_mode=False)
-    except (Exception, Stop) as exc:  # SystemExit is a command's own exit code
-        code = failure(exc, debug="--debug" in sys.argv[1:2])
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(run(cli))

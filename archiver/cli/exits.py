@@ -1,7 +1,7 @@
 """The one place that turns what stops a command into one line on stderr and an exit code.
 
 Commands never catch ``ArchiverError``: it escapes to ``ArchiverGroup.invoke`` (or, for
-what happens outside any command, to ``main``), and both ask ``failure`` for the line
+what happens outside any command, to ``run``), and both ask ``failure`` for the line
 and the code::
 
     0    every link ok (or, with --fail-on new, nothing newly broken)
@@ -28,7 +28,7 @@ import click
 from archiver.cli.options import LOG_KEY, Log
 from archiver.errors import ArchiverError, Stop
 
-__all__ = ["ArchiverGroup", "failure"]
+__all__ = ["ArchiverGroup", "failure", "run"]
 
 
 class ArchiverGroup(click.Group):
@@ -44,6 +44,16 @@ class ArchiverGroup(click.Group):
         except Exception as exc:
             log = ctx.meta.get(LOG_KEY)
             sys.exit(failure(exc, debug=bool(ctx.params.get("debug")), log=log))
+
+
+def run(group: click.Group) -> int:
+    """Runs ``group`` on ``sys.argv`` outside click's own error handling, so that every
+    error is worded by ``failure``; returns the exit code."""
+    try:
+        code = group.main(prog_name="archiver", standalone_mode=False)
+    except (Exception, Stop) as exc:  # SystemExit is a command's own exit code
+        return failure(exc, debug="--debug" in sys.argv[1:2])
+    return code if isinstance(code, int) else 0
 
 
 def failure(exc: BaseException, *, debug: bool, log: Log | None = None) -> int:
