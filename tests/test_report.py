@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 from server import LoopbackServer, Reply, Request
 
-import archiver.cli.store  # noqa: F401  (registers restore, verify, gc, export)
 from archiver.cli import cli
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source

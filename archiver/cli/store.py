@@ -1,8 +1,8 @@
 """Commands over what the store holds: ``restore``, ``verify``, ``gc`` and ``export``.
 
 A thin layer like the rest of the CLI: each command parses options, opens the
-database and store, calls one library function and prints its summary.
-Registered on the ``cli`` group by importing this module from ``cli``.
+database and store, calls one library function and prints its summary; what stops it
+escapes to ``exits``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,22 @@ from pathlib import Path
 
 import click
 
-from archiver.cli.app import _allow_option, _fail, _load, _read, _state_options, _with_allowed, cli
+from archiver.cli.options import (
+    allow_option,
+    config_from_options,
+    read_only,
+    state_options,
+    warn,
+    with_allowed,
+)
 from archiver.clock import SystemClock, utcnow_iso
 from archiver.config import Config, parse_duration
 from archiver.db.sqlite import STATES, Database
 from archiver.errors import ArchiverError, ConfigError
 from archiver.redact import shown_url
 from archiver.store.directory import Store
+
+__all__ = ["export", "gc", "restore", "verify"]
 
 #: What ``restore --mirror`` and ``--rewrite`` take by default.
 MIRROR_STATES = tuple(s for s in STATES if s != "ok")
@@ -67,15 +76,11 @@ def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
         # Checked before the store is made: a wrong --store is refused, not created empty.
         store = Store(cfg.store, create=False)
         for message in bind_store(database, store, shared=cfg.shared_store, write=True):
-            _warn(message)
+            warn(message)
         store.create()
         yield database, store
     finally:
         database.close()
-
-
-def _warn(message: str) -> None:
-    click.echo(f"archiver: warning: {message}", err=True)
 
 
 def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -84,9 +89,9 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return default if text is None else parse_states(text)
 
 
-@cli.command()
+@click.command()
 @click.argument("url", required=False)
-@_state_options
+@state_options
 @click.option(
     "--output", "-o", type=click.Path(path_type=Path), help="Write the asset to FILE (not stdout)."
 )
@@ -133,54 +138,50 @@ def restore(
 
     Example: archiver restore https://example.org/slides.pdf -o slides.pdf
     """
-    try:
-        if sum((url is not None and not undo, mirror_dir is not None or rewrite, undo)) != 1:
-            raise ConfigError(
-                "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
-                " (see 'archiver restore --help')"
-            )
-        if rewrite and not mirror_url:
-            raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
-        if dry_run and mirror_dir is not None:
-            raise ConfigError(
-                "--dry-run changes nothing, but --mirror DIR writes files: write the mirror"
-                " first, then preview with --rewrite --dry-run"
-            )
-        forms = [
-            form
-            for form, chosen in (
-                ("url", url is not None and not undo),
-                ("mirror", mirror_dir is not None),
-                ("rewrite", rewrite),
-                ("undo", undo),
-            )
-            if chosen
-        ]
-        _refuse_options_of_other_forms(
-            forms,
-            output=output,
-            sha256=sha256,
-            state=state,
-            mirror_url=mirror_url,
-            post=post,
-            dry_run=dry_run,
+    if sum((url is not None and not undo, mirror_dir is not None or rewrite, undo)) != 1:
+        raise ConfigError(
+            "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
+            " (see 'archiver restore --help')"
         )
-        cfg = _load(config_path, db, store)
-        if url is not None and not undo:
-            _restore_one(cfg, url, output, sha256)
-            return
-        with _open(cfg) as (database, blobs):
-            code = 0
-            if mirror_dir is not None:
-                code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
-            if rewrite or undo:
-                code = max(
-                    code,
-                    _rewrite(cfg, database, blobs, mirror_url, state, post, undo, url, dry_run),
-                )
-    except ArchiverError as exc:
-        _fail(exc)
+    if rewrite and not mirror_url:
+        raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
+    if dry_run and mirror_dir is not None:
+        raise ConfigError(
+            "--dry-run changes nothing, but --mirror DIR writes files: write the mirror"
+            " first, then preview with --rewrite --dry-run"
+        )
+    forms = [
+        form
+        for form, chosen in (
+            ("url", url is not None and not undo),
+            ("mirror", mirror_dir is not None),
+            ("rewrite", rewrite),
+            ("undo", undo),
+        )
+        if chosen
+    ]
+    _refuse_options_of_other_forms(
+        forms,
+        output=output,
+        sha256=sha256,
+        state=state,
+        mirror_url=mirror_url,
+        post=post,
+        dry_run=dry_run,
+    )
+    cfg = config_from_options(config_path, db, store)
+    if url is not None and not undo:
+        _restore_one(cfg, url, output, sha256)
         return
+    with _open(cfg) as (database, blobs):
+        code = 0
+        if mirror_dir is not None:
+            code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
+        if rewrite or undo:
+            code = max(
+                code,
+                _rewrite(cfg, database, blobs, mirror_url, state, post, undo, url, dry_run),
+            )
     sys.exit(code)
 
 
@@ -200,7 +201,7 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
     """Reads the database read-only: only the copy is written (to FILE or stdout)."""
     from archiver.ops.restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
-    copy = _read(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
+    copy = read_only(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
     blobs = Store(cfg.store, create=False)
     try:
         if output is not None:
@@ -227,7 +228,7 @@ def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...
     for skip in summary.skipped:
         if skip.kind != NO_COPY:  # a copy we should hold: a warning, and exit 1
             damaged += 1
-            _warn(f"{shown_url(skip.url)}: {skip.why}")
+            warn(f"{shown_url(skip.url)}: {skip.why}")
     if len(quiet) <= MIRROR_LIST_SKIPPED:
         for skip in quiet:  # expected (never fetched), so said plainly, not as a warning
             click.echo(f"mirror: skipped {shown_url(skip.url)}: {skip.why}", err=True)
@@ -240,7 +241,7 @@ def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...
     for old, new in summary.renamed:
         # An older archiver put the query string in the name; links to it are stale now.
         where = f"renamed to {new}" if new else "removed (its URL was not mirrored this run)"
-        _warn(
+        warn(
             f"mirror file {old} held a query string in its name: {where}; links rewritten"
             " to it need 'archiver restore --undo' then '--rewrite'"
         )
@@ -279,20 +280,20 @@ def _rewrite(
         else:
             warnings += apply_plan(database, plan, utcnow_iso(SystemClock()))
     for w in warnings:
-        _warn(w)
+        warn(w)
     click.echo(plan.line(applied=not dry_run), err=True)
     return 1 if warnings else 0
 
 
-@cli.command()
-@_state_options
+@click.command()
+@state_options
 @click.option("--repair", is_flag=True, help="Re-fetch damaged blobs the origin still serves.")
 @click.option(
     "--max-duration",
     help="Stop hashing after this long (e.g. 10m); the next run goes on from there.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Hash at most N blobs this run.")
-@_allow_option
+@allow_option
 @click.option(
     "--grace",
     default="1h",
@@ -317,34 +318,30 @@ def verify(
     from archiver.ops.verify import verify as run_verify
     from archiver.run.crawl import fetch_settings, source_roots
 
-    try:
-        cfg = _with_allowed(_load(config_path, db, store), allow_address)
-        budget = parse_duration("--max-duration", max_duration) if max_duration else None
-        seconds = _grace("--grace", grace)
-        with _open(cfg) as (database, blobs):
-            result = run_verify(
-                database,
-                blobs,
-                now=utcnow_iso(SystemClock()),
-                max_duration=budget,
-                limit=limit,
-                repair=repair,
-                settings=fetch_settings(cfg),
-                rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
-                local_roots=source_roots(cfg.sources),
-                grace=seconds,
-            )
-    except ArchiverError as exc:
-        _fail(exc)
-        return
+    cfg = with_allowed(config_from_options(config_path, db, store), allow_address)
+    budget = parse_duration("--max-duration", max_duration) if max_duration else None
+    seconds = _grace("--grace", grace)
+    with _open(cfg) as (database, blobs):
+        result = run_verify(
+            database,
+            blobs,
+            now=utcnow_iso(SystemClock()),
+            max_duration=budget,
+            limit=limit,
+            repair=repair,
+            settings=fetch_settings(cfg),
+            rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
+            local_roots=source_roots(cfg.sources),
+            grace=seconds,
+        )
     for line in result.lines():
         click.echo(line)
     click.echo(result.line(), err=True)
     sys.exit(1 if result.wrong else 0)
 
 
-@cli.command()
-@_state_options
+@click.command()
+@state_options
 @click.option(
     "--grace",
     default="1d",
@@ -363,23 +360,19 @@ def gc(
     from archiver.run.lock import run_lock
     from archiver.store.identity import is_shared
 
-    try:
-        cfg = _load(config_path, db, store)
-        seconds = _grace("--grace", grace)
-        with _open(cfg) as (database, blobs):
-            if yes and is_shared(blobs):
-                raise ConfigError(
-                    f"store {blobs.root} is shared by several databases: gc --yes would remove"
-                    " the blobs only the others name (see README, 'Sharing a store')"
-                )
-            if yes:
-                with run_lock(cfg.db):
-                    result = collect_garbage(database, blobs, grace=seconds, apply=True)
-            else:
-                result = collect_garbage(database, blobs, grace=seconds)
-    except ArchiverError as exc:
-        _fail(exc)
-        return
+    cfg = config_from_options(config_path, db, store)
+    seconds = _grace("--grace", grace)
+    with _open(cfg) as (database, blobs):
+        if yes and is_shared(blobs):
+            raise ConfigError(
+                f"store {blobs.root} is shared by several databases: gc --yes would remove"
+                " the blobs only the others name (see README, 'Sharing a store')"
+            )
+        if yes:
+            with run_lock(cfg.db):
+                result = collect_garbage(database, blobs, grace=seconds, apply=True)
+        else:
+            result = collect_garbage(database, blobs, grace=seconds)
     for g in result.garbage:
         click.echo(f"{'removed' if yes else 'would remove'} {g.sha256} ({g.size} bytes)")
     for path in result.temp:
@@ -387,8 +380,8 @@ def gc(
     click.echo(result.line(), err=True)
 
 
-@cli.command()
-@_state_options
+@click.command()
+@state_options
 @click.option(
     "--warc",
     type=click.Path(path_type=Path),
@@ -402,14 +395,10 @@ def export(config_path: Path | None, db: Path | None, store: Path | None, warc: 
     """
     from archiver.ops.export import export_warc
 
-    try:
-        cfg = _load(config_path, db, store)
-        # Written whole to a temp file then renamed: a second read (see _read) replaces it.
-        result = _read(cfg, lambda database, blobs: export_warc(database, blobs, warc))
-    except ArchiverError as exc:
-        _fail(exc)
-        return
+    cfg = config_from_options(config_path, db, store)
+    # Written whole to a temp file then renamed: a second read (see read_only) replaces it.
+    result = read_only(cfg, lambda database, blobs: export_warc(database, blobs, warc))
     for url, why in result.skipped:
-        _warn(f"{shown_url(url)}: {why}; skipped")
+        warn(f"{shown_url(url)}: {why}; skipped")
     click.echo(result.line(), err=True)
     sys.exit(1 if result.skipped else 0)

@@ -1,0 +1,204 @@
+"""The commands that run the pipeline: ``crawl`` and ``check``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from archiver.cli.options import (
+    Log,
+    allow_option,
+    config_from_options,
+    extensions_from,
+    extensions_option,
+    state_options,
+    with_allowed,
+)
+from archiver.config import finite_option, override_fetch
+from archiver.redact import clean_text, shown_url
+
+__all__ = ["check", "crawl"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _run_options(fn: F) -> F:
+    """The options ``crawl`` and ``check`` share: they run the same pipeline."""
+    for option in reversed(
+        [
+            click.argument("sources", nargs=-1),
+            state_options,
+            # Bounded as their config keys are (config.override_fetch), with the same errors.
+            click.option("--concurrency", type=int, help="Requests in flight in all."),
+            click.option("--per-host", type=int, help="Requests in flight to one host."),
+            click.option("--timeout", type=float, help="Connect and read timeout, seconds."),
+            click.option(
+                "--fail-on",
+                type=click.Choice(["new", "any", "none"]),
+                default="new",
+                show_default=True,
+                help="Exit 1 when a link newly broke (new), when any link is broken (any),"
+                " or never.",
+            ),
+            click.option(
+                "--wait",
+                type=click.FloatRange(min=0),
+                default=0,
+                help="Wait this many seconds for another run's lock instead of exiting 75.",
+            ),
+            click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
+            click.option(
+                "--log-format",
+                type=click.Choice(["plain", "json"]),
+                default="plain",
+                show_default=True,
+                help="json: one JSON object per line on stderr (warnings and the summary"
+                " even with --quiet).",
+            ),
+            click.option(
+                "--ignore-robots",
+                is_flag=True,
+                help="Fetch the pages of sites (SOURCES given as URLs) whatever robots.txt says.",
+            ),
+            allow_option,
+            extensions_option,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@_run_options
+@click.option("--all", "all_", is_flag=True, help="Re-check every URL, due or not.")
+def crawl(all_: bool, **options: Any) -> None:
+    """Extract asset links from SOURCES, fetch them, archive them, record their state.
+
+    SOURCES are folders or files of posts, or URLs of a site to crawl (a listing page,
+    a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
+
+    Example: archiver crawl data/posts
+    """
+    _run("crawl", all_=all_, **options)
+
+
+@click.command()
+@_run_options
+def check(**options: Any) -> None:
+    """Check every asset link of SOURCES and record its state, without archiving.
+
+    Each URL is asked for its first bytes only (a ranged GET), enough to tell a real
+    PDF or image from a soft 404; every referenced URL is checked, once per run. A
+    later 'archiver crawl' still downloads every URL that has no archived copy.
+
+    Example: archiver check data/posts --fail-on any
+    """
+    _run("check", all_=True, **options)
+
+
+def _run(
+    mode: str,
+    *,
+    sources: tuple[str, ...],
+    config_path: Path | None,
+    db: Path | None,
+    store: Path | None,
+    concurrency: int | None,
+    per_host: int | None,
+    timeout: float | None,
+    all_: bool,
+    fail_on: str,
+    wait: float,
+    quiet: bool,
+    log_format: str,
+    ignore_robots: bool,
+    allow_address: tuple[str, ...],
+    extensions: str | None,
+) -> None:
+    """Runs the pipeline under the lock and turns its summary into output and an exit code."""
+    from dataclasses import replace
+
+    from archiver.run.crawl import crawl as run_crawl
+    from archiver.run.crawl import sources_from_args
+    from archiver.run.lock import run_lock
+
+    log = Log(log_format, quiet).install()  # an error that stops the run: in the log too
+    cfg = config_from_options(config_path, db, store)
+    fetch = override_fetch(cfg.fetch, concurrency=concurrency, per_host=per_host, timeout=timeout)
+    cfg = replace(cfg, fetch=fetch)
+    wait = finite_option("--wait", wait)  # NaN would wait forever
+    srcs = sources_from_args(sources, cfg, extensions_from(extensions))
+    cfg = with_allowed(cfg, allow_address)
+    with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
+        summary = run_crawl(
+            cfg,
+            srcs,
+            fail_on=fail_on,
+            all_=all_,
+            progress=progress.update,
+            warn=lambda m: log.emit("warning", m),
+            ignore_robots=ignore_robots,
+            mode=mode,
+            handle_signals=True,
+        )
+    if log_format == "json":
+        for url in summary.newly_broken:
+            log.emit("warning", f"newly broken: {url}", url=url)
+        for url, why in summary.newly_blocked:
+            log.emit("warning", f"blocked: {url}: {why}", url=url)
+        log.emit(
+            "info",
+            summary.line(),
+            always=True,
+            posts=summary.posts,
+            urls=summary.urls,
+            checked=summary.checked,
+            counts=dict(summary.counts),
+            bytes=summary.bytes,
+            new_blobs=summary.new_blobs,
+            newly_broken=summary.newly_broken,
+            broken=summary.not_ok,
+            transient=summary.transient,
+            skipped_by_extension=summary.skipped_by_extension,
+            exit_code=summary.exit_code,
+        )
+    else:
+        log.emit("info", summary.line())
+        for url in summary.newly_broken:
+            log.emit("warning", f"newly broken: {shown_url(url)}")
+        for url, why in summary.newly_blocked:
+            log.emit("warning", f"blocked: {shown_url(url)}: {clean_text(why)}")
+    sys.exit(summary.exit_code)
+
+
+class _Progress:
+    """A progress bar on a terminal; nothing otherwise (the summary line says it all)."""
+
+    def __init__(self, log: Log) -> None:
+        self.enabled = sys.stderr.isatty() and not log.quiet and log.fmt == "plain"
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._progress = Progress(console=Console(stderr=True), transient=True)
+            self._progress.start()
+        return self
+
+    def update(self, url: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("fetching", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

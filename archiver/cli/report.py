@@ -1,0 +1,138 @@
+"""The commands that read the state and change nothing: ``report`` and ``status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from archiver.cli.options import config_from_options, read_only, state_options
+from archiver.errors import ConfigError
+
+if TYPE_CHECKING:
+    from archiver.db.sqlite import Database
+    from archiver.store.directory import Store
+
+__all__ = ["report", "status"]
+
+
+@click.command()
+@state_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "json", "csv", "html"]),
+    help="Output format (default: table on a terminal, json otherwise).",
+)
+@click.option("--state", "state", help="Comma list of states, or all (default: all but ok).")
+@click.option("--post", help="Only links used in posts whose path matches this glob.")
+@click.option(
+    "--host",
+    help="Only links on this host (every port), or on HOST:PORT / [IPv6]:PORT only.",
+)
+@click.option("--since", help="Only links failing since this date (YYYY-MM-DD) or later.")
+@click.option(
+    "--changed",
+    is_flag=True,
+    help="Only URLs whose bytes changed (more than one version); --state defaults to all.",
+)
+@click.option(
+    "--unreferenced",
+    is_flag=True,
+    help="Also links no crawled post uses any more (kept in the archive, no longer checked).",
+)
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
+def report(
+    config_path: Path | None,
+    db: Path | None,
+    store: Path | None,
+    fmt: str | None,
+    state: str | None,
+    post: str | None,
+    host: str | None,
+    since: str | None,
+    changed: bool,
+    unreferenced: bool,
+    output: Path | None,
+) -> None:
+    """Report links by state; exit 1 when any link matches, 0 when none does.
+
+    Example: archiver report --format html --state all -o report.html
+    """
+    from archiver.ops.report import (
+        ReportFilter,
+        check_filter_names,
+        parse_since,
+        parse_states,
+        render,
+        table_width,
+        url_rows,
+    )
+    from archiver.store.directory import Store
+
+    cfg = config_from_options(config_path, db, store)
+    if changed and state is None:
+        state = "all"
+    flt = ReportFilter(
+        states=parse_states(state),
+        post=post,
+        host=host,
+        since=parse_since(since),
+        changed=changed,
+        unreferenced=unreferenced,
+    )
+    blobs = Store(cfg.store, create=False)
+    held = blobs if blobs.root.is_dir() else None
+
+    def read(database: Database, _: Store) -> list[dict[str, Any]]:
+        check_filter_names(database, flt)
+        return url_rows(database, flt, held)
+
+    rows = read_only(cfg, read)
+    tty = output is None and sys.stdout.isatty()
+    fmt = fmt or ("table" if tty else "json")
+    width = table_width(tty) if output is None else None
+    text = render(rows, fmt, color=tty, store=held, output=output, width=width)
+    if output:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}") from exc
+    else:
+        click.echo(text, nl=False)
+    sys.exit(1 if rows else 0)
+
+
+@click.command()
+@state_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for a person, json for a script.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Show this many of the last runs.",
+)
+def status(
+    config_path: Path | None, db: Path | None, store: Path | None, fmt: str, runs: int
+) -> None:
+    """Show the last runs, totals, store size and the URL checked longest ago (or never).
+
+    Example: archiver status --runs 10
+    """
+    from archiver.ops.status import render_status
+    from archiver.ops.status import status as get_status
+
+    cfg = config_from_options(config_path, db, store)
+    s = read_only(cfg, lambda database, blobs: get_status(database, blobs, runs=runs))
+    click.echo(json.dumps(s, indent=2) if fmt == "json" else render_status(s), nl=fmt == "json")
