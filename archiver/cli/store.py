@@ -315,7 +315,7 @@ def verify(
     """
     from archiver.net.rules import UrlRules
     from archiver.ops.verify import verify as run_verify
-    from archiver.run.crawl import fetch_settings, source_roots
+    from archiver.run.crawl import source_roots
 
     try:
         cfg = _with_allowed(_load(config_path, db, store), allow_address)
@@ -329,7 +329,7 @@ def verify(
                 max_duration=budget,
                 limit=limit,
                 repair=repair,
-                settings=fetch_settings(cfg),
+                settings=cfg.fetch,
                 rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
                 local_roots=source_roots(cfg.sources),
                 grace=seconds,
