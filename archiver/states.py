@@ -7,7 +7,7 @@ one more check result means.
   back), failing or in error for at least ``confirm_after``, or otherwise last checked
   at least ``recheck_after`` ago; ``--all`` (and every ``check``) takes every URL. The
   database's due query (``db.run_queries``) implements exactly this predicate
-  (``tests/test_due.py`` holds it to that).
+  (``tests/test_states.py`` holds it to that).
 * **What a run may change** (``may_clear``): a ``crawl`` records what it finds; a
   ``check`` probes, so its "ok" never clears a failed full fetch of a URL we hold no copy
   of (the report keeps showing it broken until a crawl archives it).

@@ -194,3 +194,40 @@ async def test_rows_waiting_for_a_host_at_its_limit_do_not_stop_the_reading() ->
 
     await run_alongside(s, produce, release)
     assert s.added == 31
+
+
+def remapped(host: str, fetch_host: str, n: int) -> DueUrl:
+    url = f"http://{host}/{n}.pdf"
+    return DueUrl(n, url, f"http://{fetch_host}/{n}.pdf", fetch_host, "any", UrlState.PENDING)
+
+
+async def test_shares_are_by_the_host_fetched_not_the_host_written() -> None:
+    """Two written hosts [remap]ped onto one share its slots, and a link remapped away from
+    a busy host does not wait for that host's slots."""
+    gate = anyio.Event()
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    moved_done = anyio.Event()
+
+    async def work(r: DueUrl) -> None:
+        running[r.fetch_host] += 1
+        peak[r.fetch_host] = max(peak[r.fetch_host], running[r.fetch_host])
+        if r.fetch_host == "one":
+            await gate.wait()
+        running[r.fetch_host] -= 1
+        if r.fetch_host == "elsewhere":
+            moved_done.set()
+
+    s = Scheduler(work, per_host=2, workers=8)
+    s.add([remapped("a", "one", i) for i in range(5)])
+    s.add([remapped("b", "one", 10 + i) for i in range(5)])
+    s.add([remapped("a", "elsewhere", 100)])  # written on a, fetched elsewhere
+    s.close()
+
+    async def release_after_moved() -> None:
+        await moved_done.wait()  # done while both written hosts' links are held at "one"
+        assert running["one"] == 2
+        gate.set()
+
+    await run_alongside(s, release_after_moved)
+    assert peak["one"] == 2

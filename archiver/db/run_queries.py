@@ -4,7 +4,7 @@ crawled page.
 
 A mixin of ``Database`` (it needs only ``self.conn``), so the rules it implements stay
 beside the SQL that implements them and away from the schema. The due query is
-``states.is_due`` in SQL; ``tests/test_due.py`` holds the two to the same answers.
+``states.is_due`` in SQL; ``tests/test_states.py`` holds the two to the same answers.
 """
 
 from __future__ import annotations
