@@ -595,3 +595,24 @@ def test_a_check_clears_what_only_a_check_found(tmp_path: Path, server: Loopback
     assert (url_row(cfg, url)["state"], url_row(cfg, url)["sha256"]) == ("ok", None)
     clock.advance(60)
     assert crawl(cfg, [Source(path=posts)], clock=clock).checked == 1  # never archived: due
+
+
+def test_the_run_and_its_stages_leave_sql_to_the_database() -> None:
+    """run/, net/, sources/, states.py and config.py call the database's methods: no SQL
+    of their own, no connection, no raw rows."""
+    import re
+
+    import archiver
+
+    root = Path(archiver.__file__).parent
+    files = [*root.glob("run/*.py"), *root.glob("net/*.py"), *root.glob("sources/*.py")]
+    files += [root / "states.py", root / "config.py"]
+    sql = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE TABLE)\b")
+    raw = re.compile(r"\.(conn|rows|scalar)\b")
+    offending = [
+        f"{path.relative_to(root)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if sql.search(line) or raw.search(line)
+    ]
+    assert offending == []

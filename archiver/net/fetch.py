@@ -6,10 +6,12 @@ through the validator into the store, with bounded work per response: one conten
 coding at most, decoded within the size cap, and deadlines for the head and for the
 body's pace. Pages to crawl (HTML, sitemaps, feeds, robots.txt) take the same road
 but end in memory, unjudged: HTML is what a page is, not a soft 404. A failing link
-is a value (a ``FetchResult`` with a state), never an exception: only the store
-(``StoreError``) or a bug stops a fetch. This module never commits a blob and never
-touches the database: it hands back a finished (fsynced) writer, and the caller
-commits it and records it, in that order.
+is a value (a frozen ``FetchResult``, ``records.Outcome``, with a state), never an
+exception: only the store (``StoreError``) or a bug stops a fetch. This module never
+commits a blob and never touches the database: ``Fetcher.archive`` hands back the
+outcome and, beside it, a finished (fsynced) writer (``Fetched``), and the caller
+commits it and records it, in that order. The settings are ``config.FetchConfig``
+(``FetchSettings`` here), as the config and the command line made them.
 """
 
 from __future__ import annotations
