@@ -34,6 +34,7 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_extensions",
+    "sendable",
 ]
 
 # Upper bounds on requests in flight: enough for any archive (the scheduler keeps twice
@@ -123,7 +124,7 @@ class FetchConfig:
         if self.transport not in _TRANSPORTS:
             choices = ", ".join(_TRANSPORTS)
             raise ValueError(f"transport must be one of {choices}, got {self.transport!r}")
-        if not _sendable(self.user_agent):
+        if not sendable(self.user_agent):
             raise ValueError(f"user_agent must not contain CR, LF or NUL, got {self.user_agent!r}")
 
 
@@ -136,8 +137,8 @@ _FETCH_KEYS = frozenset(FetchConfig.__dataclass_fields__) - {
 }
 
 
-def _sendable(value: str) -> bool:
-    """It is sent as a header line: a CR or LF in it would start another."""
+def sendable(value: str) -> bool:
+    """Whether ``value`` may go in a header line: a CR or LF in it would start another."""
     return not any(c in value for c in "\r\n\0")
 
 
@@ -399,7 +400,7 @@ def _fetch(raw: Any) -> FetchConfig:
             raise ConfigError(f"unknown config key '{name}' (known: {', '.join(sorted(known))})")
         if key == "user_agent":
             _expect(name, value, str, "a string")
-            if not _sendable(value):
+            if not sendable(value):
                 raise ConfigError(
                     f"config key '{name}' must not contain CR, LF or NUL, got {value!r}"
                 )

@@ -39,6 +39,7 @@ import httpx
 
 from archiver.clock import Clock, SystemClock
 from archiver.config import USER_AGENT, FetchConfig, TransportChoice
+from archiver.config import sendable as _sendable
 from archiver.net.guard import AddressGuard, BlockedAddress
 from archiver.net.localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
 from archiver.net.rules import UrlRules
@@ -117,7 +118,6 @@ _ZLIB_CODINGS = {
     "x-gzip": 16 + zlib.MAX_WBITS,
     "deflate": zlib.MAX_WBITS,
 }
-_UNSENDABLE = ("\r", "\n", "\0")
 #: The response headers a check records (``FetchResult.headers``), lower-cased.
 _STORED_HEADERS = frozenset(
     {
@@ -1255,11 +1255,6 @@ def _read_headers(response: httpx.Response) -> tuple[list[tuple[str, str]], dict
         key = name.lower()
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return lines, fields
-
-
-def _sendable(value: str) -> bool:
-    """Whether ``value`` can go into a request header as it is: no CR, LF or NUL."""
-    return not any(c in value for c in _UNSENDABLE)
 
 
 def _validator(value: str | None) -> str | None:
