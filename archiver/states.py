@@ -92,7 +92,7 @@ def may_clear(url: DueUrl, outcome: Outcome, *, probe: bool) -> bool:
 class Previous:
     """What the database knew about the URL before this check."""
 
-    state: str = "pending"
+    state: str = UrlState.PENDING
     confirm_count: int = 0
     confirm_last: datetime | None = None
 

@@ -616,3 +616,27 @@ def test_the_run_and_its_stages_leave_sql_to_the_database() -> None:
         if sql.search(line) or raw.search(line)
     ]
     assert offending == []
+
+
+def test_each_post_is_read_once_when_it_changed(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing reads and hashes a post once: the bytes that told it changed are parsed."""
+    from collections import Counter
+
+    url = server.route("/deck.pdf", Reply(body=PDF))
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", f"[d]({url})\n")
+    write_post(posts, "b.md", f"[d]({url})\n")
+    reads: Counter[str] = Counter()
+    real = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        if self.parent == posts:
+            reads[self.name] += 1
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    summary = crawl(make_config(tmp_path), [Source(path=posts)], clock=FakeClock())
+    assert summary.posts_parsed == 2
+    assert reads == {"a.md": 1, "b.md": 1}
