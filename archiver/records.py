@@ -6,9 +6,14 @@ so a column can change without every stage knowing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-__all__ = ["RecheckReason", "UrlState"]
+if TYPE_CHECKING:
+    from archiver.validate import Expected
+
+__all__ = ["CheckRecord", "DueUrl", "Outcome", "RecheckReason", "RefRow", "UrlState"]
 
 
 class UrlState(StrEnum):
@@ -29,3 +34,92 @@ class RecheckReason(StrEnum):
     COPY_MISSING = "copy-missing"  # verify found its blob gone from the store
     COPY_DAMAGED = "copy-damaged"  # verify found its blob's bytes changed
     UNDONE = "undone"  # restore --undo put the original link back in a post
+
+
+@dataclass(frozen=True, slots=True)
+class RefRow:
+    """One reference of a post as saved: where it points, where [remap] fetches it from,
+    what it must be, and where it is written in the post."""
+
+    url: str
+    line: int
+    kind: str
+    as_written: str
+    start: int
+    end: int
+    text: str | None = None
+    expect: Expected = "any"
+    fetch_url: str | None = None  # None: fetched from ``url`` itself
+
+
+@dataclass(frozen=True, slots=True)
+class DueUrl:
+    """A URL the due rule picked for this run, with what its last check left behind.
+
+    ``fetch_url`` is what is requested (``url`` unless a [remap] rule sends the fetch
+    elsewhere) and ``fetch_host`` its host: the host whose slots the request takes.
+    """
+
+    url_id: int
+    url: str
+    fetch_url: str
+    fetch_host: str
+    expect: Expected
+    state: UrlState
+    sha256: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_checked: str | None = None
+    confirm_count: int = 0
+    confirm_last: str | None = None
+    recheck: RecheckReason | None = None
+    #: The last full fetch (a crawl's) of a URL in a failed state failed; read for a
+    #: ``check`` only (see ``states.may_clear``).
+    full_fetch_failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one fetch. Holds no open resource: an archived body's finished
+    writer travels beside it (``net.fetch.Fetched``), so an outcome can be kept, queued
+    or compared freely."""
+
+    url: str
+    state: UrlState  # ok, dead, invalid, error or blocked
+    http_status: int | None = None
+    error: str | None = None  # one human line, e.g. "HTTP 404 Not Found"
+    error_class: str | None = None  # a short slug, e.g. "http-404", "dns", "soft-404"
+    final_url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None  # sniffed MIME, else the server's
+    status_line: str | None = None  # e.g. "HTTP/1.1 200 OK"
+    headers: tuple[tuple[str, str], ...] = ()
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0  # seconds, backoff included
+    attempts: int = 0
+    bytes_received: int = 0  # body bytes over the wire, over all attempts and hops
+    not_modified: bool = False
+    unreachable: bool = False  # the last failure was name resolution or connecting
+    transient: bool = False  # the last failure was of a kind worth retrying later
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """What one check writes: the outcome, the state the rules gave it, and whether its
+    body was archived (a committed blob named by ``outcome.sha256``)."""
+
+    url_id: int
+    run_id: int | None
+    now: str
+    state: UrlState  # what the URL becomes (``states.transition``)
+    outcome: Outcome
+    archived: bool = False
+    confirm_count: int = 0
+    confirm_last: str | None = None
+    became: str | None = None  # set when this check newly made the link broken
+    #: The copy the URL had (``DueUrl.sha256``): a 304 renews it.
+    held_sha256: str | None = None
+    #: False: the check is recorded, the URL's row is left as it was (``states.may_clear``).
+    changes_url: bool = True

@@ -75,3 +75,34 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
 )
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration("k", value) == seconds
+
+
+def test_one_settings_type_reaches_the_fetcher_as_read(tmp_path: Path) -> None:
+    """The config's ``[fetch]`` table, ``exclude_urls`` and the command line's overrides
+    make one value of one type, which the fetcher takes as it is."""
+    import archiver
+    from archiver.config import FetchConfig, override_fetch
+    from archiver.net.fetch import USER_AGENT, Fetcher, FetchSettings
+
+    assert archiver.FetchSettings is archiver.FetchConfig is FetchSettings is FetchConfig
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'exclude_urls = ["//ads\\\\."]\n[fetch]\nper_host = 3\nhttp2 = true\n', encoding="utf-8"
+    )
+    cfg = load_config(path)
+    cfg = cfg.with_overrides(fetch=override_fetch(cfg.fetch, concurrency=5, timeout=2.5))
+    f = cfg.fetch
+    assert (f.per_host, f.concurrency, f.connect_timeout, f.read_timeout) == (3, 5, 2.5, 2.5)
+    assert f.http2 is True and f.user_agent == USER_AGENT
+    assert f.exclude_urls == cfg.exclude_urls == (r"//ads\.",)  # one list, for redirects too
+    assert Fetcher(f).settings is f
+    # the defaults: http2 is off, the user agent is archiver's
+    assert (FetchConfig().http2, FetchConfig().user_agent) == (False, USER_AGENT)
+
+
+def test_settings_not_in_the_fetch_table_are_refused_there(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    for key in ("exclude_urls", "rate_window", "backoff_base", "backoff_max"):
+        path.write_text(f"[fetch]\n{key} = 1\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=f"unknown config key 'fetch.{key}'"):
+            load_config(path)

@@ -94,7 +94,10 @@ def test_every_state(tmp_path: Path, server: LoopbackServer) -> None:
     never = "http://127.0.0.1:1/never-checked.png"
     posts = tmp_path / "posts"
     write_post(
-        posts, "a.md", f"![a]({ok})\n![b]({gone})\n![c]({soft})\n![d]({broken})\n[e]({trunc})\n"
+        posts,
+        "a.md",
+        f"![a]({ok})\n![b]({gone})\n![c]({soft})\n![d]({broken})\n[e]({trunc})\n"
+        f"\n```\n![shown, not linked]({never})\n```\n",  # in a code block: not a link
     )
     cfg = make_config(tmp_path, confirm_runs=1)
     summary = crawl(cfg, [Source(path=posts)], clock=FakeClock(), fail_on="any")
@@ -105,7 +108,8 @@ def test_every_state(tmp_path: Path, server: LoopbackServer) -> None:
     assert got[soft] == "invalid"
     assert got[broken] == "error"
     assert got[trunc] == "error"
-    assert never not in got
+    assert never in (posts / "a.md").read_text(encoding="utf-8")
+    assert never not in got  # in the post, but not a link: never saved, never checked
     # nothing but the good PDF reached the store, and no temp file is left behind
     assert [p.name for p in cfg.store.glob("??/*")] == [hashlib.sha256(PDF).hexdigest()]
     assert list((cfg.store / "tmp").iterdir()) == []
@@ -452,3 +456,187 @@ def test_readme_shows_the_offline_message_word_for_word(tmp_path: Path) -> None:
         crawl(make_config(tmp_path), [Source(path=posts)], clock=FakeClock(), transport=Offline())
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"archiver: {info.value}\n" in readme
+
+
+def test_two_hosts_remapped_onto_one_share_its_per_host_limit(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """Fairness is by the host fetched: two source hosts [remap]ped onto one server never
+    have more requests in flight there than its per-host limit."""
+    import threading
+
+    gate = server.gate()
+    for i in range(6):
+        server.route(f"/a{i}.pdf", Reply(body=PDF, hold=gate))
+        server.route(f"/b{i}.pdf", Reply(body=PDF, hold=gate))
+    posts = tmp_path / "posts"
+    lines = [f"[a](http://a.test/a{i}.pdf)\n[b](http://b.test/b{i}.pdf)\n" for i in range(6)]
+    write_post(posts, "a.md", "".join(lines))
+    cfg = make_config(
+        tmp_path,
+        fetch=FetchConfig(concurrency=8, per_host=2, retries=0),
+        remap=((r"^http://[ab]\.test/", f"http://one.test:{server.port}/"),),
+    )
+    transport = HostMapTransport({"one.test": server.host})
+    runner = threading.Thread(
+        target=lambda: crawl(cfg, [Source(path=posts)], clock=FakeClock(), transport=transport)
+    )
+    runner.start()
+    try:
+        assert server.wait_for_in_flight(2)  # the shared host is at its limit
+    finally:
+        gate.set()
+        runner.join(60)
+    assert server.max_in_flight == 2
+    assert set(states(cfg).values()) == {"ok"} and len(states(cfg)) == 12
+
+
+def test_a_url_remapped_away_from_a_host_does_not_wait_for_its_slots(
+    tmp_path: Path, server: LoopbackServer, server2: LoopbackServer
+) -> None:
+    """Links written on a host at its limit but [remap]ped to another host are fetched
+    while the first host holds every answer: they never took its slots."""
+    import threading
+
+    from server import Request
+
+    gate = server.gate()
+    slow = [server.route(f"/s{i}.pdf", Reply(body=PDF, hold=gate)) for i in range(8)]
+    served = threading.Semaphore(0)
+
+    def fast_reply(req: Request) -> Reply:
+        served.release()
+        return Reply(body=PNG, content_type="image/png")
+
+    for i in range(6):
+        server2.route(f"/f{i}.png", fast_reply)
+    slow_host = f"http://slow.test:{server.port}"
+    posts = tmp_path / "posts"
+    lines = [f"[s]({u.replace(server.url(''), slow_host + '/')})" for u in slow]
+    lines += [f"![f]({slow_host}/moved/f{i}.png)" for i in range(6)]
+    write_post(posts, "a.md", "\n".join(lines) + "\n")
+    cfg = make_config(
+        tmp_path,
+        fetch=FetchConfig(concurrency=8, per_host=2, retries=0),
+        remap=((r"^http://slow\.test:\d+/moved/", f"http://fast.test:{server2.port}/"),),
+    )
+    transport = HostMapTransport({"slow.test": server.host, "fast.test": server2.host})
+    runner = threading.Thread(
+        target=lambda: crawl(cfg, [Source(path=posts)], clock=FakeClock(), transport=transport)
+    )
+    runner.start()
+    try:
+        assert server.wait_for_in_flight(2)  # the written host is at its limit...
+        for _ in range(6):  # ... and every link remapped away from it is still fetched
+            assert served.acquire(timeout=10)
+        assert server.in_flight == 2
+    finally:
+        gate.set()
+        runner.join(60)
+    assert server.max_in_flight == 2
+    assert set(states(cfg).values()) == {"ok"} and len(states(cfg)) == 14
+
+
+def url_row(cfg: Config, url: str) -> dict[str, object]:
+    db = Database(cfg.db)
+    try:
+        return db.rows("SELECT state, sha256, last_checked FROM urls WHERE url=?", (url,))[0]
+    finally:
+        db.close()
+
+
+def test_a_check_never_clears_a_failed_full_fetch_of_a_url_without_a_copy(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """The crawl's full fetch failed and we hold no copy: a check that finds the link
+    answering records that check, but the URL stays broken (the report keeps showing it)
+    until a crawl archives it."""
+    url = server.route("/deck.pdf", Reply(status=404), Reply(body=PDF))
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", f"[d]({url})\n")
+    cfg = make_config(tmp_path, confirm_runs=1)
+    clock = FakeClock()
+    crawl(cfg, [Source(path=posts)], clock=clock)
+    failed = url_row(cfg, url)
+    assert (failed["state"], failed["sha256"]) == ("dead", None)
+
+    clock.advance(60)
+    summary = crawl(cfg, [Source(path=posts)], clock=clock, mode="check", fail_on="any")
+    assert url_row(cfg, url) == failed  # still dead, no copy, not even re-timed
+    assert summary.exit_code == 1 and summary.not_ok == 1
+    db = Database(cfg.db, readonly=True)
+    try:
+        checks = db.rows("SELECT state, http_status FROM checks ORDER BY id")
+        shown = [r["url"] for r in url_rows(db, ReportFilter())]
+    finally:
+        db.close()
+    assert [c["state"] for c in checks] == ["dead", "ok"]  # the check is recorded
+    assert checks[1]["http_status"] in (200, 206)
+    assert shown == [url]  # the default report (what is not ok) still lists it
+
+    clock.advance(60)
+    crawl(cfg, [Source(path=posts)], clock=clock, all_=True)  # a full fetch: now archived
+    fixed = url_row(cfg, url)
+    assert (fixed["state"], fixed["sha256"]) == ("ok", hashlib.sha256(PDF).hexdigest())
+
+
+def test_a_check_clears_what_only_a_check_found(tmp_path: Path, server: LoopbackServer) -> None:
+    """A failure no full fetch saw (only checks ran) is cleared by a check that finds the
+    link answering, as before: the URL is ok and, never archived, due for the next crawl."""
+    url = server.route("/deck.pdf", Reply(status=404), Reply(body=PDF))
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", f"[d]({url})\n")
+    cfg = make_config(tmp_path, confirm_runs=1)
+    clock = FakeClock()
+    crawl(cfg, [Source(path=posts)], clock=clock, mode="check")
+    assert url_row(cfg, url)["state"] == "dead"
+    clock.advance(60)
+    crawl(cfg, [Source(path=posts)], clock=clock, mode="check")
+    assert (url_row(cfg, url)["state"], url_row(cfg, url)["sha256"]) == ("ok", None)
+    clock.advance(60)
+    assert crawl(cfg, [Source(path=posts)], clock=clock).checked == 1  # never archived: due
+
+
+def test_the_run_and_its_stages_leave_sql_to_the_database() -> None:
+    """run/, net/, sources/, states.py and config.py call the database's methods: no SQL
+    of their own, no connection, no raw rows."""
+    import re
+
+    import archiver
+
+    root = Path(archiver.__file__).parent
+    files = [*root.glob("run/*.py"), *root.glob("net/*.py"), *root.glob("sources/*.py")]
+    files += [root / "states.py", root / "config.py"]
+    sql = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE TABLE)\b")
+    raw = re.compile(r"\.(conn|rows|scalar)\b")
+    offending = [
+        f"{path.relative_to(root)}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if sql.search(line) or raw.search(line)
+    ]
+    assert offending == []
+
+
+def test_each_post_is_read_once_when_it_changed(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexing reads and hashes a post once: the bytes that told it changed are parsed."""
+    from collections import Counter
+
+    url = server.route("/deck.pdf", Reply(body=PDF))
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", f"[d]({url})\n")
+    write_post(posts, "b.md", f"[d]({url})\n")
+    reads: Counter[str] = Counter()
+    real = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        if self.parent == posts:
+            reads[self.name] += 1
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    summary = crawl(make_config(tmp_path), [Source(path=posts)], clock=FakeClock())
+    assert summary.posts_parsed == 2
+    assert reads == {"a.md": 1, "b.md": 1}

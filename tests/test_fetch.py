@@ -10,6 +10,7 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -20,14 +21,15 @@ from server import LoopbackServer, Reply, Request, conditional, http_date
 from archiver.clock import FakeClock
 from archiver.net.fetch import (
     USER_AGENT,
+    Fetched,
     Fetcher,
     FetchResult,
     FetchSettings,
     HostMapTransport,
-    network_down,
     should_retry,
 )
 from archiver.net.localfiles import LocalRoots
+from archiver.run.reachability import Reachability
 from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -52,15 +54,28 @@ def temp_files(store: Store) -> list[Path]:
     return list(store.tmp_dir.iterdir())
 
 
+class Got:
+    """An archiving fetch as the tests read it: the outcome's fields, and the blob beside."""
+
+    def __init__(self, fetched: Fetched) -> None:
+        self.outcome, self.blob = fetched
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.outcome, name)
+
+
 async def fetch(
     url: str,
     clock: FakeClock,
     settings: FetchSettings = FAST,
     store: Store | None = None,
-    **kwargs: object,
-) -> FetchResult:
+    **kwargs: Any,
+) -> Got:
+    """``Fetcher.archive`` (or a probe, with ``probe=True``) of one URL."""
     async with Fetcher(settings, store=store, clock=clock) as fetcher:
-        return await fetcher.fetch(url, **kwargs)  # type: ignore[arg-type]
+        if kwargs.pop("probe", False):
+            return Got(Fetched(await fetcher.fetch(url, probe=True, **kwargs)))
+        return Got(await fetcher.archive(url, **kwargs))
 
 
 def free_port() -> int:
@@ -533,17 +548,17 @@ async def test_network_down_when_no_host_answers(
     urls = [("https://a.example/x.pdf", "pdf"), ("http://b.example/y.png", "image")]
     async with Fetcher(FAST, transport=offline, clock=fake_clock) as fetcher:
         down = await fetch_all(fetcher, urls)
-    assert network_down(down)
+    assert Reachability.of(down).down
 
     online = HostMapTransport({"a.example": "127.0.0.1"})
     mixed = [(f"http://a.example:{server.port}/deck.pdf", "pdf"), *urls[1:]]
     async with Fetcher(FAST, transport=online, clock=fake_clock) as fetcher:
         up = await fetch_all(fetcher, mixed)
-    assert not network_down(up)  # one host answered: the other one is really dead
+    assert not Reachability.of(up).down  # one host answered: the other one is really dead
 
 
-def result(url: str, **kwargs: object) -> FetchResult:
-    return FetchResult(url=url, state=kwargs.pop("state", "error"), **kwargs)  # type: ignore[arg-type]
+def result(url: str, **kwargs: Any) -> FetchResult:
+    return FetchResult(url=url, state=kwargs.pop("state", "error"), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -568,7 +583,7 @@ def result(url: str, **kwargs: object) -> FetchResult:
     ],
 )
 def test_network_down(results: list[FetchResult], down: bool) -> None:
-    assert network_down(results) is down
+    assert Reachability.of(results).down is down
 
 
 # --- errors classified without a server (one-function units) --------------------------------
@@ -644,8 +659,8 @@ async def test_file_urls_are_read_judged_and_stored(
     page.write_bytes(HTML)
     roots = LocalRoots.of([tmp_path])
     async with Fetcher(FAST, store=store, clock=fake_clock, local_roots=roots) as fetcher:
-        ok = await fetcher.fetch(deck.as_uri(), expect="pdf")
-        soft = await fetcher.fetch(page.as_uri(), expect="pdf")
+        ok = Got(await fetcher.archive(deck.as_uri(), expect="pdf"))
+        soft = Got(await fetcher.archive(page.as_uri(), expect="pdf"))
         missing = await fetcher.fetch((tmp_path / "gone.pdf").as_uri())
     assert (ok.state, ok.sha256, ok.content_type) == (
         "ok",
@@ -657,7 +672,7 @@ async def test_file_urls_are_read_judged_and_stored(
     assert (missing.state, missing.error_class) == ("dead", "missing-file")
     assert missing.error == f"no such file: {tmp_path / 'gone.pdf'}"
     assert temp_files(store) == []
-    assert not network_down([missing])
+    assert not Reachability.of([missing]).down
 
 
 async def test_file_urls_outside_the_local_roots_are_blocked_unread(
@@ -676,9 +691,9 @@ async def test_file_urls_outside_the_local_roots_are_blocked_unread(
     ]
     roots = LocalRoots.of([inside])
     async with Fetcher(FAST, store=store, clock=fake_clock, local_roots=roots) as fetcher:
-        results = [await fetcher.fetch(url) for url in urls]
+        results = [Got(await fetcher.archive(url)) for url in urls]
     async with Fetcher(FAST, store=store, clock=fake_clock) as fetcher:  # no roots: none
-        results.append(await fetcher.fetch((inside / "link.pdf").as_uri()))
+        results.append(Got(await fetcher.archive((inside / "link.pdf").as_uri())))
     assert [(r.state, r.error_class) for r in results] == [("blocked", "outside-source")] * 5
     assert "outside the source folders" in (results[1].error or "")
     assert str(outside / "secret.pdf") in (results[1].error or "")

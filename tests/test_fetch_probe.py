@@ -16,6 +16,7 @@ from archiver.clock import FakeClock
 from archiver.net.fetch import Fetcher, FetchResult, FetchSettings
 from archiver.net.localfiles import LocalRoots
 from archiver.store import Store
+from archiver.store.directory import BlobWriter
 from archiver.validate import HEAD_SIZE
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +62,16 @@ def ranged(body: bytes, content_type: str = "application/pdf") -> Script:
     return script
 
 
+class WatchedStore(Store):
+    """A store that counts the blob writers a fetch asks it for."""
+
+    writers = 0
+
+    def writer(self) -> BlobWriter:
+        self.writers += 1
+        return super().writer()
+
+
 async def probe(
     url: str,
     expect: str = "any",
@@ -79,13 +90,13 @@ async def test_a_server_that_honours_range_sends_only_the_head(
 ) -> None:
     body = PDF * 40
     url = server.route("/deck.pdf", ranged(body))
-    store = Store(tmp_path / "store")
+    store = WatchedStore(tmp_path / "store")
 
     r = await probe(url, "pdf", store=store)
 
     assert (r.state, r.http_status, r.error) == ("ok", 206, None)
     assert r.status_line == "HTTP/1.1 206 Partial Content"
-    assert (r.sha256, r.blob) == (None, None)
+    assert (r.sha256, store.writers) == (None, 0)  # no blob: nothing was written
     assert r.content_type == "application/pdf"
     assert r.size == len(body)  # the whole file's size, from Content-Range
     assert r.bytes_received == HEAD_SIZE  # the server sent the head only: a 206 of 8 KiB
@@ -193,10 +204,10 @@ async def test_the_whole_size_is_held_to_the_cap(server: LoopbackServer) -> None
 async def test_file_urls_are_probed_without_storing(tmp_path: Path) -> None:
     path = tmp_path / "deck.pdf"
     path.write_bytes(PDF * 10)
-    store = Store(tmp_path / "store")
+    store = WatchedStore(tmp_path / "store")
 
     r = await probe(path.as_uri(), "pdf", store=store, local_roots=LocalRoots.of([tmp_path]))
 
-    assert (r.state, r.sha256, r.blob, r.size) == ("ok", None, None, len(PDF) * 10)
+    assert (r.state, r.sha256, store.writers, r.size) == ("ok", None, 0, len(PDF) * 10)
     assert r.bytes_received == HEAD_SIZE
     assert list(store.root.glob("??/*")) == []

@@ -32,10 +32,10 @@ from archiver.net.fetch import (
     FetchResult,
     FetchSettings,
     host_answered,
-    network_down,
 )
 from archiver.net.guard import ENV_VAR, AddressGuard, BlockedAddress, classify
 from archiver.run.crawl import crawl
+from archiver.run.reachability import Reachability
 
 pytestmark = pytest.mark.anyio
 
@@ -420,9 +420,9 @@ def test_a_site_source_never_follows_a_redirect_off_its_site(
 def test_blocked_is_neither_an_answer_nor_a_failure_to_reach() -> None:
     blocked = FetchResult(url="http://internal.test/a", state="blocked", final_url="http://x/")
     assert not host_answered(blocked)
-    assert not network_down([blocked])  # all blocked: nothing was tried, not offline
+    assert not Reachability.of([blocked]).down  # all blocked: nothing was tried, not offline
     dns = FetchResult(url="http://gone.test/a", state="dead", unreachable=True)
-    assert network_down([blocked, dns])  # the rule still holds for what was tried
+    assert Reachability.of([blocked, dns]).down  # the rule still holds for what was tried
 
 
 def test_a_run_whose_links_are_blocked_is_not_offline_and_not_broken(

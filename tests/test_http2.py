@@ -44,7 +44,6 @@ from archiver.errors import ConfigError
 from archiver.net.fetch import Fetcher, FetchSettings, HostMapTransport
 from archiver.net.transport import Http2Transport, Http11Transport, OriginRouter
 from archiver.ops.export import _http_headers
-from archiver.run.crawl import fetch_settings
 from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -180,11 +179,11 @@ async def test_a_pdf_over_https_is_archived_over_http2(
     store = Store(tmp_path / "store")
     url = h2.route("/deck.pdf", PDF)
     async with Fetcher(SETTINGS, store=store, ssl_context=trust) as fetcher:
-        r = await fetcher.fetch(url, expect="pdf")
+        r, blob = await fetcher.archive(url, expect="pdf")
         probe = await fetcher.fetch(url, expect="pdf", probe=True)
     assert (r.state, r.status_line, r.size) == ("ok", "HTTP/2 200 OK", len(PDF))
     assert r.sha256 == hashlib.sha256(PDF).hexdigest()
-    assert r.blob is not None and r.blob.commit().path.read_bytes() == PDF
+    assert blob is not None and blob.commit().path.read_bytes() == PDF
     assert (probe.state, probe.content_type) == ("ok", "application/pdf")
     assert h2.app.versions() == {"2"}
 
@@ -369,9 +368,9 @@ async def test_a_name_is_resolved_once_and_a_dead_one_is_dns(
 def test_fetch_http2_is_read_from_the_config(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[fetch]\nhttp2 = false\n", encoding="utf-8")
-    assert fetch_settings(load_config(path)).http2 is False
+    assert load_config(path).fetch.http2 is False
     path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
-    assert fetch_settings(load_config(path)).http2 is False  # the default since issue 10
+    assert load_config(path).fetch.http2 is False  # the default since issue 10
 
 
 def test_a_bad_fetch_http2_names_the_key(tmp_path: Path) -> None:

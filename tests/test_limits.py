@@ -42,7 +42,7 @@ from archiver.net.fetch import (
     _Decoder,
     _Pace,
 )
-from archiver.run.crawl import crawl, fetch_settings
+from archiver.run.crawl import crawl
 from archiver.sources.sitemap import gunzip
 from archiver.store import BlobWriter, Store
 
@@ -202,9 +202,10 @@ async def test_one_coding_is_undone_and_the_decoded_bytes_kept(
         ),
     )
     store = Store(tmp_path / "store")
-    r, _ = await fetch_peak(QUICK, url, store=store, expect="pdf")
+    async with Fetcher(QUICK, store=store, clock=FakeClock()) as fetcher:
+        r, blob = await fetcher.archive(url, expect="pdf")
     assert (r.state, r.size) == ("ok", len(body))
-    assert r.blob is not None and r.blob.commit().path.read_bytes() == body
+    assert blob is not None and blob.commit().path.read_bytes() == body
 
 
 async def test_a_body_decoded_to_exactly_the_cap_is_kept(
@@ -460,9 +461,9 @@ def test_nan_and_infinity_are_refused_for_every_float_key(
 def test_new_keys_load_and_reach_the_fetcher(tmp_path: Path) -> None:
     cfg = load(tmp_path, "[fetch]\ntotal_timeout = 90\nmin_rate = 512.5\n")
     assert (cfg.fetch.total_timeout, cfg.fetch.min_rate) == (90.0, 512.5)
-    settings = fetch_settings(cfg)
+    settings = cfg.fetch
     assert (settings.total_timeout, settings.min_rate) == (90.0, 512.5)
-    defaults = fetch_settings(load(tmp_path, ""))
+    defaults = load(tmp_path, "").fetch
     assert (defaults.total_timeout, defaults.min_rate, defaults.rate_window) == (60.0, 1024.0, 30.0)
 
 

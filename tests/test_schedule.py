@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
+from archiver.records import DueUrl, UrlState
 from archiver.run.schedule import Scheduler
 
 pytestmark = pytest.mark.anyio
@@ -24,8 +24,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def row(host: str, n: int) -> dict[str, Any]:
-    return {"url": f"http://{host}/{n}.pdf", "n": n}
+def row(host: str, n: int) -> DueUrl:
+    url = f"http://{host}/{n}.pdf"
+    return DueUrl(n, url, url, host, "any", UrlState.PENDING)
 
 
 async def run_alongside(s: Scheduler, *tasks: Callable[[], Awaitable[None]]) -> None:
@@ -42,9 +43,9 @@ async def test_a_row_added_while_running_is_worked_on_before_the_input_ends() ->
     started = anyio.Event()
     done: list[int] = []
 
-    async def work(r: dict[str, Any]) -> None:
+    async def work(r: DueUrl) -> None:
         started.set()
-        done.append(r["n"])
+        done.append(r.url_id)
 
     s = Scheduler(work, per_host=2, workers=4)
 
@@ -65,8 +66,8 @@ async def test_a_busy_host_holds_up_neither_another_host_nor_more_than_its_share
     finished: list[str] = []
     b_done = anyio.Event()
 
-    async def work(r: dict[str, Any]) -> None:
-        host = r["url"].split("/")[2]
+    async def work(r: DueUrl) -> None:
+        host = r.url.split("/")[2]
         running[host] += 1
         peak[host] = max(peak[host], running[host])
         if host == "a":
@@ -98,10 +99,10 @@ async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> No
         assert s._queued == waiting
         assert s._runnable == sum(len(s._queues[h]) for h in s._ready)
 
-    async def work(r: dict[str, Any]) -> None:
+    async def work(r: DueUrl) -> None:
         counts_add_up()
         await anyio.lowlevel.checkpoint()
-        seen[r["n"]] += 1
+        seen[r.url_id] += 1
         counts_add_up()
 
     s = Scheduler(work, per_host=2, workers=5, backlog=6, limit=40)
@@ -120,7 +121,7 @@ async def test_every_row_is_worked_on_once_across_many_hosts_and_batches() -> No
 
 
 async def test_closing_with_nothing_added_ends_the_run() -> None:
-    async def work(r: dict[str, Any]) -> None:
+    async def work(r: DueUrl) -> None:
         raise AssertionError("no row was added")
 
     s = Scheduler(work, per_host=2, workers=3)
@@ -130,8 +131,8 @@ async def test_closing_with_nothing_added_ends_the_run() -> None:
 
 
 async def test_a_failing_row_stops_the_run_with_its_error() -> None:
-    async def work(r: dict[str, Any]) -> None:
-        if r["n"] == 3:
+    async def work(r: DueUrl) -> None:
+        if r.url_id == 3:
             raise RuntimeError("disk full")
         await anyio.lowlevel.checkpoint()
 
@@ -145,7 +146,7 @@ async def test_a_failing_row_stops_the_run_with_its_error() -> None:
 async def test_a_producer_reads_ahead_only_as_far_as_the_backlog() -> None:
     gate = anyio.Event()
 
-    async def work(r: dict[str, Any]) -> None:
+    async def work(r: DueUrl) -> None:
         await gate.wait()
 
     s = Scheduler(work, per_host=1, workers=1, backlog=3, limit=3)
@@ -171,8 +172,8 @@ async def test_rows_waiting_for_a_host_at_its_limit_do_not_stop_the_reading() ->
     stuck = anyio.Event()
     other_done = anyio.Event()
 
-    async def work(r: dict[str, Any]) -> None:
-        if r["url"].startswith("http://stuck/"):
+    async def work(r: DueUrl) -> None:
+        if r.url.startswith("http://stuck/"):
             await stuck.wait()
         else:
             other_done.set()
@@ -193,3 +194,40 @@ async def test_rows_waiting_for_a_host_at_its_limit_do_not_stop_the_reading() ->
 
     await run_alongside(s, produce, release)
     assert s.added == 31
+
+
+def remapped(host: str, fetch_host: str, n: int) -> DueUrl:
+    url = f"http://{host}/{n}.pdf"
+    return DueUrl(n, url, f"http://{fetch_host}/{n}.pdf", fetch_host, "any", UrlState.PENDING)
+
+
+async def test_shares_are_by_the_host_fetched_not_the_host_written() -> None:
+    """Two written hosts [remap]ped onto one share its slots, and a link remapped away from
+    a busy host does not wait for that host's slots."""
+    gate = anyio.Event()
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    moved_done = anyio.Event()
+
+    async def work(r: DueUrl) -> None:
+        running[r.fetch_host] += 1
+        peak[r.fetch_host] = max(peak[r.fetch_host], running[r.fetch_host])
+        if r.fetch_host == "one":
+            await gate.wait()
+        running[r.fetch_host] -= 1
+        if r.fetch_host == "elsewhere":
+            moved_done.set()
+
+    s = Scheduler(work, per_host=2, workers=8)
+    s.add([remapped("a", "one", i) for i in range(5)])
+    s.add([remapped("b", "one", 10 + i) for i in range(5)])
+    s.add([remapped("a", "elsewhere", 100)])  # written on a, fetched elsewhere
+    s.close()
+
+    async def release_after_moved() -> None:
+        await moved_done.wait()  # done while both written hosts' links are held at "one"
+        assert running["one"] == 2
+        gate.set()
+
+    await run_alongside(s, release_after_moved)
+    assert peak["one"] == 2

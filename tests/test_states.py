@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from archiver.states import Previous, transition
+import pytest
+
+from archiver.clock import iso
+from archiver.db import Database
+from archiver.records import DueUrl, RecheckReason, RefRow, UrlState
+from archiver.states import Due, Previous, is_due, transition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = {"confirm_runs": 2, "confirm_after": 3600.0}
@@ -65,3 +73,123 @@ def test_blocked_neither_confirms_nor_clears_a_pending_confirmation() -> None:
         when,
         False,
     )
+
+
+# -- the due rule: states.is_due, and the database's due query that implements it ----------
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, 500_000, tzinfo=UTC)  # not on a second: iso() truncates
+RECHECK, CONFIRM = 86400.0, 3600.5
+
+
+def _around(threshold: float) -> list[datetime]:
+    edge = NOW - timedelta(seconds=threshold)
+    return [edge - timedelta(seconds=1), edge, edge + timedelta(seconds=1)]
+
+
+def _crafted() -> list[dict[str, Any]]:
+    """Every state x archived or not x each recheck reason or none x last checked never,
+    long ago, just now, or a second either side of each threshold."""
+    times: list[datetime | None] = [None, NOW - timedelta(days=30), NOW]
+    times += _around(RECHECK) + _around(CONFIRM)
+    rows = []
+    for state, sha, recheck, last in itertools.product(
+        UrlState, (None, "ab" * 32), (None, *RecheckReason), times
+    ):
+        rows.append(
+            {
+                "state": state.value,
+                "sha256": sha,
+                "recheck": None if recheck is None else recheck.value,
+                "last_checked": None if last is None else iso(last),
+            }
+        )
+    return rows
+
+
+@pytest.mark.parametrize("everything", [False, True])
+def test_the_due_query_selects_exactly_what_is_due_says(tmp_path: Path, everything: bool) -> None:
+    crafted = _crafted()
+    db = Database(tmp_path / "archive.db")
+    try:
+        refs = [
+            RefRow(
+                url=f"http://h{i % 7}.test/{i}.pdf",
+                line=i + 1,
+                kind="link",
+                as_written="x",
+                start=0,
+                end=1,
+            )
+            for i in range(len(crafted))
+        ]
+        with db.transaction():
+            post_id = db.save_post(
+                source="s",
+                path="a.md",
+                content_sha256="0",
+                extractor_version="v",
+                refs=refs,
+                now=iso(NOW),
+            )
+            ids = {}
+            for ref, row in zip(refs, crafted, strict=True):
+                url_id = db.url_id(ref.url, iso(NOW))
+                ids[url_id] = row
+                db.conn.execute(
+                    "UPDATE urls SET state=?, sha256=?, recheck=?, last_checked=? WHERE id=?",
+                    (row["state"], row["sha256"], row["recheck"], row["last_checked"], url_id),
+                )
+        due = Due(NOW, RECHECK, CONFIRM, everything)
+        expected = {
+            url_id
+            for url_id, row in ids.items()
+            if is_due(
+                DueUrl(
+                    url_id,
+                    "u",
+                    "u",
+                    "h",
+                    "any",
+                    UrlState(row["state"]),
+                    sha256=row["sha256"],
+                    last_checked=row["last_checked"],
+                    recheck=RecheckReason(row["recheck"]) if row["recheck"] else None,
+                ),
+                due,
+            )
+        }
+        db.begin_run_posts()
+        seen: set[int] = set()
+        got = db.due_urls([post_id], due, seen)
+        assert {u.url_id for u in got} == expected
+        assert seen == set(ids)  # every linked URL is considered, due or not
+        assert db.due_urls([post_id], due, seen) == []  # ... once a run
+        if everything:
+            assert expected == set(ids)
+        else:  # the rows fall on both sides of the rule
+            assert 0 < len(expected) < len(ids)
+    finally:
+        db.close()
+
+
+def test_is_due_by_rule() -> None:
+    due = Due(NOW, RECHECK, CONFIRM)
+
+    def url(state: UrlState, last: datetime | None, **kw: Any) -> DueUrl:
+        return DueUrl(
+            1, "u", "u", "h", "any", state, last_checked=None if last is None else iso(last), **kw
+        )
+
+    recent = NOW - timedelta(minutes=5)
+    assert is_due(url(UrlState.PENDING, recent), due)  # new
+    assert is_due(url(UrlState.DEAD, None), due)  # never checked
+    assert is_due(url(UrlState.OK, recent), due)  # never archived (a check left it ok)
+    assert not is_due(url(UrlState.OK, recent, sha256="ab"), due)
+    assert is_due(url(UrlState.OK, recent, sha256="ab", recheck=RecheckReason.COPY_MISSING), due)
+    assert is_due(url(UrlState.OK, recent, sha256="ab", recheck=RecheckReason.UNDONE), due)
+    an_hour = NOW - timedelta(seconds=CONFIRM)
+    assert is_due(url(UrlState.FAILING, an_hour), due)
+    assert not is_due(url(UrlState.FAILING, an_hour + timedelta(seconds=1)), due)
+    assert not is_due(url(UrlState.DEAD, an_hour), due)  # dead waits for recheck_after
+    assert is_due(url(UrlState.DEAD, NOW - timedelta(seconds=RECHECK)), due)
+    assert is_due(url(UrlState.OK, recent, sha256="ab"), Due(NOW, RECHECK, CONFIRM, True))

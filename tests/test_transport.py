@@ -46,7 +46,6 @@ from archiver.net.transport import (
     _interleave,
     _most_relevant,
 )
-from archiver.run.crawl import fetch_settings
 from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -405,11 +404,11 @@ async def test_a_pdf_over_https_is_archived(
         srv.route("/deck.pdf", Reply(body=PDF, content_type="application/pdf"))
         transport = Http11Transport(ssl_context=trust)
         async with Fetcher(SETTINGS, store=store, transport=transport) as fetcher:
-            r = await fetcher.fetch(https_url(srv, "/deck.pdf"), expect="pdf")
+            r, blob = await fetcher.archive(https_url(srv, "/deck.pdf"), expect="pdf")
     assert (r.state, r.status_line, r.size) == ("ok", "HTTP/1.1 200 OK", len(PDF))
     assert r.sha256 == hashlib.sha256(PDF).hexdigest()
-    assert r.blob is not None
-    assert r.blob.commit().path.read_bytes() == PDF
+    assert blob is not None
+    assert blob.commit().path.read_bytes() == PDF
 
 
 async def test_keep_alive_over_tls_uses_one_connection(
@@ -635,9 +634,9 @@ async def test_the_httpx_transport_fetches_plain_and_tls(
 def test_fetch_transport_is_read_from_the_config(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[fetch]\ntransport = "httpx"\n', encoding="utf-8")
-    assert fetch_settings(load_config(path)).transport == "httpx"
+    assert load_config(path).fetch.transport == "httpx"
     path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
-    assert fetch_settings(load_config(path)).transport == "auto"
+    assert load_config(path).fetch.transport == "auto"
     assert get_args(TransportChoice) == config_module._TRANSPORTS
 
 

@@ -316,7 +316,7 @@ def verify(
     """
     from archiver.net.rules import UrlRules
     from archiver.ops.verify import verify as run_verify
-    from archiver.run.crawl import fetch_settings, source_roots
+    from archiver.run.crawl import source_roots
 
     cfg = with_allowed(config_from_options(config_path, db, store), allow_address)
     budget = parse_duration("--max-duration", max_duration) if max_duration else None
@@ -329,7 +329,7 @@ def verify(
             max_duration=budget,
             limit=limit,
             repair=repair,
-            settings=fetch_settings(cfg),
+            settings=cfg.fetch,
             rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
             local_roots=source_roots(cfg.sources),
             grace=seconds,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.db.archive import ArchiveQueries
+from archiver.db.run_queries import RunQueries
 from archiver.db.schema import STEPS, Step
 from archiver.errors import DatabaseError
-from archiver.records import RecheckReason, UrlState
+from archiver.records import CheckRecord, RecheckReason, RefRow, UrlState
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -83,7 +84,7 @@ class PostRow:
     extractor_version: str | None
 
 
-class Database(ArchiveQueries):
+class Database(ArchiveQueries, RunQueries):
     """The archive database. Opening it creates or migrates the schema.
 
     ``readonly=True`` (report, status, restore URL -o, export) writes nothing at all:
@@ -254,15 +255,12 @@ class Database(ArchiveQueries):
         path: str,
         content_sha256: str,
         extractor_version: str,
-        refs: list[dict[str, Any]],
+        refs: Sequence[RefRow],
         now: str,
     ) -> int:
         """Records a (re-)parsed post, its references and where [remap] sends each URL.
 
         Call inside a transaction.
-
-        Each ref dict has url, expect, line, kind, text, as_written, start, end and,
-        optionally, fetch_url.
         """
         existing = self.post(source, path)
         if existing is None:
@@ -287,13 +285,13 @@ class Database(ArchiveQueries):
             [
                 (
                     post_id,
-                    self.url_id(r["url"], now, r.get("expect", "any")),
-                    r["line"],
-                    r["kind"],
-                    r.get("text"),
-                    r["as_written"],
-                    r["start"],
-                    r["end"],
+                    self.url_id(r.url, now, r.expect),
+                    r.line,
+                    r.kind,
+                    r.text,
+                    r.as_written,
+                    r.start,
+                    r.end,
                 )
                 for r in refs
             ],
@@ -301,14 +299,14 @@ class Database(ArchiveQueries):
         self.record_fetch_urls(refs)
         return post_id
 
-    def record_fetch_urls(self, rows: Iterable[dict[str, Any]]) -> None:
+    def record_fetch_urls(self, refs: Iterable[RefRow]) -> None:
         """Stores where each URL is fetched from (``None``: from itself, no [remap] rule).
 
         Call inside a transaction.
         """
         self.conn.executemany(
             "UPDATE urls SET fetch_url=? WHERE url=? AND fetch_url IS NOT ?",
-            [(r.get("fetch_url"), r["url"], r.get("fetch_url")) for r in rows],
+            [(r.fetch_url, r.url, r.fetch_url) for r in refs],
         )
 
     def touch_post(self, post_id: int, now: str) -> None:
@@ -359,54 +357,46 @@ class Database(ArchiveQueries):
                 ),
             )
 
-    def record_check(
-        self,
-        *,
-        url_id: int,
-        run_id: int | None,
-        now: str,
-        state: str,
-        outcome: Any,
-        confirm_count: int,
-        confirm_last: str | None,
-        became: str | None,
-    ) -> int:
-        """Writes one check of a URL and its new state. Call inside a transaction.
+    def record_check(self, check: CheckRecord) -> int:
+        """Writes one check of a URL and, unless ``check.changes_url`` is False, its new
+        state. Call inside a transaction.
 
-        ``outcome`` is a ``fetch.FetchResult``; when it carries a sha256 whose blob is
-        already committed to the store, the blob and the URL's version are recorded.
+        When ``check.archived``, the outcome's blob is already committed to the store, and
+        it and the URL's version are recorded; a 304 renews the version held.
         """
-        r = outcome
+        r, url_id, now, became = check.outcome, check.url_id, check.now, check.became
+        sha = r.sha256 if r.state == "ok" and check.archived else None
         cur = self.conn.execute(
             "INSERT INTO checks (url_id, run_id, checked_at, state, http_status, error_class,"
             " error, bytes, sha256, elapsed, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 url_id,
-                run_id,
+                check.run_id,
                 now,
-                state,
+                check.state if check.changes_url else r.state,
                 r.http_status,
                 r.error_class,
                 r.error,
                 r.bytes_received,
-                r.sha256 if r.state == "ok" and r.blob is not None else None,
+                sha,
                 r.elapsed,
                 r.attempts,
             ),
         )
         check_id = cur.lastrowid
         assert check_id is not None
+        if r.state == "ok" and r.status_line:
+            self.conn.execute(
+                "INSERT INTO responses (check_id, url, final_url, status_line, headers)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (check_id, r.url, r.final_url, r.status_line, json.dumps(list(r.headers))),
+            )
+        if not check.changes_url:
+            return check_id  # states.may_clear: what the URL's row says stands
         if r.state == "ok":
-            if r.status_line:
-                self.conn.execute(
-                    "INSERT INTO responses (check_id, url, final_url, status_line, headers)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (check_id, r.url, r.final_url, r.status_line, json.dumps(list(r.headers))),
-                )
             # Only an archived body is a version; a probe (``check``) hashes a prefix at most.
-            sha = r.sha256 if r.blob is not None else None
             if r.not_modified:
-                sha = self.scalar("SELECT sha256 FROM urls WHERE id=?", (url_id,))
+                sha = check.held_sha256
             if sha:
                 if not r.not_modified:
                     self.conn.execute(
@@ -465,15 +455,15 @@ class Database(ArchiveQueries):
                 " confirm_count=?, confirm_last=?, became=?,"
                 " recheck=CASE WHEN recheck='undone' THEN NULL ELSE recheck END WHERE id=?",
                 (
-                    state,
+                    check.state,
                     r.http_status,
                     r.error_class,
                     r.error,
                     now,
                     r.final_url,
                     now,
-                    confirm_count,
-                    confirm_last,
+                    check.confirm_count,
+                    check.confirm_last,
                     became,
                     url_id,
                 ),

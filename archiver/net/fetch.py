@@ -6,10 +6,12 @@ through the validator into the store, with bounded work per response: one conten
 coding at most, decoded within the size cap, and deadlines for the head and for the
 body's pace. Pages to crawl (HTML, sitemaps, feeds, robots.txt) take the same road
 but end in memory, unjudged: HTML is what a page is, not a soft 404. A failing link
-is a value (a ``FetchResult`` with a state), never an exception: only the store
-(``StoreError``) or a bug stops a fetch. This module never commits a blob and never
-touches the database: it hands back a finished (fsynced) writer, and the caller
-commits it and records it, in that order.
+is a value (a frozen ``FetchResult``, ``records.Outcome``, with a state), never an
+exception: only the store (``StoreError``) or a bug stops a fetch. This module never
+commits a blob and never touches the database: ``Fetcher.archive`` hands back the
+outcome and, beside it, a finished (fsynced) writer (``Fetched``), and the caller
+commits it and records it, in that order. The settings are ``config.FetchConfig``
+(``FetchSettings`` here), as the config and the command line made them.
 """
 
 from __future__ import annotations
@@ -23,20 +25,21 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
 from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
 
-from archiver import __version__
 from archiver.clock import Clock, SystemClock
+from archiver.config import USER_AGENT, FetchConfig, TransportChoice
+from archiver.config import sendable as _sendable
 from archiver.net.guard import AddressGuard, BlockedAddress
 from archiver.net.localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
 from archiver.net.rules import UrlRules
@@ -47,6 +50,7 @@ from archiver.net.transport import (
     _Lookups,
     system_resolver,
 )
+from archiver.records import Outcome, UrlState
 from archiver.store.directory import BlobWriter, Store
 from archiver.validate import HEAD_SIZE, Expected, Verdict, describe, verdict
 
@@ -57,6 +61,7 @@ __all__ = [
     "USER_AGENT",
     "FetchResult",
     "FetchSettings",
+    "Fetched",
     "Fetcher",
     "HostMapTransport",
     "PageResult",
@@ -64,14 +69,9 @@ __all__ = [
     "TransportChoice",
     "host_answered",
     "is_network",
-    "network_down",
     "should_retry",
     "transport_kind",
 ]
-
-USER_AGENT = (
-    f"archiver/{__version__} (+https://github.com/archiver; keeps event slides and images alive)"
-)
 
 State = Literal[
     "ok",  # the asset is there and is what the link promised (or unchanged: 304)
@@ -80,11 +80,6 @@ State = Literal[
     "error",  # still failing after retries: 5xx, 429, timeout, reset, truncated, TLS, refused
     "blocked",  # never asked: a guard refused it (internal address, outside the source folder)
 ]
-
-#: Which transport a run uses: ``lean`` (``transport.Http11Transport``; https goes to
-#: ``transport.Http2Transport`` when ``http2`` is on), ``httpx`` (its own, which honours
-#: proxy variables), or ``auto``: lean unless the environment names a proxy.
-TransportChoice = Literal["auto", "lean", "httpx"]
 
 # What a fetch is for: archive the asset, probe its head only, or read a page into memory.
 _Mode = Literal["archive", "probe", "page"]
@@ -123,7 +118,6 @@ _ZLIB_CODINGS = {
     "x-gzip": 16 + zlib.MAX_WBITS,
     "deflate": zlib.MAX_WBITS,
 }
-_UNSENDABLE = ("\r", "\n", "\0")
 #: The response headers a check records (``FetchResult.headers``), lower-cased.
 _STORED_HEADERS = frozenset(
     {
@@ -139,49 +133,17 @@ _STORED_HEADERS = frozenset(
 _STORED_HEADERS_MAX = 8 * 1024  # bytes of them per check
 
 
-@dataclass(frozen=True)
-class FetchSettings:
-    """Limits and timeouts for one run; the defaults suit a polite archiver."""
-
-    # CIDRs and host names the address guard lets through (ARCHIVER_ALLOW_ADDRESSES too).
-    allow_addresses: tuple[str, ...] = ()
-    exclude_urls: tuple[str, ...] = ()  # regexes: a redirect into one is not followed
-    concurrency: int = 16  # requests in flight overall
-    per_host: int = 4  # requests in flight to one host, never more
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0  # between two reads
-    # From sending a request to its final head (connect, TLS, 1xx, the head itself).
-    total_timeout: float = 60.0
-    # A body must bring at least ``min_rate`` bytes a second over any ``rate_window``
-    # seconds (once the first window has passed): a trickle is cut, a slow link is not.
-    min_rate: float = 1024.0
-    rate_window: float = 30.0
-    max_redirects: int = 10
-    retries: int = 3  # attempts after the first, for transient failures only
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_cap: float = 300.0
-    max_size: int = 1_073_741_824  # decoded bytes; a larger body is an error, not archived
-    max_page_size: int = 10_485_760  # decoded bytes; a larger page (``fetch_page``) is an error
-    user_agent: str = USER_AGENT
-    transport: TransportChoice = "auto"
-    # Offer HTTP/2 to https origins (lean transport, never through a proxy). Off by default:
-    # it reaches into httpcore's private attributes (a failure of that reach falls back to
-    # HTTP/1.1), costs about three times the lean transport's CPU per request, and the
-    # per-host limit leaves multiplexing little to win but the handshakes it saves.
-    http2: bool = False
-
-    def __post_init__(self) -> None:
-        if self.transport not in get_args(TransportChoice):
-            choices = ", ".join(get_args(TransportChoice))
-            raise ValueError(f"transport must be one of {choices}, got {self.transport!r}")
-        if not _sendable(self.user_agent):
-            raise ValueError(f"user_agent must not contain CR, LF or NUL, got {self.user_agent!r}")
+#: The network settings of a run: one type, read from the config (``[fetch]``) and the
+#: command line, passed to the fetcher as it is.
+FetchSettings = FetchConfig
 
 
 @dataclass
-class FetchResult:
-    """What became of one URL. ``blob`` is finished but not committed: the caller commits it."""
+class _Draft:
+    """An outcome while a fetch builds it (mutable), and the body's finished writer.
+
+    Frozen into an ``Outcome`` before it leaves the fetcher; the writer goes beside it.
+    """
 
     url: str
     state: State
@@ -204,12 +166,47 @@ class FetchResult:
     transient: bool = False  # the last failure was of a kind worth retrying later
     blob: BlobWriter | None = field(default=None, repr=False)
 
+    def freeze(self) -> Outcome:
+        return Outcome(
+            url=self.url,
+            state=UrlState(self.state),
+            http_status=self.http_status,
+            error=self.error,
+            error_class=self.error_class,
+            final_url=self.final_url,
+            sha256=self.sha256,
+            size=self.size,
+            content_type=self.content_type,
+            status_line=self.status_line,
+            headers=tuple(self.headers),
+            etag=self.etag,
+            last_modified=self.last_modified,
+            elapsed=self.elapsed,
+            attempts=self.attempts,
+            bytes_received=self.bytes_received,
+            not_modified=self.not_modified,
+            unreachable=self.unreachable,
+            transient=self.transient,
+        )
 
-@dataclass
+
+#: What became of one URL (the public name of ``records.Outcome``).
+FetchResult = Outcome
+
+
+class Fetched(NamedTuple):
+    """An archiving fetch: its outcome and, for a good body, the finished (fsynced) writer
+    that the caller commits to the store before any row names it, or aborts."""
+
+    outcome: Outcome
+    blob: BlobWriter | None = None
+
+
+@dataclass(frozen=True)
 class PageResult:
     """A page fetched into memory: its ``result`` and, for a 2xx within the cap, its bytes."""
 
-    result: FetchResult
+    result: Outcome
     body: bytes = b""
 
 
@@ -232,7 +229,7 @@ def proxy_in_environment(environ: Mapping[str, str] | None = None) -> bool:
     return any(name.lower() in _PROXY_VARIABLES and value.strip() for name, value in env.items())
 
 
-def should_retry(result: FetchResult) -> bool:
+def should_retry(result: Outcome | _Draft) -> bool:
     """Only transient failures are retried: connecting (not DNS), timeouts, resets,
     truncated bodies, 408, 425, 429 and 5xx."""
     if result.error_class in _TRANSIENT_CLASSES:
@@ -245,12 +242,12 @@ def should_retry(result: FetchResult) -> bool:
     )
 
 
-def is_network(result: FetchResult) -> bool:
+def is_network(result: Outcome | _Draft) -> bool:
     """Whether the URL went over the network (``file://`` assets never do)."""
     return _scheme(result.url) in ("http", "https")
 
 
-def host_answered(result: FetchResult) -> bool:
+def host_answered(result: Outcome | _Draft) -> bool:
     """Whether some host answered this fetch; a redirect proves one did. A blocked URL
     proves nothing either way: a guard refused it (maybe after a redirect)."""
     if result.state == "blocked":
@@ -260,14 +257,6 @@ def host_answered(result: FetchResult) -> bool:
         or result.http_status is not None
         or result.final_url not in (None, result.url)
     )
-
-
-def network_down(results: Iterable[FetchResult]) -> bool:
-    """True when network URLs were tried and no host answered any of them: we are offline.
-
-    Blocked URLs were not tried: a run whose URLs are all blocked is not offline."""
-    tried = [r for r in results if is_network(r) and r.state != "blocked"]
-    return bool(tried) and not any(host_answered(r) for r in tried)
 
 
 class HostMapTransport(httpx.AsyncBaseTransport):
@@ -512,7 +501,7 @@ class _Pace:
 class _Hop:
     """The outcome of one request: a result, or a redirect to follow."""
 
-    result: FetchResult
+    result: _Draft
     location: str | None = None
     retry_after: float | None = None
     body: bytes = b""  # a page's bytes (page mode only)
@@ -637,11 +626,32 @@ class Fetcher:
         validators: Mapping[str, str] | None = None,
         probe: bool = False,
     ) -> FetchResult:
-        """Fetches one URL (http, https or file) and returns its result; never raises for it.
+        """Fetches one URL (http, https or file) and says what became of it; never raises
+        for it. An archived body is discarded: ``archive`` keeps it.
 
         ``probe=True`` checks without archiving: it asks for the first bytes only and reads
-        no more than the verdict needs, so the result has no blob and no sha256.
+        no more than the verdict needs, so the result has no sha256.
         """
+        draft = await self._fetch(url, expect, validators, probe)
+        if draft.blob is not None:
+            draft.blob.abort()
+        return draft.freeze()
+
+    async def archive(
+        self,
+        url: str,
+        *,
+        expect: Expected = "any",
+        validators: Mapping[str, str] | None = None,
+    ) -> Fetched:
+        """Fetches one URL in full; a good body comes back as a finished, uncommitted blob
+        (with a store), which the caller commits before recording it, or aborts."""
+        draft = await self._fetch(url, expect, validators, False)
+        return Fetched(draft.freeze(), draft.blob)
+
+    async def _fetch(
+        self, url: str, expect: Expected, validators: Mapping[str, str] | None, probe: bool
+    ) -> _Draft:
         started = anyio.current_time()
         scheme = _scheme(url)
         if scheme in ("http", "https"):
@@ -670,13 +680,14 @@ class Fetcher:
         ``off-site-redirect``): a site's crawler keeps to its site.
         """
         started = anyio.current_time()
+        body = b""
         if _scheme(url) in ("http", "https"):
             hop = await self._fetch_http(url, "any", dict(validators or {}), "page", stay)
-            page = PageResult(hop.result, hop.body)
+            result, body = hop.result, hop.body
         else:
-            page = PageResult(_failed(url, "dead", "bad-url", f"not a page URL: {url}"))
-        page.result.elapsed = anyio.current_time() - started
-        return page
+            result = _failed(url, "dead", "bad-url", f"not a page URL: {url}")
+        result.elapsed = anyio.current_time() - started
+        return PageResult(result.freeze(), body)
 
     async def _fetch_http(
         self,
@@ -873,7 +884,7 @@ class Fetcher:
         status = response.status_code
         reason = response.reason_phrase or _phrase(status)
         headers, fields = _read_headers(response)
-        result = FetchResult(
+        result = _Draft(
             url=url,
             state="ok",
             http_status=status,
@@ -898,7 +909,7 @@ class Fetcher:
 
     async def _receive(
         self,
-        result: FetchResult,
+        result: _Draft,
         response: httpx.Response,
         fields: dict[str, str],
         expect: Expected,
@@ -937,11 +948,11 @@ class Fetcher:
 
     async def _probe(
         self,
-        result: FetchResult,
+        result: _Draft,
         response: httpx.Response,
         fields: dict[str, str],
         expect: Expected,
-    ) -> FetchResult:
+    ) -> _Draft:
         """Reads only as much body as the verdict needs; nothing is hashed into the result.
 
         A 206 carries just the head and is read to its end, so the connection stays
@@ -1015,9 +1026,7 @@ class Fetcher:
             return slow, False
         return None, False
 
-    async def _finished(
-        self, result: FetchResult, intake: _Intake, server_type: str | None
-    ) -> FetchResult:
+    async def _finished(self, result: _Draft, intake: _Intake, server_type: str | None) -> _Draft:
         sink = intake.sink
         if isinstance(sink, BlobWriter):
             await anyio.to_thread.run_sync(sink.finish)  # fsync off the event loop
@@ -1027,7 +1036,7 @@ class Fetcher:
         result.content_type = sniffed or _media_type(server_type)
         return result
 
-    async def _fetch_file(self, url: str, expect: Expected, probe: bool = False) -> FetchResult:
+    async def _fetch_file(self, url: str, expect: Expected, probe: bool = False) -> _Draft:
         """Reads a ``file://`` URL from disk, judged and stored like a download.
 
         A probe reads the head only and stores nothing, as it would over HTTP.
@@ -1037,7 +1046,7 @@ class Fetcher:
             return _failed(url, "dead", "bad-url", f"file URL on another host: {url}")
         if (refused := self._local_roots.refusal(path)) is not None:
             return _failed(url, "blocked", OUTSIDE_SOURCE, refused)
-        result = FetchResult(url=url, state="ok", final_url=url, attempts=1)
+        result = _Draft(url=url, state="ok", final_url=url, attempts=1)
         try:
             f = await anyio.open_file(path, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -1088,9 +1097,7 @@ class Fetcher:
         return max(0.0, (when - self._clock.now()).total_seconds())
 
 
-def _judged(
-    result: FetchResult, intake: _Intake, server_type: str | None, size: int | None
-) -> FetchResult:
+def _judged(result: _Draft, intake: _Intake, server_type: str | None, size: int | None) -> _Draft:
     """A probed result: the type as sniffed and the full size if known, but no sha256.
 
     Nor validators: an ETag or Last-Modified recorded from a probe would describe bytes
@@ -1110,11 +1117,11 @@ def _last_outcome(state: RetryCallState) -> _Hop:
     return cast(_Hop, state.outcome.result())
 
 
-def _failed(url: str, state: State, error_class: str, error: str) -> FetchResult:
-    return FetchResult(url=url, state=state, error_class=error_class, error=error, final_url=url)
+def _failed(url: str, state: State, error_class: str, error: str) -> _Draft:
+    return _Draft(url=url, state=state, error_class=error_class, error=error, final_url=url)
 
 
-def _fail(result: FetchResult, state: State, error_class: str, error: str) -> FetchResult:
+def _fail(result: _Draft, state: State, error_class: str, error: str) -> _Draft:
     result.state, result.error_class, result.error = state, error_class, error
     return result
 
@@ -1137,7 +1144,7 @@ def _too_large(cap: int, *, page: bool = False) -> _Failure:
     return "error", "too-large", f"larger than the size cap of {cap} bytes"
 
 
-def _transport_failed(url: str, exc: httpx.HTTPError) -> FetchResult:
+def _transport_failed(url: str, exc: httpx.HTTPError) -> _Draft:
     state, error_class, error, unreachable = _classify(exc)
     result = _failed(url, state, error_class, error)
     result.unreachable = unreachable
@@ -1248,11 +1255,6 @@ def _read_headers(response: httpx.Response) -> tuple[list[tuple[str, str]], dict
         key = name.lower()
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return lines, fields
-
-
-def _sendable(value: str) -> bool:
-    """Whether ``value`` can go into a request header as it is: no CR, LF or NUL."""
-    return not any(c in value for c in _UNSENDABLE)
 
 
 def _validator(value: str | None) -> str | None:

@@ -282,8 +282,7 @@ async def _fetch_into(
     target = rules.fetch_url(url) or url
     via = f" (fetched as {shown_url(target)})" if target != url else ""
     # "any": the bytes once passed the check a crawl made; their hash is the real test.
-    result = await fetcher.fetch(target, expect="any")
-    blob, result.blob = result.blob, None
+    result, blob = await fetcher.archive(target, expect="any")
     try:
         if result.state != "ok":
             status = result.http_status

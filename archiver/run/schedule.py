@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 
-__all__ = ["Scheduler"]
+from archiver.records import DueUrl
 
-Row = dict[str, Any]
+__all__ = ["Scheduler"]
 
 
 class Scheduler:
-    """Hands rows to ``work`` from ``workers`` tasks, at most ``per_host`` per host at once.
+    """Hands rows to ``work`` from ``workers`` tasks, at most ``per_host`` per host at once
+    (the host fetched: ``DueUrl.fetch_host``, not the host of the URL as written).
 
     ``add`` rows at any time, ``close`` when no more will come; ``run`` returns when every
     row added has been worked on. A producer awaits ``room`` before reading more input:
@@ -40,7 +39,7 @@ class Scheduler:
 
     def __init__(
         self,
-        work: Callable[[Row], Awaitable[None]],
+        work: Callable[[DueUrl], Awaitable[None]],
         *,
         per_host: int,
         workers: int,
@@ -55,7 +54,7 @@ class Scheduler:
         self._room = anyio.Event()
         self._per_host = per_host
         self._workers = workers
-        self._queues: dict[str, deque[Row]] = {}
+        self._queues: dict[str, deque[DueUrl]] = {}
         # Hosts with a queued row and room for another request, each listed once.
         self._ready: deque[str] = deque()
         self._running: Counter[str] = Counter()
@@ -64,9 +63,9 @@ class Scheduler:
         #: Rows added so far (the progress bar's total while posts are still being read).
         self.added = 0
 
-    def add(self, rows: Iterable[Row]) -> None:
+    def add(self, rows: Iterable[DueUrl]) -> None:
         for row in rows:
-            host = urlsplit(row["url"]).hostname or ""
+            host = row.fetch_host  # the host asked, which [remap] may have changed
             queue = self._queues.get(host)
             if queue is None:
                 queue = self._queues[host] = deque()

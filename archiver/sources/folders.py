@@ -123,16 +123,24 @@ def read_post(
     source: str,
     base_url: str | None,
     static_roots: list[Path],
+    data: bytes | None = None,
+    sha256: str | None = None,
 ) -> Post:
-    """Reads and extracts one post; relative references become ``file://`` URLs."""
+    """Reads and extracts one post; relative references become ``file://`` URLs.
+
+    ``data`` (and its ``sha256``, if known) are the file's bytes when the caller has read
+    them already (a crawl reads and hashes each post once, to tell whether it changed).
+    """
     rel = file.name if file == root else file.relative_to(root).as_posix()
     post = Post(source, root, rel, file.resolve(), "")
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        post.warnings.append(ExtractWarning(0, f"cannot read {rel}: {exc.strerror or exc}"))
-        return post
-    post.content_sha256 = hashlib.sha256(data).hexdigest()
+    if data is None:
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            post.warnings.append(ExtractWarning(0, f"cannot read {rel}: {exc.strerror or exc}"))
+            return post
+        sha256 = None
+    post.content_sha256 = sha256 or hashlib.sha256(data).hexdigest()
     if b"\0" in data:
         post.warnings.append(ExtractWarning(0, f"{rel} looks binary (NUL bytes); skipped"))
         return post

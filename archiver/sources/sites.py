@@ -13,28 +13,30 @@ where a ``[remap]`` rule sends the fetch of a URL.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archiver.clock import Clock
 from archiver.config import Source
+from archiver.db.run_queries import PageAnswer
 from archiver.extract import Reference, extract
 from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.localfiles import is_local
 from archiver.net.rules import UrlRules
+from archiver.records import RefRow
 from archiver.sources.discover import Discovery, Known, Link, Page
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
 
+    from archiver.db.run_queries import SitePost
     from archiver.db.sqlite import Database
 
 __all__ = ["SiteIndex", "index_site"]
 
 #: Turns a page's references into the rows ``Database.save_post`` takes, URL rules applied.
-RowsFn = Callable[[Sequence[Reference]], list[dict[str, Any]]]
+RowsFn = Callable[[Sequence[Reference]], list[RefRow]]
 
 
 @dataclass
@@ -51,7 +53,6 @@ async def index_site(
     source: Source,
     *,
     settings: FetchSettings,
-    max_page_size: int,
     version: str,
     rows: RowsFn,
     now: str,
@@ -69,8 +70,7 @@ async def index_site(
     label = source.label
     out = SiteIndex()
     indexer = _Indexer(db, label, version, rows, now, warn, out)
-    page_settings = replace(settings, max_page_size=max_page_size)
-    async with Fetcher(page_settings, transport=transport, clock=clock, warn=warn) as fetcher:
+    async with Fetcher(settings, transport=transport, clock=clock, warn=warn) as fetcher:
         discovery = Discovery(
             source,
             fetcher,
@@ -82,16 +82,16 @@ async def index_site(
         )
         outcome = await discovery.run()
     with db.transaction():
-        for row in db.rows(
-            "SELECT id, path FROM posts WHERE source=? AND gone_since IS NULL", (label,)
-        ):
-            if row["id"] in out.post_ids or row["id"] in indexer.gone:
+        gone = []
+        for post_id, path in db.live_posts(label):
+            if post_id in out.post_ids or post_id in indexer.gone:
                 continue
             if outcome.complete:
-                warn(f"page gone: {row['path']} is no longer reached from {label}")
-                _mark_gone(db, row["id"], now)
+                warn(f"page gone: {path} is no longer reached from {label}")
+                gone.append(post_id)
             else:
-                out.post_ids.add(row["id"])  # not reached this time: kept, still checked
+                out.post_ids.add(post_id)  # not reached this time: kept, still checked
+        db.mark_posts_gone(gone, now)
     return out
 
 
@@ -108,27 +108,22 @@ class _Indexer:
         warn: Callable[[str], None],
         out: SiteIndex,
     ) -> None:
-        self.db, self.label, self.version, self.rows = db, label, version, rows
+        self.db, self.label, self.version, self.to_rows = db, label, version, rows
         self.now, self.warn, self.out = now, warn, out
         self.gone: set[int] = set()
 
-    def _row(self, url: str) -> dict[str, Any] | None:
-        found = self.db.rows(
-            "SELECT id, content_sha256, extractor_version, gone_since, page_etag,"
-            " page_last_modified, page_links FROM posts WHERE source=? AND path=?",
-            (self.label, url),
-        )
-        return found[0] if found else None
+    def _row(self, url: str) -> SitePost | None:
+        return self.db.site_post(self.label, url)
 
     def known(self, url: str) -> Known | None:
         """Validators only for a page whose references we hold under the current version."""
         row = self._row(url)
         if row is None:
             return None
-        links = tuple(Link(u, bool(p)) for u, p in json.loads(row["page_links"] or "[]"))
-        if row["gone_since"] is not None or row["extractor_version"] != self.version:
+        links = tuple(Link(u, p) for u, p in row.links)
+        if row.gone or row.extractor_version != self.version:
             return Known(links=links)
-        return Known(row["page_etag"], row["page_last_modified"], links)
+        return Known(row.etag, row.last_modified, links)
 
     def page(self, page: Page) -> None:
         row = self._row(page.url)
@@ -139,30 +134,30 @@ class _Indexer:
                 self.warn(f"linked page could not be fetched: {page.url} ({what})")
                 return
             with self.db.transaction():
-                self._state(row["id"], page)
+                self._state(row.id, page)
             if page.outcome == "failed":
                 self.warn(
                     f"page could not be fetched this run, kept as it was: {page.url} ({what})"
                 )
-                self.out.post_ids.add(row["id"])
-            elif row["gone_since"] is None:
+                self.out.post_ids.add(row.id)
+            elif not row.gone:
                 self.warn(f"page gone: {page.url} ({what}); its assets stay archived")
                 with self.db.transaction():
-                    _mark_gone(self.db, row["id"], self.now)
-                self.gone.add(row["id"])
+                    self.db.mark_posts_gone([row.id], self.now)
+                self.gone.add(row.id)
             return
         self.out.posts += 1
         unchanged = page.outcome == "unchanged" or (
             row is not None
-            and row["content_sha256"] == page.sha256
-            and row["extractor_version"] == self.version
-            and row["gone_since"] is None
+            and row.content_sha256 == page.sha256
+            and row.extractor_version == self.version
+            and not row.gone
         )
         if row is not None and unchanged:
             with self.db.transaction():
-                self.db.touch_post(row["id"], self.now)
-                self._state(row["id"], page)
-            self.out.post_ids.add(row["id"])
+                self.db.touch_post(row.id, self.now)
+                self._state(row.id, page)
+            self.out.post_ids.add(row.id)
             return
         assert page.html is not None and page.sha256 is not None
         extraction = extract(page.html, "html", base_url=page.base_url)
@@ -171,12 +166,12 @@ class _Indexer:
         if extraction.skipped:  # not read within its budget: what we held stays
             if row is not None:
                 with self.db.transaction():
-                    self.db.touch_post(row["id"], self.now)
-                self.out.post_ids.add(row["id"])
+                    self.db.touch_post(row.id, self.now)
+                self.out.post_ids.add(row.id)
             return
         # A live page never names local files: a ``<base href="file:...">`` or a
         # ``file:`` link on a server's page is dropped, never read.
-        refs = self.rows(
+        refs = self.to_rows(
             [ref for ref in extraction.references if not ref.relative and not is_local(ref.url)]
         )
         with self.db.transaction():
@@ -195,20 +190,16 @@ class _Indexer:
     def _state(self, post_id: int, page: Page) -> None:
         """Records the page's last answer; validators and links only from a full 2xx."""
         r = page.result
-        self.db.conn.execute(
-            "UPDATE posts SET page_status=?, page_error=?, page_final_url=?, page_checked=?"
-            " WHERE id=?",
-            (r.http_status, r.error, r.final_url, self.now, post_id),
+        parsed = page.outcome == "parsed"
+        self.db.record_page(
+            post_id,
+            PageAnswer(
+                r.http_status,
+                r.error,
+                r.final_url,
+                etag=r.etag,
+                last_modified=r.last_modified,
+                links=[(link.url, link.pagination) for link in page.links] if parsed else None,
+            ),
+            self.now,
         )
-        if page.outcome == "parsed":
-            links = json.dumps([[link.url, int(link.pagination)] for link in page.links])
-            self.db.conn.execute(
-                "UPDATE posts SET page_etag=?, page_last_modified=?, page_links=? WHERE id=?",
-                (r.etag, r.last_modified, links, post_id),
-            )
-
-
-def _mark_gone(db: Database, post_id: int, now: str) -> None:
-    """A gone page keeps its row (reports say so) but loses its links; blobs stay."""
-    db.conn.execute("DELETE FROM refs WHERE post_id=?", (post_id,))
-    db.conn.execute("UPDATE posts SET gone_since=? WHERE id=?", (now, post_id))

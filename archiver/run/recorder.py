@@ -1,0 +1,138 @@
+"""Recording a run's results: blobs committed first, then the rows, in batches.
+
+Owns the order that makes a crash harmless (a blob is in the store before any row names
+it), the batching (one transaction per batch: a commit per result would cost a disk sync
+per URL and stall the event loop), and the crash-test hooks (``ARCHIVER_FAULT``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from datetime import datetime
+
+import anyio
+
+from archiver.clock import Clock, iso, parse_iso
+from archiver.config import Config
+from archiver.db.sqlite import Database
+from archiver.net.fetch import Fetched
+from archiver.records import CheckRecord, DueUrl, Outcome, UrlState
+from archiver.run.summary import RunSummary
+from archiver.states import Previous, may_clear, transition
+
+__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "Recorder", "fault"]
+
+#: A batch of results is recorded in one transaction once it has this many rows...
+BATCH_ROWS = 500
+#: ...or once its oldest result has waited this long (a kill loses at most this much work).
+BATCH_SECONDS = 0.5
+
+
+class Recorder:
+    """Commits each result's blob, then records results in batches, counting them into
+    ``summary``. ``flush`` writes what waits (call it when the run ends, however)."""
+
+    def __init__(
+        self, db: Database, config: Config, clock: Clock, summary: RunSummary, *, probe: bool
+    ) -> None:
+        self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
+        self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
+        self._pending: list[tuple[DueUrl, Outcome, bool, datetime]] = []
+        self._oldest = 0.0
+
+    async def record(self, url: DueUrl, fetched: Fetched) -> None:
+        outcome, blob = fetched
+        when = self._clock.now()
+        archived = False
+        if outcome.state == UrlState.OK and blob is not None:
+            fault("after-temp-write")
+            # The blob is in place before any row names it; the rename and directory
+            # fsync run off the event loop, which other transfers need meanwhile.
+            stored = await anyio.to_thread.run_sync(blob.commit)
+            fault("after-rename")
+            archived = True
+            if stored.new:
+                self._summary.new_blobs += 1
+        elif blob is not None:
+            blob.abort()
+        if not self._pending:
+            self._oldest = anyio.current_time()
+        self._pending.append((url, outcome, archived, when))
+        if len(self._pending) >= BATCH_ROWS or anyio.current_time() - self._oldest >= BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, summary = self._pending, self._summary
+        if not pending:
+            return
+        with self._db.transaction():
+            for url, outcome, archived, when in pending:
+                # Each URL is checked once per run, so what the due query read is current.
+                prev = Previous(url.state, url.confirm_count, parse_iso(url.confirm_last))
+                changes = may_clear(url, outcome, probe=self._probe)
+                if changes:
+                    t = transition(
+                        prev,
+                        outcome.state,
+                        when,
+                        confirm_runs=self._confirm_runs,
+                        confirm_after=self._confirm_after,
+                    )
+                    state, newly_broken = t.state, t.newly_broken
+                    count, last = t.confirm_count, t.confirm_last
+                else:
+                    state, newly_broken = url.state, False
+                    count, last = url.confirm_count, prev.confirm_last
+                self._db.record_check(
+                    CheckRecord(
+                        url_id=url.url_id,
+                        run_id=summary.run_id,
+                        now=iso(when),
+                        state=state,
+                        outcome=outcome,
+                        archived=archived,
+                        confirm_count=count,
+                        confirm_last=iso(last) if last else None,
+                        became=iso(when) if newly_broken else None,
+                        held_sha256=url.sha256,
+                        changes_url=changes,
+                    )
+                )
+                summary.counts[state] += 1
+                summary.checked += 1
+                if newly_broken:
+                    summary.newly_broken.append(url.url)
+                if state == UrlState.BLOCKED and prev.state != UrlState.BLOCKED:
+                    summary.newly_blocked.append((url.url, outcome.error or "blocked"))
+                if outcome.transient and outcome.state != UrlState.OK:
+                    summary.transient += 1
+            fault("before-commit")
+        pending.clear()
+
+
+_fault_hits: Counter[str] = Counter()
+
+
+def fault(point: str) -> None:
+    """Crash-test hook: ``ARCHIVER_FAULT=point[:n]`` kills the process at the n-th ``point``;
+    ``point[:n]:raise`` raises an unexpected exception there instead (a stand-in for a bug).
+
+    Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
+    under its final name, no row yet), ``before-commit`` (rows written, not committed).
+    Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
+    """
+    spec = os.environ.get("ARCHIVER_FAULT")
+    if not spec:
+        return
+    name, _, rest = spec.partition(":")
+    if name != point:
+        return
+    nth, _, action = rest.partition(":")
+    _fault_hits[point] += 1
+    if action == "raise":
+        if _fault_hits[point] == int(nth or 1):  # once: one bug, one exception
+            raise RuntimeError(f"fault injected at {point} (ARCHIVER_FAULT)")
+    elif _fault_hits[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
