@@ -19,7 +19,6 @@ the corpus. Tests compare the two on tricky block structure.)
 from __future__ import annotations
 
 import functools
-import html
 import itertools
 import re
 import time
@@ -28,7 +27,21 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
+
+from archiver.extract.urls import (
+    ASSET_EXTENSIONS,
+    FETCHABLE_SCHEMES,
+    IMAGE_EXTENSIONS,
+    KNOWN_IMAGE_CDNS,
+    SCHEME,
+    decode_entities,
+    decode_markdown,
+    extension,
+    is_asset_url,
+    normalize_fetchable,
+    normalize_url,
+)
 
 if TYPE_CHECKING:
     import bs4
@@ -57,19 +70,6 @@ EXTRACTOR_VERSION = "2"  # 2: file: URLs are references (for the local-file rule
 """Bump whenever ``extract`` could return something different for the same text."""
 
 Format = Literal["markdown", "html"]
-
-IMAGE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "bmp", "ico"})
-ASSET_EXTENSIONS = IMAGE_EXTENSIONS | {"pdf"}
-
-KNOWN_IMAGE_CDNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # Kept deliberately short: each entry is an image service whose URLs carry no
-    # extension and that the corpus uses thousands of times. Matched against
-    # "host + path + ?query" of the URL, lower-cased.
-    ("Alipay/AntV afts image service", re.compile(r"^[^/]*/(?:.*/)?afts/img/")),
-    ("juejin (ByteDance) image CDN", re.compile(r"^[^/]*byteimg\.com/.*~tplv-[^/?]*image")),
-    ("WeChat article images", re.compile(r"^mmbiz\.qpic\.cn/.*[?&]wx_fmt=")),
-    ("GitHub avatars", re.compile(r"^avatars\.githubusercontent\.com/")),
-)
 
 # Bounded work per post: no post may crash a run or hold it for long. Front matter past
 # these budgets is treated as front matter that does not parse; a body not read within
@@ -138,112 +138,6 @@ def post_format(path: str) -> Format | None:
     if lower.endswith(_HTML_SUFFIXES):
         return "html"
     return None
-
-
-# --------------------------------------------------------------------------- URLs
-
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_HOST_OK = re.compile(r"[a-z0-9._~!$&'()*+,;=%\-]+|\[[0-9a-f:.]+\]")
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
-_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-# ``file:`` is kept so that the local-file rule (``localfiles``) can refuse it where it
-# points outside the source, rather than it vanishing silently.
-_FETCHABLE_SCHEMES = frozenset({"http", "https", "file"})
-
-
-def _quote_part(part: str, safe: str) -> str:
-    """Percent-encodes spaces and non-ASCII, leaving existing ``%XX`` escapes alone."""
-    return quote(_STRAY_PERCENT.sub("%25", part), safe=safe)
-
-
-def normalize_url(url: str) -> str:
-    """Canonical form of an absolute URL, so the same file is fetched once.
-
-    Lower-cases scheme and host, drops the default port and the fragment,
-    percent-encodes spaces and non-ASCII, and gives protocol-relative URLs https.
-    Entities and Markdown escapes must already be decoded. Raises ValueError when
-    the URL cannot be parsed or is not absolute.
-    """
-    url = url.strip()
-    if url.startswith("//"):
-        url = "https:" + url
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if not scheme or not parts.netloc:
-        raise ValueError(f"not an absolute URL: {url!r}")
-    host = parts.hostname or ""
-    port = parts.port  # raises ValueError on a non-numeric port
-    if not host:
-        raise ValueError(f"URL has no host: {url!r}")
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValueError(f"invalid host name in {url!r}") from exc
-    if ":" in host:
-        host = f"[{host}]"
-    if not _HOST_OK.fullmatch(host):
-        raise ValueError(f"invalid host name in {url!r}")
-    netloc = host
-    if port is not None and port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{host}:{port}"
-    if parts.username is not None:
-        userinfo = _quote_part(parts.username, "%!$&'()*+,;=-._~")
-        if parts.password is not None:
-            userinfo += ":" + _quote_part(parts.password, "%!$&'()*+,;=-._~")
-        netloc = f"{userinfo}@{netloc}"
-    path = _quote_part(parts.path, _PATH_SAFE) or "/"
-    query = _quote_part(parts.query, _QUERY_SAFE)
-    return urlunsplit((scheme, netloc, path, query, ""))
-
-
-def _normalize_fetchable(url: str) -> str:
-    """``normalize_url``, and for ``file:`` URLs (which have no host) ``file://`` + path."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() != "file":
-        return normalize_url(url)
-    host = (parts.hostname or "").lower()
-    netloc = "" if host in ("", "localhost") else host
-    return urlunsplit(("file", netloc, _quote_part(parts.path, _PATH_SAFE) or "/", "", ""))
-
-
-def _extension(path: str) -> str:
-    """Lower-case extension of the last path segment ("" when it has none)."""
-    segment = path.rsplit("/", 1)[-1]
-    dot = segment.rfind(".")
-    return segment[dot + 1 :].lower() if dot >= 0 else ""
-
-
-def is_asset_url(url: str) -> bool:
-    """True when the URL alone says PDF or image: by extension or a known image CDN."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return False
-    if _extension(unquote(parts.path)) in ASSET_EXTENSIONS:
-        return True
-    if not parts.netloc:
-        return False
-    probe = (parts.netloc + parts.path + ("?" + parts.query if parts.query else "")).lower()
-    return any(pattern.search(probe) for _, pattern in KNOWN_IMAGE_CDNS)
-
-
-def _decode_entities(value: str) -> str:
-    """Decodes ``&name;`` and ``&#..;`` references; ``&`` without ``;`` stays literal."""
-    if "&" not in value:
-        return value
-    return _ENTITY.sub(lambda m: html.unescape(m.group()), value)
-
-
-def _decode_markdown(value: str) -> str:
-    """Decodes what CommonMark decodes in a link destination: escapes and entities."""
-    if "\\" in value:
-        value = _MD_ESCAPE.sub(r"\1", value)
-    return _decode_entities(value)
 
 
 # ------------------------------------------------------------------ scanning bits
@@ -555,23 +449,23 @@ class _Extractor:
         if start >= end:
             return
         raw = text[start:end]
-        decoded = (_decode_markdown(raw) if markdown else _decode_entities(raw)).strip()
+        decoded = (decode_markdown(raw) if markdown else decode_entities(raw)).strip()
         if not decoded or decoded[0] in "#?":
             return
-        scheme = _SCHEME.match(decoded)
-        if scheme and scheme.group(1).lower() not in _FETCHABLE_SCHEMES:
+        scheme = SCHEME.match(decoded)
+        if scheme and scheme.group(1).lower() not in FETCHABLE_SCHEMES:
             return  # data:, mailto:, javascript:, ftp:, ...
         if pdf_only:
-            if _extension(urlsplit(decoded).path) != "pdf":
+            if extension(urlsplit(decoded).path) != "pdf":
                 return
         elif not image and not is_asset_url(decoded):
             return
         relative = scheme is None and not decoded.startswith("//")
         try:
             if not relative:
-                url = _normalize_fetchable(decoded)
-            elif self.base_url is not None and _SCHEME.match(self.base_url):
-                url = _normalize_fetchable(urljoin(self.base_url, decoded))
+                url = normalize_fetchable(decoded)
+            elif self.base_url is not None and SCHEME.match(self.base_url):
+                url = normalize_fetchable(urljoin(self.base_url, decoded))
                 relative = False
             else:
                 if self.base_url is not None:  # a relative <base href>
@@ -803,7 +697,7 @@ class _Extractor:
         """Emits the URLs one HTML start tag carries."""
         text = self.text
         values = {attr: text[s:e] for attr, s, e in attrs}
-        alt = _decode_entities(values.get("alt", "")).strip()
+        alt = decode_entities(values.get("alt", "")).strip()
         for attr, s, e in attrs:
             if attr == "style":
                 self.css_urls(s, e, kind=kind)
@@ -820,13 +714,13 @@ class _Extractor:
             elif name == "embed" and attr == "src":
                 self.emit(s, e, kind or "html-embed", "", image=False, markdown=False)
             elif name == "iframe" and attr == "src":
-                label = _decode_entities(values.get("title", ""))
+                label = decode_entities(values.get("title", ""))
                 self.emit(
                     s, e, kind or "html-iframe", label, image=False, markdown=False, pdf_only=True
                 )
             elif name == "meta" and attr == "content":
                 prop = values.get("property") or values.get("name") or ""
-                if _decode_entities(prop).strip().lower() in _META_IMAGE_NAMES:
+                if decode_entities(prop).strip().lower() in _META_IMAGE_NAMES:
                     self.emit(s, e, kind or "html-meta", "", image=True, markdown=False)
 
     def srcset(self, start: int, end: int, alt: str, *, kind: str | None) -> None:
@@ -879,7 +773,7 @@ class _Extractor:
             return
         base = soup.find("base", href=True)
         if isinstance(base, Tag):
-            href = _decode_entities(str(base.get("href", ""))).strip()
+            href = decode_entities(str(base.get("href", ""))).strip()
             if href:
                 self.base_url = urljoin(self.base_url, href) if self.base_url else href
         newline_starts = [0] + [m.end() for m in re.finditer("\n", text)]
@@ -1105,8 +999,8 @@ def _front_matter_candidate(key: str, value: str) -> bool:
     """Whether a front-matter string could be an asset URL at all."""
     if any(c.isspace() for c in value):
         # "Talk about a.png" is a title; "https://x/EnvoyCon UDPA 2019.pdf" is a URL.
-        looks_like_url = _SCHEME.match(value) is not None or value.startswith(("/", "./", "../"))
-        return looks_like_url and _extension(value) in ASSET_EXTENSIONS
+        looks_like_url = SCHEME.match(value) is not None or value.startswith(("/", "./", "../"))
+        return looks_like_url and extension(value) in ASSET_EXTENSIONS
     if is_asset_url(value):
         return True
     # An image-like key makes an extension-less URL an image, but not a bare word
@@ -1291,9 +1185,9 @@ def _inline_destination(text: str, pos: int, end: int) -> tuple[int, int, int] |
     if lenient is not None:
         dest = lenient.group(1)
         if " " in dest and (
-            _SCHEME.match(dest)
+            SCHEME.match(dest)
             or dest.startswith(("/", "./", "../"))
-            or _extension(dest) in ASSET_EXTENSIONS
+            or extension(dest) in ASSET_EXTENSIONS
         ):
             return lenient.start(1), lenient.end(1), lenient.end()
     return None
