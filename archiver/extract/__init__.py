@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urljoin, urlsplit
 
+from archiver.extract.budget import MAX_POST_CHARS, OverBudget, post_budget
 from archiver.extract.urls import (
     ASSET_EXTENSIONS,
     FETCHABLE_SCHEMES,
@@ -71,27 +72,11 @@ EXTRACTOR_VERSION = "2"  # 2: file: URLs are references (for the local-file rule
 
 Format = Literal["markdown", "html"]
 
-# Bounded work per post: no post may crash a run or hold it for long. Front matter past
-# these budgets is treated as front matter that does not parse; a body not read within
-# ``post_budget`` seconds (or longer than MAX_POST_CHARS) skips the whole post.
-MAX_POST_CHARS = 32 * 1024 * 1024
-"""Posts longer than this (in characters) are skipped unread."""
+# Front matter past these bounds is treated as front matter that does not parse.
 FRONT_MATTER_MAX_DEPTH = 64
 """Deepest nesting of lists and tables front matter may have (real posts use under 5)."""
 YAML_ALIAS_BUDGET = 10_000
 """How many nodes YAML aliases may add to the document as written ("billion laughs")."""
-_BUDGET_BASE_SECONDS = 1.0
-_BUDGET_SECONDS_PER_MB = 1.0
-
-
-def post_budget(chars: int) -> float:
-    """Seconds a post of ``chars`` characters may take to extract: 1 s plus 1 s per MB."""
-    return _BUDGET_BASE_SECONDS + _BUDGET_SECONDS_PER_MB * chars / 1_000_000
-
-
-class _OverBudget(Exception):
-    """Raised inside the extractor when a post's time budget is spent."""
-
 
 _MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
 _HTML_SUFFIXES = (".html", ".htm")
@@ -414,7 +399,7 @@ class _Extractor:
         (html.parser's start-tag regex scans to the end of an unclosed run of tags).
         """
         if self.clock() > self.deadline:
-            raise _OverBudget
+            raise OverBudget
 
     def find_close(self, key: str, pattern: re.Pattern[str], pos: int, end: int) -> int:
         """Start of the first match of ``pattern`` in ``text[pos:end]``, or -1 (remembered)."""
@@ -766,7 +751,7 @@ class _Extractor:
         text = self.text
         try:
             soup = _soup_class()(text, self.tick)
-        except _OverBudget:
+        except OverBudget:
             raise
         except Exception as exc:  # html.parser is lenient; this is a last resort
             self.warn(0, f"HTML could not be parsed: {exc}")
@@ -1236,7 +1221,7 @@ def extract(
             extractor.html_document()
         else:
             extractor.markdown()
-    except _OverBudget:
+    except OverBudget:
         seconds = post_budget(len(text))
         return _skipped(
             f"post could not be read within its budget ({seconds:.1f} s);"
