@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -161,3 +162,11 @@ def test_html_posts_are_read_as_html(tmp_path: Path) -> None:
     assert [(r.kind, r.url) for r in post.references] == [
         ("html-img", (tmp_path.resolve() / "e/pic.jpg").as_uri())
     ]
+
+
+def test_post_is_a_frozen_record(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("![x](x.png)\n", encoding="utf-8")
+    post = read_post(tmp_path, tmp_path / "a.md", source="s", base_url=None, static_roots=[])
+    assert [ref.url for ref in post.references] == [(tmp_path / "x.png").resolve().as_uri()]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        post.skipped = True  # type: ignore[misc]

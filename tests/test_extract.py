@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -701,3 +705,68 @@ def test_block_structure_agrees_with_markdown_it() -> None:
     ]
     assert rendered == [f"https://x.org/{n}.png" for n in range(1, 8)]
     assert urls(TRICKY_BLOCKS) == rendered
+
+
+def test_the_package_exports_exactly_its_public_names() -> None:
+    """Splitting extract into modules kept every name callers import from the package."""
+    import archiver.extract as package
+
+    assert sorted(package.__all__) == [
+        "ASSET_EXTENSIONS",
+        "EXTRACTOR_VERSION",
+        "ExtractWarning",
+        "Extraction",
+        "FRONT_MATTER_MAX_DEPTH",
+        "Format",
+        "IMAGE_EXTENSIONS",
+        "KNOWN_IMAGE_CDNS",
+        "MAX_POST_CHARS",
+        "Reference",
+        "YAML_ALIAS_BUDGET",
+        "extract",
+        "is_asset_url",
+        "normalize_url",
+        "post_budget",
+        "post_format",
+    ]
+    assert all(hasattr(package, name) for name in package.__all__)
+    assert EXTRACTOR_VERSION == "2"
+
+
+def test_reference_is_a_frozen_record() -> None:
+    ref = extract("![a](https://x.org/a.png)\n", "markdown").references[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.url = "https://x.org/b.png"  # type: ignore[misc]
+
+
+LAZY = ("yaml", "bs4", "markdown_it")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "imported"),
+    [
+        ("plain ![a](https://x.org/a.png)\n", "markdown", set()),
+        ("+++\ncover = 'https://x.org/c.png'\n+++\nbody\n", "markdown", set()),
+        ("---\ncover: https://x.org/c.png\n---\nbody\n", "markdown", {"yaml"}),
+        ("[a][l]\n\n[l]: https://x.org/a.pdf\n", "markdown", {"markdown_it"}),
+        ('<img src="https://x.org/a.png">', "html", {"bs4"}),
+    ],
+)
+def test_parsers_are_imported_only_by_a_post_that_needs_them(
+    text: str, fmt: str, imported: set[str]
+) -> None:
+    code = (
+        "import sys\n"
+        "from archiver.extract import extract\n"
+        f"assert extract({text!r}, {fmt!r}).references\n"
+        f"print(sorted(name for name in {LAZY!r} if name in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sorted(imported))

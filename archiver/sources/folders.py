@@ -33,9 +33,9 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Post:
-    """One post file and the PDF/image references found in it."""
+    """One post file and the PDF/image references found in it (a record: never changed)."""
 
     source: str  # name of the source the post belongs to
     root: Path  # the source root the post was found under
@@ -132,42 +132,41 @@ def read_post(
     them already (a crawl reads and hashes each post once, to tell whether it changed).
     """
     rel = file.name if file == root else file.relative_to(root).as_posix()
-    post = Post(source, root, rel, file.resolve(), "")
+    abs_path = file.resolve()
     if data is None:
         try:
             data = file.read_bytes()
         except OSError as exc:
-            post.warnings.append(ExtractWarning(0, f"cannot read {rel}: {exc.strerror or exc}"))
-            return post
+            warning = ExtractWarning(0, f"cannot read {rel}: {exc.strerror or exc}")
+            return Post(source, root, rel, abs_path, "", warnings=[warning])
         sha256 = None
-    post.content_sha256 = sha256 or hashlib.sha256(data).hexdigest()
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
     if b"\0" in data:
-        post.warnings.append(ExtractWarning(0, f"{rel} looks binary (NUL bytes); skipped"))
-        return post
+        warning = ExtractWarning(0, f"{rel} looks binary (NUL bytes); skipped")
+        return Post(source, root, rel, abs_path, sha256, warnings=[warning])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        message = f"{rel} is not UTF-8 (byte {exc.start}); skipped"
-        post.warnings.append(ExtractWarning(0, message))
-        return post
+        warning = ExtractWarning(0, f"{rel} is not UTF-8 (byte {exc.start}); skipped")
+        return Post(source, root, rel, abs_path, sha256, warnings=[warning])
     rel_dir = Path(rel).parent.as_posix()
     post_base = (
         None if base_url is None else _post_base_url(base_url, "" if rel_dir == "." else rel_dir)
     )
     result = extract(text, post_format(file.name) or "markdown", base_url=post_base)
-    post.warnings.extend(result.warnings)
-    post.skipped = result.skipped
     post_dir = file.parent.resolve()
+    references: list[Reference] = []
     for ref in result.references:
         if not ref.relative:
-            post.references.append(ref)
+            references.append(ref)
             continue
         # Resolved as the fetcher will read them: a path outside the source (``../..``,
         # a symlink out) is kept as a reference, and ``fetch`` records it as blocked.
         candidates = [c.resolve() for c in resolve_local(ref.url, post_dir, static_roots)]
         chosen = next((c for c in candidates if c.is_file()), candidates[0])
-        post.references.append(dataclasses.replace(ref, url=chosen.as_uri(), relative=False))
-    return post
+        references.append(dataclasses.replace(ref, url=chosen.as_uri(), relative=False))
+    warnings = list(result.warnings)
+    return Post(source, root, rel, abs_path, sha256, references, warnings, result.skipped)
 
 
 def collect(
