@@ -637,7 +637,7 @@ def test_fetch_transport_is_read_from_the_config(tmp_path: Path) -> None:
     assert load_config(path).fetch.transport == "httpx"
     path.write_text("[fetch]\nper_host = 2\n", encoding="utf-8")
     assert load_config(path).fetch.transport == "auto"
-    assert get_args(TransportChoice) == config_module._TRANSPORTS
+    assert get_args(TransportChoice) == config_module.TRANSPORTS
 
 
 def test_a_bad_fetch_transport_names_the_key(tmp_path: Path) -> None:

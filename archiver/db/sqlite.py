@@ -77,6 +77,17 @@ def read_snapshot(path: Path, read: Callable[[Database], T], *, attempts: int = 
         db.close()
 
 
+def as_database_error(exc: BaseException) -> BaseException:
+    """A driver's error as the ``DatabaseError`` the command line reports; others unchanged.
+
+    A write can fail outside ``transaction`` too (a full disk during a read's temp table),
+    and the caller need not know which driver raised it.
+    """
+    if isinstance(exc, sqlite3.Error):
+        return DatabaseError(f"cannot write the database: {exc}")
+    return exc
+
+
 @dataclass(frozen=True)
 class PostRow:
     id: int

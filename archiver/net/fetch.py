@@ -38,11 +38,11 @@ import anyio
 import httpx
 
 from archiver.clock import Clock, SystemClock
-from archiver.config import USER_AGENT, FetchConfig, TransportChoice
-from archiver.config import sendable as _sendable
 from archiver.net.guard import AddressGuard, BlockedAddress
 from archiver.net.localfiles import OUTSIDE_SOURCE, LocalRoots, local_path
 from archiver.net.rules import UrlRules
+from archiver.net.settings import USER_AGENT, FetchConfig, TransportChoice
+from archiver.net.settings import sendable as _sendable
 from archiver.net.transport import (
     Http2Transport,
     Http11Transport,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
@@ -24,8 +23,8 @@ from anyio.abc import TaskStatus
 
 from archiver.clock import Clock, SystemClock, iso
 from archiver.config import Config, Source
-from archiver.db.sqlite import Database
-from archiver.errors import ArchiverError, ConfigError, DatabaseError, RunInterrupted, Stop
+from archiver.db.sqlite import Database, as_database_error
+from archiver.errors import ArchiverError, ConfigError, RunInterrupted, Stop
 from archiver.run.indexing import source_roots
 from archiver.run.pipeline import FAIL_ON, Pipeline, ProgressFn
 from archiver.run.summary import RunSummary
@@ -241,6 +240,4 @@ def _unwrap(exc: BaseException) -> BaseException:
                 return found
         # One failure in a task group is that failure (the message names it, not the group).
         return _unwrap(exc.exceptions[0]) if len(exc.exceptions) == 1 else exc
-    if isinstance(exc, sqlite3.Error):
-        return DatabaseError(f"cannot write the database: {exc}")
-    return exc
+    return as_database_error(exc)
