@@ -41,62 +41,58 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-#: Public name -> the private module that defines it.
+#: Public name -> the module that defines it (README's "Library" section lists them).
 _EXPORTS = {
     "STATES": "db",
     "ArchiverError": "errors",
-    "Clock": "clock",
     "Config": "config",
     "ConfigError": "errors",
-    "Database": "db",
     "DatabaseError": "errors",
-    "FakeClock": "clock",
     "FetchConfig": "config",
-    "FetchResult": "net.fetch",
-    "FetchSettings": "net.fetch",
-    "Fetcher": "net.fetch",
-    "HostMapTransport": "net.fetch",
     "LockedError": "errors",
     "NetworkDownError": "errors",
     "Reference": "extract",
+    "ReportFilter": "ops.report",
     "RunInterrupted": "errors",
-    "RunSummary": "run.crawl",
+    "RunSummary": "run.summary",
     "Source": "config",
-    "Store": "store",
     "StoreError": "errors",
-    "StoredBlob": "store",
-    "SystemClock": "clock",
+    "UrlState": "records",
+    "VerifyResult": "ops.verify",
+    "check": "api",
+    "crawl": "api",
     "load_config": "config",
     "normalize_url": "extract",
+    "report_rows": "api",
+    "restore": "api",
+    "verify": "api",
 }
 
 __all__ = [
     "STATES",
     "ArchiverError",
-    "Clock",
     "Config",
     "ConfigError",
-    "Database",
     "DatabaseError",
-    "FakeClock",
     "FetchConfig",
-    "FetchResult",
-    "FetchSettings",
-    "Fetcher",
-    "HostMapTransport",
     "LockedError",
     "NetworkDownError",
     "Reference",
+    "ReportFilter",
     "RunInterrupted",
     "RunSummary",
     "Source",
-    "Store",
     "StoreError",
-    "StoredBlob",
-    "SystemClock",
+    "UrlState",
+    "VerifyResult",
     "__version__",
+    "check",
+    "crawl",
     "load_config",
     "normalize_url",
+    "report_rows",
+    "restore",
+    "verify",
 ]
 
 
@@ -110,9 +106,9 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .clock import Clock, FakeClock, SystemClock
+    from .api import check, crawl, report_rows, restore, verify
     from .config import Config, FetchConfig, Source, load_config
-    from .db import STATES, Database
+    from .db import STATES
     from .errors import (
         ArchiverError,
         ConfigError,
@@ -123,6 +119,7 @@ if TYPE_CHECKING:
         StoreError,
     )
     from .extract import Reference, normalize_url
-    from .net.fetch import Fetcher, FetchResult, FetchSettings, HostMapTransport
-    from .run.crawl import RunSummary
-    from .store import Store, StoredBlob
+    from .ops.report import ReportFilter
+    from .ops.verify import VerifyResult
+    from .records import UrlState
+    from .run.summary import RunSummary

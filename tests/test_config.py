@@ -84,7 +84,7 @@ def test_one_settings_type_reaches_the_fetcher_as_read(tmp_path: Path) -> None:
     from archiver.config import FetchConfig, override_fetch
     from archiver.net.fetch import USER_AGENT, Fetcher, FetchSettings
 
-    assert archiver.FetchSettings is archiver.FetchConfig is FetchSettings is FetchConfig
+    assert archiver.FetchConfig is FetchSettings is FetchConfig
     path = tmp_path / "config.toml"
     path.write_text(
         'exclude_urls = ["//ads\\\\."]\n[fetch]\nper_host = 3\nhttp2 = true\n', encoding="utf-8"

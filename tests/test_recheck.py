@@ -14,7 +14,8 @@ import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, World, make_world, sha
 
-from archiver import HostMapTransport, Source
+from archiver import Source
+from archiver.net.fetch import HostMapTransport
 from archiver.run.crawl import crawl
 from archiver.store.directory import sha256_of
 

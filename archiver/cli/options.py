@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from archiver.config import Config, load_config, parse_extensions
-from archiver.errors import ConfigError
 from archiver.redact import clean_text
 
 if TYPE_CHECKING:
@@ -139,22 +138,7 @@ def extensions_from(value: str | None) -> tuple[str, ...] | None:
 
 
 def read_only(cfg: Config, read: Callable[[Database, Store], T]) -> T:
-    """A read-only command's work: the database opened read-only, nothing created on disk.
+    """A read-only command's work: the database opened read-only, nothing created on disk."""
+    from archiver.ops.access import read_archive
 
-    ``read`` may run more than once (see ``db.read_snapshot``): it must only read, or
-    write something it replaces whole.
-    """
-    from archiver.db.sqlite import read_snapshot
-    from archiver.store.directory import Store
-    from archiver.store.identity import bind_store
-
-    if not cfg.db.exists():
-        raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
-    store = Store(cfg.store, create=False)
-
-    def checked(database: Database) -> T:
-        for message in bind_store(database, store, shared=cfg.shared_store, write=False):
-            warn(message)
-        return read(database, store)
-
-    return read_snapshot(cfg.db, checked)
+    return read_archive(cfg, read, warn)

@@ -67,20 +67,10 @@ def _grace(option: str, text: str) -> float:
 
 @contextmanager
 def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
-    if not cfg.db.exists():
-        raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
-    from archiver.store.identity import bind_store
+    from archiver.ops.access import open_archive
 
-    database = Database(cfg.db)
-    try:
-        # Checked before the store is made: a wrong --store is refused, not created empty.
-        store = Store(cfg.store, create=False)
-        for message in bind_store(database, store, shared=cfg.shared_store, write=True):
-            warn(message)
-        store.create()
-        yield database, store
-    finally:
-        database.close()
+    with open_archive(cfg, warn) as opened:
+        yield opened
 
 
 def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -314,26 +304,14 @@ def verify(
 
     Example: archiver verify --max-duration 10m
     """
-    from archiver.net.rules import UrlRules
-    from archiver.ops.verify import verify as run_verify
-    from archiver.run.crawl import source_roots
+    from archiver import api
 
     cfg = with_allowed(config_from_options(config_path, db, store), allow_address)
     budget = parse_duration("--max-duration", max_duration) if max_duration else None
     seconds = _grace("--grace", grace)
-    with _open(cfg) as (database, blobs):
-        result = run_verify(
-            database,
-            blobs,
-            now=utcnow_iso(SystemClock()),
-            max_duration=budget,
-            limit=limit,
-            repair=repair,
-            settings=cfg.fetch,
-            rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
-            local_roots=source_roots(cfg.sources),
-            grace=seconds,
-        )
+    result = api.verify(
+        cfg, repair=repair, max_duration=budget, limit=limit, grace=seconds, warn=warn
+    )
     for line in result.lines():
         click.echo(line)
     click.echo(result.line(), err=True)

@@ -93,14 +93,15 @@ def extract(
     fmt: Format,
     *,
     base_url: str | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.thread_time,
 ) -> Extraction:
     """Finds every PDF and image reference in a post's text, in source order.
 
     Relative references are made absolute against ``base_url`` (or an HTML
     ``<base href>``); without one they come back with ``relative=True``. A post longer
-    than MAX_POST_CHARS, or not read within ``post_budget`` seconds of ``clock``, comes
-    back ``skipped`` with one warning and no references.
+    than MAX_POST_CHARS, or not read within ``post_budget`` seconds of ``clock`` (CPU time
+    of this thread: a loaded machine does not skip posts), comes back ``skipped`` with
+    one warning and no references.
     """
     if len(text) > MAX_POST_CHARS:
         limit = MAX_POST_CHARS // (1024 * 1024)

@@ -66,7 +66,7 @@ class Document:
         self,
         text: str,
         base_url: str | None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.thread_time,
         deadline: float = float("inf"),
     ) -> None:
         self.text = text
