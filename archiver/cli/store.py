@@ -300,6 +300,11 @@ def _rewrite(
     show_default=True,
     help="Skip unknown store files younger than this (a running crawl may yet name them).",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also check that each blob opens (PDF parses, image decodes); one that does not is due.",
+)
 def verify(
     config_path: Path | None,
     db: Path | None,
@@ -309,6 +314,7 @@ def verify(
     limit: int | None,
     grace: str,
     allow_address: tuple[str, ...],
+    deep: bool,
 ) -> None:
     """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
 
@@ -333,6 +339,7 @@ def verify(
             rules=UrlRules.compile(cfg.exclude_urls, cfg.remap),
             local_roots=source_roots(cfg.sources),
             grace=seconds,
+            deep=deep,
         )
     for line in result.lines():
         click.echo(line)
