@@ -144,6 +144,8 @@ def test_a_valid_pdf_reports_its_pages_and_title(tmp_path: Path, server: Loopbac
     assert "restorable (3 pages)" in table
     _, markdown = site.cli("report", "--format", "markdown", "--state", "all")
     assert "| restorable (3 pages) |" in markdown
+    _, html = site.cli("report", "--format", "html", "--state", "all")
+    assert '<small class="media">3 pages</small>' in html
 
 
 def test_a_pixel_bomb_stays_ok_with_its_deep_check_skipped(
