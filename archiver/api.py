@@ -109,11 +109,13 @@ def verify(
     max_duration: float | None = None,
     limit: int | None = None,
     grace: float | None = None,
+    deep: bool = False,
     warn: Warn | None = None,
 ) -> VerifyResult:
     """``archiver verify``: re-hash the store's blobs and check rows and files; with
-    ``repair``, fetch damaged copies again. Store files no row names are reported once
-    ``grace`` seconds old (default an hour)."""
+    ``deep``, also parse each PDF and image again; with ``repair``, fetch damaged copies
+    again. Store files no row names are reported once ``grace`` seconds old (default an
+    hour)."""
     from archiver.clock import SystemClock, utcnow_iso
     from archiver.net.rules import UrlRules
     from archiver.ops.access import open_archive
@@ -133,4 +135,5 @@ def verify(
             rules=UrlRules.compile(config.exclude_urls, config.remap),
             local_roots=source_roots(config.sources),
             grace=YOUNG if grace is None else grace,
+            deep=deep,
         )

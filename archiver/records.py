@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from archiver.validate import Expected
+    from archiver.validate_deep import DeepCheck
 
 __all__ = ["CheckRecord", "DueUrl", "Outcome", "RecheckReason", "RefRow", "UrlState"]
 
@@ -123,3 +124,6 @@ class CheckRecord:
     held_sha256: str | None = None
     #: False: the check is recorded, the URL's row is left as it was (``states.may_clear``).
     changes_url: bool = True
+    #: What the parsers said of the archived body (``validate_deep``), recorded on its
+    #: blob; None when it was not checked (a kind no parser reads, or already checked).
+    deep: DeepCheck | None = None

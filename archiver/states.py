@@ -10,7 +10,9 @@ one more check result means.
   (``tests/test_states.py`` holds it to that).
 * **What a run may change** (``may_clear``): a ``crawl`` records what it finds; a
   ``check`` probes, so its "ok" never clears a failed full fetch of a URL we hold no copy
-  of (the report keeps showing it broken until a crawl archives it).
+  of (the report keeps showing it broken until a crawl archives it), nor an ``invalid``
+  verdict of a full fetch at all (a probe reads the first bytes; the crawl read the whole
+  body and found it does not open, whatever copy we still hold).
 * **Confirmation** (``transition``): a link is *confirmed* dead only after failing on
   ``confirm_runs`` consecutive runs at least ``confirm_after`` apart, while ``invalid``
   needs no confirmation and transient errors never confirm anything.
@@ -77,12 +79,13 @@ def may_clear(url: DueUrl, outcome: Outcome, *, probe: bool) -> bool:
 
     A probe's "ok" says the link answers, not that we hold its asset: when the URL's
     last full fetch failed and we hold no copy, the failure stands (the check itself is
-    still recorded).
+    still recorded). A probe's magic-byte test cannot overrule a full fetch's
+    ``invalid`` (a body cut short or one that does not open) either, copy or none.
     """
     return not (
         probe
         and outcome.state == UrlState.OK
-        and url.sha256 is None
+        and (url.sha256 is None or url.state == UrlState.INVALID)
         and url.state in FAILED
         and url.full_fetch_failed
     )

@@ -50,6 +50,7 @@ __all__ = [
     "DeepVerdict",
     "Kind",
     "deep_check",
+    "deep_kind",
     "run_bounded",
 ]
 
@@ -128,6 +129,18 @@ def one_line(text: str, limit: int = _REASON_MAX) -> str:
     """Server and parser text as one bounded line (reasons end up in logs and reports)."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def deep_kind(content_type: str | None) -> Kind | None:
+    """Which parser reads a body of this (sniffed) type; None: none does."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime == "application/pdf":
+        return "pdf"
+    if mime == "image/svg+xml":
+        return "svg"
+    if mime.startswith("image/"):
+        return "image"
+    return None
 
 
 def deep_check(

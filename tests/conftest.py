@@ -102,3 +102,16 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_deep_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most tests serve stand-in bodies (``%PDF-1.4`` and filler) that no parser opens;
+    a crawl deep-checks only in the tests that ask for ``deep_checking``."""
+    monkeypatch.setenv("ARCHIVER_DEEP_CHECK", "off")
+
+
+@pytest.fixture
+def deep_checking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl deep-checks each new body, as it does outside the tests."""
+    monkeypatch.delenv("ARCHIVER_DEEP_CHECK", raising=False)

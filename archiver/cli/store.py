@@ -290,6 +290,11 @@ def _rewrite(
     show_default=True,
     help="Skip unknown store files younger than this (a running crawl may yet name them).",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also check that each blob opens (PDF parses, image decodes); one that does not is due.",
+)
 def verify(
     config_path: Path | None,
     db: Path | None,
@@ -299,6 +304,7 @@ def verify(
     limit: int | None,
     grace: str,
     allow_address: tuple[str, ...],
+    deep: bool,
 ) -> None:
     """Re-hash blobs; report missing, corrupt, dangling rows and unknown files (exit 1 if any).
 
@@ -310,7 +316,13 @@ def verify(
     budget = parse_duration("--max-duration", max_duration) if max_duration else None
     seconds = _grace("--grace", grace)
     result = api.verify(
-        cfg, repair=repair, max_duration=budget, limit=limit, grace=seconds, warn=warn
+        cfg,
+        repair=repair,
+        max_duration=budget,
+        limit=limit,
+        grace=seconds,
+        deep=deep,
+        warn=warn,
     )
     for line in result.lines():
         click.echo(line)

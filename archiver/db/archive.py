@@ -76,11 +76,13 @@ class ArchiveQueries:
         cur = self.conn.execute(
             "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
             " u.sha256, u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
-            f" u.referenced, u.fetch_url FROM urls u WHERE {where}",
+            " u.referenced, u.fetch_url, b.pages, b.title, b.width, b.height, b.format,"
+            " b.deep_check FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
+            f" WHERE {where}",
             params,
         )
         for r in cur:
-            yield ReportUrl(*r[:13], bool(r[13]), r[14])  # type: ignore[call-arg]
+            yield ReportUrl(*r[:13], bool(r[13]), *r[14:])  # type: ignore[call-arg]
 
     def post_refs(self, q: UrlQuery | None = None) -> Iterator[PostRef]:
         """The links of every post (to the URLs ``q`` covers), by path, line and column."""
@@ -147,6 +149,10 @@ class ArchiveQueries:
                 "SELECT sha256 FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
             )
         ]
+
+    def blob_content_types(self) -> dict[str, str | None]:
+        """Every blob's sha256 and the (sniffed) type it was stored as."""
+        return dict(self.conn.execute("SELECT sha256, content_type FROM blobs").fetchall())
 
     def set_verification(self, sha256: str, ok: bool, now: str) -> None:
         """Records a blob's hash check (reports stop calling a damaged copy restorable).

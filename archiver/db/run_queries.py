@@ -37,9 +37,11 @@ _DUE = (
 )
 
 #: For a check: whether the last full fetch (a crawl's check) of a URL in a failed state,
-#: of which we hold no copy, failed (``states.may_clear``). Looked up only for such URLs.
+#: of which we hold no copy (or which is invalid, copy or none), failed
+#: (``states.may_clear``). Looked up only for such URLs.
 _FULL_FETCH_FAILED = (
-    f"CASE WHEN ? AND u.sha256 IS NULL AND u.state IN ({_FAILED}) THEN"
+    f"CASE WHEN ? AND (u.sha256 IS NULL OR u.state = 'invalid') AND u.state IN ({_FAILED})"
+    " THEN"
     " COALESCE((SELECT c.state != 'ok' FROM checks c JOIN runs r ON r.id = c.run_id"
     " WHERE c.url_id = u.id AND r.command = 'crawl' ORDER BY c.id DESC LIMIT 1), 0)"
     " ELSE 0 END"

@@ -330,6 +330,21 @@ _401_RECHECK = Step(
     add_columns=(AddColumn("urls", Column("recheck", TEXT)),),
 )
 
+_501_DEEP_CHECK = Step(
+    "501_deep_check",
+    # What the parsers learnt of a blob when it was stored (``validate_deep``): whether
+    # it opens (ok, corrupt, skipped) and why not, and its pages, title and dimensions.
+    add_columns=(
+        AddColumn("blobs", Column("pages", INTEGER)),
+        AddColumn("blobs", Column("title", TEXT)),
+        AddColumn("blobs", Column("width", INTEGER)),
+        AddColumn("blobs", Column("height", INTEGER)),
+        AddColumn("blobs", Column("format", TEXT)),
+        AddColumn("blobs", Column("deep_check", TEXT)),  # ok, corrupt or skipped; NULL: never
+        AddColumn("blobs", Column("deep_reason", TEXT)),
+    ),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -338,4 +353,5 @@ STEPS: tuple[Step, ...] = (
     _201_SITE_PAGES,
     _301_STORE_IDENTITY,
     _401_RECHECK,
+    _501_DEEP_CHECK,
 )

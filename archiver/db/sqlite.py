@@ -28,6 +28,8 @@ from archiver.records import CheckRecord, RecheckReason, RefRow, UrlState
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from archiver.validate_deep import DeepCheck
+
 __all__ = ["STATES", "Database", "PostRow", "read_snapshot"]
 
 #: Every state a URL can be in.
@@ -368,6 +370,30 @@ class Database(ArchiveQueries, RunQueries):
                 ),
             )
 
+    def deep_checked(self, sha256: str) -> bool:
+        """Whether this blob is stored and its deep check recorded (it need not run again)."""
+        row = self.conn.execute(
+            "SELECT deep_check IS NOT NULL FROM blobs WHERE sha256=?", (sha256,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def set_deep_check(self, sha256: str, deep: DeepCheck) -> None:
+        """Records what the parsers said of a blob (``validate_deep``). Call in a transaction."""
+        self.conn.execute(
+            "UPDATE blobs SET deep_check=?, deep_reason=?, pages=?, title=?, width=?, height=?,"
+            " format=? WHERE sha256=?",
+            (
+                deep.verdict,
+                deep.reason or None,
+                deep.pages,
+                deep.title,
+                deep.width,
+                deep.height,
+                deep.format,
+                sha256,
+            ),
+        )
+
     def record_check(self, check: CheckRecord) -> int:
         """Writes one check of a URL and, unless ``check.changes_url`` is False, its new
         state. Call inside a transaction.
@@ -415,6 +441,8 @@ class Database(ArchiveQueries, RunQueries):
                         " VALUES (?, ?, ?, ?)",
                         (sha, r.size, r.content_type, now),
                     )
+                if check.deep is not None:
+                    self.set_deep_check(sha, check.deep)
                 self.conn.execute(
                     "INSERT INTO versions (url_id, sha256, first_seen, last_seen, check_id)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (url_id, sha256)"

@@ -61,6 +61,13 @@ class ReportUrl:
     referenced: bool
     #: Where a [remap] rule sends the fetch, else None.
     remapped_url: str | None
+    #: What the deep check learnt of the current copy's blob (``validate_deep``).
+    pages: int | None = None
+    title: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    deep_check: str | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES, Database
 from archiver.db.views import UrlQuery
 from archiver.errors import ConfigError
+from archiver.ops.report_html import media_label
 from archiver.ops.restore import copies, newest_good
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store
@@ -69,6 +70,13 @@ FIELDS = (
     "versions",
     # Added by the live-sites issue: where a [remap] rule sends the fetch, else null.
     "remapped_url",
+    # Added by deep validation: what the parsers learnt of the current copy, else null.
+    "pages",
+    "title",
+    "width",
+    "height",
+    "format",
+    "deep_check",
 )
 
 
@@ -227,6 +235,12 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
             "copy_verified_at": good.verified_at if good else None,
             "versions": len(held),
             "remapped_url": u.remapped_url,
+            "pages": u.pages,
+            "title": u.title,
+            "width": u.width,
+            "height": u.height,
+            "format": u.format,
+            "deep_check": u.deep_check,
         }
         out.append({k: row[k] for k in FIELDS})
     out.sort(key=_order_key)
@@ -299,6 +313,12 @@ def copy_label(row: dict[str, Any]) -> str:
     return "damaged" if row["versions"] else "none"
 
 
+def copy_cell(row: dict[str, Any]) -> str:
+    """The copy column of the text formats: its label, then what it is when known."""
+    media = media_label(row)
+    return f"{copy_label(row)} ({media})" if media else copy_label(row)
+
+
 def _csv(rows: Iterable[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -369,7 +389,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
                 f"| {_md(clean_text(path))}:{line} | <{shown(r, 'url')}>{_remap_note(r)} |"
                 f" {r['state']} |"
                 f" {_md(_status(r))} |"
-                f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_label(r)} |"
+                f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_cell(r)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -474,7 +494,7 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False, width: int | None
             "remap": shown(r, "remapped_url") if r.get("remapped_url") else "",
             "where": _where(r),
             "failing since": (r["failing_since"] or "")[:10],
-            "copy": copy_label(r),
+            "copy": copy_cell(r),
         }
         for r in rows
     ]

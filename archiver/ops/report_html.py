@@ -18,8 +18,9 @@ from typing import Any
 from archiver.db.sqlite import STATES
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store
+from archiver.text import plural
 
-__all__ = ["THUMB_MAX", "render_html"]
+__all__ = ["THUMB_MAX", "media_label", "render_html"]
 
 #: Images up to this size are embedded in the page; larger ones are linked from the store.
 THUMB_MAX = 256 * 1024
@@ -80,6 +81,16 @@ def _href(path: Path, output: Path | None) -> str:
     return path.resolve().as_uri()
 
 
+def media_label(row: dict[str, Any]) -> str:
+    """What the copy is, where the deep check learnt it: ``12 pages``, ``1600x900``, else ""."""
+    pages, width, height = row.get("pages"), row.get("width"), row.get("height")
+    if pages is not None:
+        return plural(pages, "page")
+    if width is not None and height is not None:
+        return f"{width}x{height}"
+    return ""
+
+
 def _copy_cell(row: dict[str, Any], store: Store | None, output: Path | None) -> str:
     sha = row["copy_sha256"]
     if not sha or store is None:
@@ -97,7 +108,9 @@ def _copy_cell(row: dict[str, Any], store: Store | None, output: Path | None) ->
         else:
             src = href
         thumb = f'<a href="{href}"><img class="thumb" alt="archived image" src="{src}"></a>'
-    return f'{thumb}<a class="copy" href="{href}">archived copy</a> <code>{sha[:12]}</code>'
+    media = media_label(row)  # what the deep check learnt: pages or dimensions
+    about = f' <small class="media">{escape(media)}</small>' if media else ""
+    return f'{thumb}<a class="copy" href="{href}">archived copy</a> <code>{sha[:12]}</code>{about}'
 
 
 def _row(line: int, row: dict[str, Any], store: Store | None, output: Path | None) -> str:

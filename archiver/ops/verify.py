@@ -6,6 +6,12 @@ so a time budget (``max_duration``) checks a large store a slice per run.
 Repair only ever puts back the exact bytes a blob is named after: from a
 misnamed file in the store, or from the origin when it still serves them, asked
 through the crawl's own ``Fetcher`` and settings (never a client of its own).
+
+``deep`` also asks the parsers whether each blob that hashes right still opens
+(``validate_deep``): a hash proves the bytes are those stored, not that they were ever
+a whole file (a crawl run with deep checking off, or before it existed). One that does
+not open is marked like a damaged blob (never deleted, never "repaired" with the same
+bytes) and its URLs are fetched in full at the next crawl.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store, sha256_of
 from archiver.text import plural
+from archiver.validate_deep import deep_check, deep_kind
 
 if TYPE_CHECKING:
     import httpx
@@ -59,16 +66,21 @@ class VerifyResult:
     unrepaired: list[tuple[str, str]] = field(default_factory=list)
     #: Blobs left for the next run when the time budget ran out.
     remaining: int = 0
+    #: ``deep``: blobs whose bytes hash right but do not open, with the parser's reason.
+    undecodable: list[tuple[str, str]] = field(default_factory=list)
+    #: ``deep`` was asked for (the summary line then counts what does not open).
+    deep: bool = False
 
     @property
     def wrong(self) -> bool:
         broken = (set(self.missing) | set(self.corrupt)) - set(self.repaired)
-        return bool(broken or self.dangling or self.unknown)
+        return bool(broken or self.dangling or self.unknown or self.undecodable)
 
     def lines(self) -> list[str]:
         fixed = set(self.repaired)
         out = [f"missing blob: {s}" for s in self.missing if s not in fixed]
         out += [f"corrupt blob: {s}" for s in self.corrupt if s not in fixed]
+        out += [f"blob does not open: {s}: {why}" for s, why in self.undecodable]
         out += [f"repaired blob: {s}" for s in self.repaired]
         out += [f"could not repair {s}: {why}" for s, why in self.unrepaired]
         out += [f"dangling row: {d}" for d in self.dangling]
@@ -83,9 +95,10 @@ class VerifyResult:
             if self.remaining
             else ""
         )
+        opens = f", {len(self.undecodable)} not opening" if self.deep else ""
         return (
             f"verify: {plural(self.checked, 'blob')} checked, {self.ok} ok,"
-            f" {len(self.missing)} missing, {len(self.corrupt)} corrupt,"
+            f" {len(self.missing)} missing, {len(self.corrupt)} corrupt{opens},"
             f" {len(self.repaired)} repaired, {plural(len(self.dangling), 'dangling row')},"
             f" {plural(len(self.unknown), 'unknown file')}{orphans}{rest}"
         )
@@ -128,6 +141,7 @@ def verify(
     monotonic: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     grace: float = YOUNG,
+    deep: bool = False,
 ) -> VerifyResult:
     """Re-hashes blobs (oldest check first, within the budget), then checks rows and files.
 
@@ -135,9 +149,11 @@ def verify(
     repair fetches through ``archiver.net.fetch.Fetcher`` with ``settings`` (a crawl's:
     limits, size caps, redirects, User-Agent, timeouts) and ``rules`` (``[remap]``
     and ``exclude_urls``), so it asks no URL a crawl would not ask, and no other way.
+    ``deep`` also re-runs the deep check on each blob that hashes right.
     """
-    result = VerifyResult()
+    result = VerifyResult(deep=deep)
     blobs = db.blobs_to_verify()
+    types = db.blob_content_types() if deep else {}
     started = monotonic()
     for i, sha in enumerate(blobs):
         out_of_time = max_duration is not None and monotonic() - started >= max_duration
@@ -146,13 +162,16 @@ def verify(
             break
         actual = store.hash_file(sha)
         result.checked += 1
+        opens = True
         if actual == sha:
             result.ok += 1
+            if deep:
+                opens = _opens(db, store, sha, types.get(sha), result)
         elif actual is None:
             result.missing.append(sha)
         else:
             result.corrupt.append(sha)
-        record_verification(db, sha, actual == sha, now)
+        record_verification(db, sha, actual == sha and opens, now)
     result.dangling = _dangling(db)
     strays = _unknown(store, set(blobs), wall(), grace)
     result.unknown = [p for p in strays if not _blob_named(p)]
@@ -169,6 +188,23 @@ def verify(
     return result
 
 
+def _opens(
+    db: Database, store: Store, sha: str, content_type: str | None, result: VerifyResult
+) -> bool:
+    """Re-runs the deep check on a blob whose hash is right; False when it does not open."""
+    kind = deep_kind(content_type)
+    if kind is None:
+        return True
+    check = deep_check(store.path_for(sha), kind)
+    with db.transaction():
+        db.set_deep_check(sha, check)
+    if check.verdict != "corrupt":
+        return True
+    result.ok -= 1
+    result.undecodable.append((sha, check.reason or f"the {kind} does not open"))
+    return False
+
+
 def _make_due(db: Database, result: VerifyResult) -> None:
     """The URLs of a blob still missing or damaged are fetched again at the next crawl.
 
@@ -178,6 +214,7 @@ def _make_due(db: Database, result: VerifyResult) -> None:
     fixed = set(result.repaired)
     missing = [s for s in result.missing if s not in fixed]
     corrupt = [s for s in result.corrupt if s not in fixed]
+    corrupt += [s for s, _ in result.undecodable]
     if missing or corrupt:
         with db.transaction():
             db.mark_due_by_blob(missing, RecheckReason.COPY_MISSING)

@@ -3,10 +3,19 @@
 Owns the order that makes a crash harmless (a blob is in the store before any row names
 it), the batching (one transaction per batch: a commit per result would cost a disk sync
 per URL and stall the event loop), and the crash-test hooks (``ARCHIVER_FAULT``).
+
+Before a new body is committed it is deep-checked (``validate_deep``: does it open?),
+in a bounded child process, off the event loop, at most ``DEEP_CHECKS`` at a time: a
+``corrupt`` body makes the outcome ``invalid`` (error class ``corrupt``) and is never
+stored, so it never replaces the copy the URL holds. A blob already stored and checked is
+not checked again. ``ARCHIVER_DEEP_CHECK=off`` turns this off (a test hook, as the fault
+points are: it lets a test store a body that does not open).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import signal
 from collections import Counter
@@ -21,13 +30,17 @@ from archiver.net.fetch import Fetched
 from archiver.records import CheckRecord, DueUrl, Outcome, UrlState
 from archiver.run.summary import RunSummary
 from archiver.states import Previous, may_clear, transition
+from archiver.store.directory import BlobWriter
+from archiver.validate_deep import DeepCheck, DeepLimits, deep_check, deep_kind
 
-__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "Recorder", "fault"]
+__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "DEEP_CHECKS", "Recorder", "fault"]
 
 #: A batch of results is recorded in one transaction once it has this many rows...
 BATCH_ROWS = 500
 #: ...or once its oldest result has waited this long (a kill loses at most this much work).
 BATCH_SECONDS = 0.5
+#: Deep checks running at once (each a child process of up to 150 MB, mostly CPU).
+DEEP_CHECKS = 2
 
 
 class Recorder:
@@ -39,11 +52,17 @@ class Recorder:
     ) -> None:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
         self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
-        self._pending: list[tuple[DueUrl, Outcome, bool, datetime]] = []
+        self._pending: list[tuple[DueUrl, Outcome, bool, datetime, DeepCheck | None]] = []
         self._oldest = 0.0
+        self._deep = not probe and os.environ.get("ARCHIVER_DEEP_CHECK", "") != "off"
+        self._deep_limits = DeepLimits()
+        self._deep_slots: anyio.CapacityLimiter | None = None
 
     async def record(self, url: DueUrl, fetched: Fetched) -> None:
         outcome, blob = fetched
+        deep = None
+        if outcome.state == UrlState.OK and blob is not None:
+            outcome, deep = await self._deep_check(outcome, blob)
         when = self._clock.now()
         archived = False
         if outcome.state == UrlState.OK and blob is not None:
@@ -59,16 +78,41 @@ class Recorder:
             blob.abort()
         if not self._pending:
             self._oldest = anyio.current_time()
-        self._pending.append((url, outcome, archived, when))
+        self._pending.append((url, outcome, archived, when, deep))
         if len(self._pending) >= BATCH_ROWS or anyio.current_time() - self._oldest >= BATCH_SECONDS:
             self.flush()
+
+    async def _deep_check(
+        self, outcome: Outcome, blob: BlobWriter
+    ) -> tuple[Outcome, DeepCheck | None]:
+        """Whether the finished body opens; a corrupt one turns the outcome ``invalid``."""
+        kind = deep_kind(outcome.content_type)
+        if not self._deep or kind is None:
+            return outcome, None
+        sha = await anyio.to_thread.run_sync(blob.finish)  # fsynced already: a no-op
+        if self._db.deep_checked(sha):
+            return outcome, None  # these bytes were checked when first stored
+        if self._deep_slots is None:
+            self._deep_slots = anyio.CapacityLimiter(DEEP_CHECKS)
+        check = functools.partial(deep_check, blob.tmp_path, kind, self._deep_limits)
+        deep = await anyio.to_thread.run_sync(check, limiter=self._deep_slots)
+        if deep.verdict != "corrupt":
+            return outcome, deep
+        bad = dataclasses.replace(
+            outcome,
+            state=UrlState.INVALID,
+            error=deep.reason or f"the {kind} does not open",
+            error_class="corrupt",
+            transient=False,
+        )
+        return bad, None
 
     def flush(self) -> None:
         pending, summary = self._pending, self._summary
         if not pending:
             return
         with self._db.transaction():
-            for url, outcome, archived, when in pending:
+            for url, outcome, archived, when, deep in pending:
                 # Each URL is checked once per run, so what the due query read is current.
                 prev = Previous(url.state, url.confirm_count, parse_iso(url.confirm_last))
                 changes = may_clear(url, outcome, probe=self._probe)
@@ -98,6 +142,7 @@ class Recorder:
                         became=iso(when) if newly_broken else None,
                         held_sha256=url.sha256,
                         changes_url=changes,
+                        deep=deep,
                     )
                 )
                 summary.counts[state] += 1
