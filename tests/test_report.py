@@ -25,7 +25,16 @@ from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
 from archiver.db import Database
 from archiver.net.fetch import HostMapTransport
-from archiver.ops.report import FIELDS, ReportFilter, parse_since, parse_states, render, url_rows
+from archiver.ops.report import (
+    FIELDS,
+    ReportFilter,
+    ReportRow,
+    parse_since,
+    parse_states,
+    render,
+    row_dict,
+    url_rows,
+)
 from archiver.run.crawl import crawl
 from archiver.store import Store
 
@@ -127,10 +136,19 @@ def world(tmp_path: Path, server: LoopbackServer) -> World:
     return make_world(tmp_path, server)
 
 
-def rows(world: World, **kw: object) -> list[dict[str, object]]:
+def typed_rows(world: World, **kw: object) -> list[ReportRow]:
     db = world.db()
     try:
         return url_rows(db, ReportFilter(**kw), world.store())  # type: ignore[arg-type]
+    finally:
+        db.close()
+
+
+def rows(world: World, **kw: object) -> list[dict[str, object]]:
+    db = world.db()
+    try:
+        found = url_rows(db, ReportFilter(**kw), world.store())  # type: ignore[arg-type]
+        return [row_dict(r) for r in found]
     finally:
         db.close()
 
@@ -340,7 +358,7 @@ def test_csv_has_one_row_per_url(world: World) -> None:
 
 
 def test_table_is_aligned_and_coloured_only_on_a_terminal(world: World) -> None:
-    data = rows(world)
+    data = typed_rows(world)
     plain = render(data, "table")
     lines = plain.splitlines()
     assert lines[0].split() == ["STATE", "STATUS", "URL", "WHERE", "FAILING", "SINCE", "COPY"]

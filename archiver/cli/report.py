@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -64,6 +64,7 @@ def report(
     """
     from archiver.ops.report import (
         ReportFilter,
+        ReportRow,
         check_filter_names,
         parse_since,
         parse_states,
@@ -87,7 +88,7 @@ def report(
     blobs = Store(cfg.store, create=False)
     held = blobs if blobs.root.is_dir() else None
 
-    def read(database: Database, _: Store) -> list[dict[str, Any]]:
+    def read(database: Database, _: Store) -> list[ReportRow]:
         check_filter_names(database, flt)
         return url_rows(database, flt, held)
 

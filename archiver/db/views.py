@@ -61,6 +61,9 @@ class ReportUrl:
     referenced: bool
     #: Where a [remap] rule sends the fetch, else None.
     remapped_url: str | None
+    #: Failing runs counted towards confirming it dead, and when the last was counted.
+    confirm_count: int = 0
+    confirm_last: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class PostRef:
     path: str
     line: int
     kind: str
+    #: The link or alt text ("" when the form has none).
+    text: str = ""
 
 
 @dataclass(frozen=True)

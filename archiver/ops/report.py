@@ -34,12 +34,15 @@ from archiver.text import plural
 __all__ = [
     "FIELDS",
     "FORMATS",
+    "PostUse",
     "ReportFilter",
+    "ReportRow",
     "check_filter_names",
     "parse_host",
     "parse_since",
     "parse_states",
     "render",
+    "row_dict",
     "table_width",
     "url_rows",
 ]
@@ -177,7 +180,77 @@ class ReportFilter:
             parse_host(self.host)  # a bad --host is refused before the database is read
 
 
-def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PostUse:
+    """Where a post uses a URL. The JSON report shows the first four fields."""
+
+    source: str
+    path: str
+    line: int
+    kind: str
+    #: The link text or alt text as the post has it ("" when its form has none): the
+    #: deck's title, as readers see it. HTML only (the JSON fields stay as they were).
+    text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "path": self.path, "line": self.line, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One URL of the report: the fields of the JSON object (``FIELDS``, in order), then
+    what only the HTML page shows. ``row_dict`` makes the JSON/CSV form."""
+
+    url: str
+    state: str
+    http_status: int | None
+    error: str | None
+    error_class: str | None
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    last_checked: str | None
+    last_ok: str | None
+    failing_since: str | None
+    referenced: bool
+    posts: tuple[PostUse, ...]
+    host: str | None
+    restorable: bool
+    copy_sha256: str | None
+    copy_verified_at: str | None
+    versions: int
+    remapped_url: str | None
+    #: Failing runs counted towards confirming it dead, and the last one counted.
+    confirm_count: int = 0
+    confirm_last: str | None = None
+
+
+def row_dict(row: ReportRow) -> dict[str, Any]:
+    """The row as the JSON report has it: ``FIELDS`` in order, posts as objects."""
+    return {
+        "url": row.url,
+        "state": row.state,
+        "http_status": row.http_status,
+        "error": row.error,
+        "error_class": row.error_class,
+        "sha256": row.sha256,
+        "size": row.size,
+        "content_type": row.content_type,
+        "last_checked": row.last_checked,
+        "last_ok": row.last_ok,
+        "failing_since": row.failing_since,
+        "referenced": row.referenced,
+        "posts": [p.as_dict() for p in row.posts],
+        "host": row.host,
+        "restorable": row.restorable,
+        "copy_sha256": row.copy_sha256,
+        "copy_verified_at": row.copy_verified_at,
+        "versions": row.versions,
+        "remapped_url": row.remapped_url,
+    }
+
+
+def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[ReportRow]:
     """Every URL matching the filter with its posts, ordered by first post then line.
 
     With ``--post``, each URL lists only the matching posts. ``restorable`` needs
@@ -192,56 +265,56 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
         unreferenced=flt.unreferenced,
     )
     urls = [u for u in db.report_urls(query) if port is None or _url_port(u.url) == port]
-    by_url: dict[int, list[dict[str, Any]]] = {}
+    by_url: dict[int, list[PostUse]] = {}
     for r in db.post_refs(query):
-        by_url.setdefault(r.url_id, []).append(
-            {"source": r.source, "path": r.path, "line": r.line, "kind": r.kind}
-        )
+        by_url.setdefault(r.url_id, []).append(PostUse(r.source, r.path, r.line, r.kind, r.text))
     versions = copies(db, query)
     out = []
     for u in urls:
         posts = by_url.get(u.id, [])
         if flt.post:
-            posts = [p for p in posts if fnmatch.fnmatch(p["path"], flt.post)]
+            posts = [p for p in posts if fnmatch.fnmatch(p.path, flt.post)]
             if not posts:
                 continue
         held = versions.get(u.id, [])
         good = newest_good(held, store)
-        row = {
-            "url": u.url,
-            "state": u.state,
-            "http_status": u.http_status,
-            "error": u.error,
-            "error_class": u.error_class,
-            "sha256": u.sha256,
-            "size": u.size,
-            "content_type": u.content_type,
-            "last_checked": u.last_checked,
-            "last_ok": u.last_ok,
-            "failing_since": u.failing_since,
-            "referenced": u.referenced,
-            "posts": posts,
-            "host": u.host,
-            "restorable": good is not None,
-            "copy_sha256": good.sha256 if good else None,
-            "copy_verified_at": good.verified_at if good else None,
-            "versions": len(held),
-            "remapped_url": u.remapped_url,
-        }
-        out.append({k: row[k] for k in FIELDS})
+        out.append(
+            ReportRow(
+                url=u.url,
+                state=u.state,
+                http_status=u.http_status,
+                error=u.error,
+                error_class=u.error_class,
+                sha256=u.sha256,
+                size=u.size,
+                content_type=u.content_type,
+                last_checked=u.last_checked,
+                last_ok=u.last_ok,
+                failing_since=u.failing_since,
+                referenced=u.referenced,
+                posts=tuple(posts),
+                host=u.host,
+                restorable=good is not None,
+                copy_sha256=good.sha256 if good else None,
+                copy_verified_at=good.verified_at if good else None,
+                versions=len(held),
+                remapped_url=u.remapped_url,
+                confirm_count=u.confirm_count,
+                confirm_last=u.confirm_last,
+            )
+        )
     out.sort(key=_order_key)
     return out
 
 
-def _order_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    posts = row["posts"]
-    if posts:
-        return (0, posts[0]["path"], posts[0]["line"], row["url"])
-    return (1, "", 0, row["url"])
+def _order_key(row: ReportRow) -> tuple[Any, ...]:
+    if row.posts:
+        return (0, row.posts[0].path, row.posts[0].line, row.url)
+    return (1, "", 0, row.url)
 
 
 def render(
-    rows: list[dict[str, Any]],
+    rows: list[ReportRow],
     fmt: str,
     *,
     color: bool = False,
@@ -269,37 +342,37 @@ def render(
     raise ConfigError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")
 
 
-def _where(row: dict[str, Any]) -> str:
-    return clean_text("; ".join(f"{p['path']}:{p['line']}" for p in row["posts"]) or "(no post)")
+def _where(row: ReportRow) -> str:
+    return clean_text("; ".join(f"{p.path}:{p.line}" for p in row.posts) or "(no post)")
 
 
-def _status(row: dict[str, Any]) -> str:
+def _status(row: ReportRow) -> str:
     """The error (server-supplied text: cleaned), else the HTTP status."""
-    if row["error"]:
-        return clean_text(str(row["error"]))
-    return str(row["http_status"] or "")
+    if row.error:
+        return clean_text(str(row.error))
+    return str(row.http_status or "")
 
 
 #: Columns that hold a URL: shown with the password masked (JSON keeps them as recorded).
 URL_FIELDS = frozenset({"url", "remapped_url"})
 
 
-def shown(row: dict[str, Any], name: str) -> Any:
+def shown(row: ReportRow, name: str) -> Any:
     """A field as every format but JSON shows it: URLs masked, text without control characters."""
-    value = row[name]
+    value = getattr(row, name)
     if not isinstance(value, str):
         return value
     return shown_url(value) if name in URL_FIELDS else clean_text(value)
 
 
-def copy_label(row: dict[str, Any]) -> str:
+def copy_label(row: ReportRow) -> str:
     """Whether we hold a copy: ``restorable``, ``damaged`` (versions, none good) or ``none``."""
-    if row["restorable"]:
+    if row.restorable:
         return "restorable"
-    return "damaged" if row["versions"] else "none"
+    return "damaged" if row.versions else "none"
 
 
-def _csv(rows: Iterable[dict[str, Any]]) -> str:
+def _csv(rows: Iterable[ReportRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f for f in FIELDS if f != "posts"] + ["posts"]
@@ -331,7 +404,7 @@ def check_filter_names(db: Database, flt: ReportFilter) -> None:
             )
 
 
-def _json(rows: list[dict[str, Any]]) -> str:
+def _json(rows: list[ReportRow]) -> str:
     """A JSON array with one URL object per line: diffable, and fast to write.
 
     ``json.dumps(..., indent=2)`` would run Python's pure-Python encoder (indent
@@ -340,36 +413,48 @@ def _json(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "[]\n"
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    return "[\n" + ",\n".join(encode(r) for r in rows) + "\n]\n"
+    return "[\n" + ",\n".join(encode(row_dict(r)) for r in rows) + "\n]\n"
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _remap_note(row: dict[str, Any]) -> str:
+def _remap_note(row: ReportRow) -> str:
     """Where a [remap] rule sent the fetch, beside the URL as the post has it."""
-    return f" (fetched as <{shown(row, 'remapped_url')}>)" if row.get("remapped_url") else ""
+    return f" (fetched as <{shown(row, 'remapped_url')}>)" if row.remapped_url else ""
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
+#: Where a URL no post uses any more is listed (``--unreferenced``).
+NO_POST = PostUse(source="", path="(no post)", line=0, kind="")
+
+
+def uses(rows: Iterable[ReportRow]) -> dict[str, list[tuple[PostUse, ReportRow]]]:
+    """Each post's uses, by path: the Markdown and HTML reports group by post."""
+    groups: dict[str, list[tuple[PostUse, ReportRow]]] = {}
+    for r in rows:
+        for p in r.posts or (NO_POST,):
+            groups.setdefault(p.path, []).append((p, r))
+    for group in groups.values():
+        group.sort(key=lambda x: (x[0].line, x[1].url))
+    return groups
+
+
+def _markdown(rows: list[ReportRow]) -> str:
     if not rows:
         return "No links match.\n"
-    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for r in rows:
-        for p in r["posts"] or [{"path": "(no post)", "line": 0}]:
-            groups.setdefault(p["path"], []).append((p["line"], r))
+    groups = uses(rows)
     lines = []
     for path in sorted(groups):
         lines.append(f"### {_md(clean_text(path))}\n")
         lines.append("| where | URL | state | status | failing since | last worked | copy |")
         lines.append("|---|---|---|---|---|---|---|")
-        for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"])):
+        for p, r in groups[path]:
             lines.append(
-                f"| {_md(clean_text(path))}:{line} | <{shown(r, 'url')}>{_remap_note(r)} |"
-                f" {r['state']} |"
+                f"| {_md(clean_text(path))}:{p.line} | <{shown(r, 'url')}>{_remap_note(r)} |"
+                f" {r.state} |"
                 f" {_md(_status(r))} |"
-                f" {r['failing_since'] or ''} | {r['last_ok'] or 'never'} | {copy_label(r)} |"
+                f" {r.failing_since or ''} | {r.last_ok or 'never'} | {copy_label(r)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -440,16 +525,16 @@ def table_width(tty: bool) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
-def totals_line(rows: list[dict[str, Any]]) -> str:
+def totals_line(rows: list[ReportRow]) -> str:
     """``5 links: dead 3, failing 2``: how many URLs of each state, in the states' order."""
     counts = {s: 0 for s in STATES}
     for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+        counts[r.state] = counts.get(r.state, 0) + 1
     parts = ", ".join(f"{s} {n}" for s, n in counts.items() if n)
     return f"{plural(len(rows), 'link')}: {parts}"
 
 
-def _table(rows: list[dict[str, Any]], *, color: bool = False, width: int | None = None) -> str:
+def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = None) -> str:
     """Rows as a table, or as a list below ``LIST_BELOW`` columns; totals at the end.
 
     A URL is never broken over lines, so it can be copied whole. On a terminal
@@ -468,12 +553,12 @@ def _table(rows: list[dict[str, Any]], *, color: bool = False, width: int | None
         width = shutil.get_terminal_size().columns
     data = [
         {
-            "state": r["state"],
+            "state": r.state,
             "status": _status(r),
             "url": shown(r, "url"),
-            "remap": shown(r, "remapped_url") if r.get("remapped_url") else "",
+            "remap": shown(r, "remapped_url") if r.remapped_url else "",
             "where": _where(r),
-            "failing since": (r["failing_since"] or "")[:10],
+            "failing since": (r.failing_since or "")[:10],
             "copy": copy_label(r),
         }
         for r in rows

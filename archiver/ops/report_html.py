@@ -13,11 +13,14 @@ import os
 from collections import Counter
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from archiver.db.sqlite import STATES
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store
+
+if TYPE_CHECKING:
+    from archiver.ops.report import ReportRow
 
 __all__ = ["THUMB_MAX", "render_html"]
 
@@ -80,18 +83,18 @@ def _href(path: Path, output: Path | None) -> str:
     return path.resolve().as_uri()
 
 
-def _copy_cell(row: dict[str, Any], store: Store | None, output: Path | None) -> str:
-    sha = row["copy_sha256"]
+def _copy_cell(row: ReportRow, store: Store | None, output: Path | None) -> str:
+    sha = row.copy_sha256
     if not sha or store is None:
-        label = "damaged copy" if row["versions"] else "no copy"
+        label = "damaged copy" if row.versions else "no copy"
         return f'<span class="none">{label}</span>'
     blob = store.path_for(sha)
     href = escape(_href(blob, output))
     thumb = ""
-    ctype = (row["content_type"] or "").split(";")[0].strip().lower()
+    ctype = (row.content_type or "").split(";")[0].strip().lower()
     if ctype.startswith("image/"):
-        size = row["size"] or 0
-        if 0 < size <= THUMB_MAX and row["sha256"] == sha:
+        size = row.size or 0
+        if 0 < size <= THUMB_MAX and row.sha256 == sha:
             data = base64.b64encode(blob.read_bytes()).decode("ascii")
             src = f"data:{escape(ctype)};base64,{data}"
         else:
@@ -100,14 +103,14 @@ def _copy_cell(row: dict[str, Any], store: Store | None, output: Path | None) ->
     return f'{thumb}<a class="copy" href="{href}">archived copy</a> <code>{sha[:12]}</code>'
 
 
-def _row(line: int, row: dict[str, Any], store: Store | None, output: Path | None) -> str:
+def _row(line: int, row: ReportRow, store: Store | None, output: Path | None) -> str:
     # Server-supplied text loses its control characters (a bidi override would reorder
     # the page), and a URL its password: the page is made to be shared.
-    status = escape(clean_text(str(row["error"] or row["http_status"] or "")))
-    url = escape(shown_url(row["url"]))
-    state = escape(row["state"])
-    host = escape(clean_text(row["host"] or ""))
-    remapped = row.get("remapped_url")
+    status = escape(clean_text(str(row.error or row.http_status or "")))
+    url = escape(shown_url(row.url))
+    state = escape(row.state)
+    host = escape(clean_text(row.host or ""))
+    remapped = row.remapped_url
     remap = (
         f'<br><small>fetched as <a href="{escape(shown_url(remapped))}">'
         f"{escape(shown_url(remapped))}</a></small>"
@@ -120,8 +123,8 @@ def _row(line: int, row: dict[str, Any], store: Store | None, output: Path | Non
         f'<td class="url"><a href="{url}">{url}</a>{remap}</td>'
         f'<td><span class="state s-{state}">{state}</span></td>'
         f"<td>{status}</td>"
-        f"<td>{escape(row['failing_since'] or '')}</td>"
-        f"<td>{escape(row['last_ok'] or 'never')}</td>"
+        f"<td>{escape(row.failing_since or '')}</td>"
+        f"<td>{escape(row.last_ok or 'never')}</td>"
         f"<td>{_copy_cell(row, store, output)}</td></tr>"
     )
 
@@ -132,27 +135,23 @@ def _options(name: str, values: list[str]) -> str:
 
 
 def render_html(
-    rows: list[dict[str, Any]], *, store: Store | None = None, output: Path | None = None
+    rows: list[ReportRow], *, store: Store | None = None, output: Path | None = None
 ) -> str:
     """The page for these report rows; ``output`` is where it will be saved (for links)."""
-    counts = Counter(r["state"] for r in rows)
-    restorable = sum(1 for r in rows if r["restorable"])
+    counts = Counter(r.state for r in rows)
+    restorable = sum(1 for r in rows if r.restorable)
     summary = "".join(
         f'<li class="count" data-state="{s}"><span class="state s-{s}">{s}</span> {counts[s]}</li>'
         for s in STATES
         if counts[s]
     )
     summary += f'<li class="count" data-state="restorable">restorable {restorable}</li>'
-    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for r in rows:
-        for p in r["posts"] or [{"path": "(no post)", "line": 0}]:
-            groups.setdefault(p["path"], []).append((p["line"], r))
+    from archiver.ops.report import uses
+
+    groups = uses(rows)
     sections = []
     for path in sorted(groups):
-        body = "".join(
-            _row(line, r, store, output)
-            for line, r in sorted(groups[path], key=lambda x: (x[0], x[1]["url"]))
-        )
+        body = "".join(_row(p.line, r, store, output) for p, r in groups[path])
         sections.append(
             f'<section class="post" data-post="{escape(clean_text(path))}">'
             f"<h2>{escape(clean_text(path))}</h2>"
@@ -161,7 +160,7 @@ def render_html(
             f"<tbody>{body}</tbody></table></section>"
         )
     states = [s for s in STATES if counts[s]]
-    hosts = sorted({clean_text(r["host"] or "") for r in rows} - {""})
+    hosts = sorted({clean_text(r.host or "") for r in rows} - {""})
     main = "\n".join(sections) or '<p class="empty">No links match.</p>'
     return (
         "<!DOCTYPE html>\n"
