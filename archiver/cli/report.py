@@ -63,6 +63,7 @@ def report(
     Example: archiver report --format html --state all -o report.html
     """
     from archiver.ops.report import (
+        Confirmation,
         ReportFilter,
         ReportRow,
         check_filter_names,
@@ -96,7 +97,8 @@ def report(
     tty = output is None and sys.stdout.isatty()
     fmt = fmt or ("table" if tty else "json")
     width = table_width(tty) if output is None else None
-    text = render(rows, fmt, color=tty, store=held, output=output, width=width)
+    confirm = Confirmation(cfg.confirm_runs, cfg.confirm_after)
+    text = render(rows, fmt, color=tty, store=held, output=output, width=width, confirm=confirm)
     if output:
         try:
             output.write_text(text, encoding="utf-8")

@@ -29,6 +29,7 @@ from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store, sha256_of
 from archiver.text import plural
+from archiver.thumbs import find_thumbnail, thumbnail_blob
 
 if TYPE_CHECKING:
     import httpx
@@ -59,6 +60,8 @@ class VerifyResult:
     unrepaired: list[tuple[str, str]] = field(default_factory=list)
     #: Blobs left for the next run when the time budget ran out.
     remaining: int = 0
+    #: Thumbnails made for image blobs that had none (the HTML report shows them).
+    thumbnails: int = 0
 
     @property
     def wrong(self) -> bool:
@@ -148,6 +151,7 @@ def verify(
         result.checked += 1
         if actual == sha:
             result.ok += 1
+            _thumbnail(store, sha, result)
         elif actual is None:
             result.missing.append(sha)
         else:
@@ -167,6 +171,12 @@ def verify(
         )
     _make_due(db, result)
     return result
+
+
+def _thumbnail(store: Store, sha: str, result: VerifyResult) -> None:
+    """Makes a sound image blob's missing thumbnail: one per blob, skipped when present."""
+    if find_thumbnail(store.thumbs_dir, sha) is None and thumbnail_blob(store, sha):
+        result.thumbnails += 1
 
 
 def _make_due(db: Database, result: VerifyResult) -> None:
