@@ -73,10 +73,11 @@ def check(
 def report_rows(config: Config, flt: ReportFilter | None = None) -> list[dict[str, Any]]:
     """``archiver report``'s rows (one per URL, with the posts that use it), read-only."""
     from archiver.ops.access import read_archive
-    from archiver.ops.report import ReportFilter, url_rows
+    from archiver.ops.report import ReportFilter, row_dict, url_rows
 
     chosen = flt or ReportFilter()
-    return read_archive(config, lambda db, store: url_rows(db, chosen, store))
+    rows = read_archive(config, lambda db, store: url_rows(db, chosen, store))
+    return [row_dict(r) for r in rows]  # the JSON report's objects, as documented
 
 
 def restore(

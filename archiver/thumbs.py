@@ -17,11 +17,14 @@ import base64
 import io
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.validate_deep import DeepLimits, Kind, decode_scale, open_bounded, run_bounded
 
-__all__ = ["THUMB_SIZE", "find_thumbnail", "make_thumbnail", "thumbnail_path"]
+if TYPE_CHECKING:
+    from archiver.store.directory import Store
+
+__all__ = ["THUMB_SIZE", "find_thumbnail", "make_thumbnail", "thumbnail_blob", "thumbnail_path"]
 
 THUMB_SIZE = 160
 #: Qualities tried in turn: 60 keeps slides legible; lower only for what would not fit
@@ -46,6 +49,27 @@ def find_thumbnail(out_dir: Path, sha256: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def thumbnail_blob(store: Store, sha256: str, *, limits: DeepLimits | None = None) -> Path | None:
+    """The thumbnail of a stored blob, made if missing: what the crawl calls after a blob
+    is committed and ``verify`` after it re-hashed one. Cheap when there is one already
+    (two stats) or the blob is no raster image (its first bytes say so); None then."""
+    from archiver.validate import sniff
+
+    existing = find_thumbnail(store.thumbs_dir, sha256)
+    if existing is not None:
+        return existing
+    path = store.path_for(sha256)
+    try:
+        with path.open("rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    kind = sniff(head) or ""
+    if not kind.startswith("image/") or kind == "image/svg+xml":
+        return None
+    return make_thumbnail(path, "image", store.thumbs_dir, sha256, limits=limits)
 
 
 def make_thumbnail(

@@ -2,26 +2,30 @@
 """Render the HTML report in headless Chromium, apply a filter, check the rows, save a screenshot.
 
 Builds a small archive through the real crawl (posts on disk, a loopback HTTP
-server, some links dying between two runs), writes ``archiver report --format
+server, real images made by Pillow, some links failing then dying over three
+runs), lets ``verify`` make the thumbnails, writes ``archiver report --format
 html``, then asks Chromium for the page's DOM with the filter ``#state=dead``
 applied by the page's own script, checks that exactly the dead rows are
-visible, and saves ``docs/report.png``. Not run in CI (Chromium may be absent):
+visible, and saves a screenshot of the whole page at ``--width`` pixels. Not run
+in CI (Chromium may be absent):
 
     apt-get install -y chromium
-    .venv/bin/python scripts/screenshot_report.py [--chromium PATH] [--out docs/report.png]
+    .venv/bin/python scripts/screenshot_report.py                 # docs/report.png, 1280 px
+    .venv/bin/python scripts/screenshot_report.py --width 400 --out docs/report-narrow.png
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
+
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -33,7 +37,14 @@ from archiver.clock import FakeClock  # noqa: E402
 from archiver.config import Config, FetchConfig, Source  # noqa: E402
 from archiver.db import Database  # noqa: E402
 from archiver.net.fetch import HostMapTransport  # noqa: E402
-from archiver.ops.report import ReportFilter, parse_states, render, url_rows  # noqa: E402
+from archiver.ops.report import (  # noqa: E402
+    Confirmation,
+    ReportFilter,
+    parse_states,
+    render,
+    url_rows,
+)
+from archiver.ops.verify import verify  # noqa: E402
 from archiver.run.crawl import crawl  # noqa: E402
 from archiver.store import Store  # noqa: E402
 
@@ -48,20 +59,20 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A solid-colour PNG, so thumbnails show something without an image library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes(rgb) * width
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
+def image(width: int, height: int, rgb: tuple[int, int, int], fmt: str = "PNG") -> bytes:
+    """A real picture (a gradient sky, a stage, a few heads), so thumbnails show something."""
+    im = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    im = Image.blend(im, Image.new("RGB", (width, height), rgb), 0.6)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, height * 2 // 3, width, height), fill=(60, 40, 30))
+    for i in range(12):
+        x = (i * 97) % width
+        draw.ellipse(
+            (x, height * 3 // 4, x + width // 14, height * 3 // 4 + width // 14), fill=(20, 20, 20)
+        )
+    out = io.BytesIO()
+    im.save(out, fmt)
+    return out.getvalue()
 
 
 def pdf(title: str) -> bytes:
@@ -73,8 +84,9 @@ def build(work: Path, srv: LoopbackServer) -> Path:
     alive: dict[str, bool] = {}
     assets = {
         "/talks/keynote.pdf": (pdf("keynote"), "application/pdf"),
-        "/img/stage.png": (png(160, 100, (40, 110, 200)), "image/png"),
-        "/img/crowd.png": (png(160, 100, (220, 120, 40)), "image/png"),
+        "/img/stage.png": (image(800, 500, (40, 110, 200)), "image/png"),
+        "/img/crowd.jpg": (image(1024, 640, (220, 120, 40), "JPEG"), "image/jpeg"),
+        "/img/poster.png": (image(600, 800, (120, 60, 160)), "image/png"),
         "/talks/workshop.pdf": (pdf("workshop"), "application/pdf"),
         "/talks/lightning.pdf": (pdf("lightning"), "application/pdf"),
     }
@@ -93,28 +105,44 @@ def build(work: Path, srv: LoopbackServer) -> Path:
     (posts / "2025").mkdir(parents=True)
     (posts / "2025" / "spring-meetup.md").write_text(
         f"# Spring meetup\n\n[Keynote slides]({u('/talks/keynote.pdf')})\n\n"
-        f"![The stage]({u('/img/stage.png')})\n\n![The crowd]({u('/img/crowd.png')})\n"
+        f"![The stage]({u('/img/stage.png')})\n\n![The crowd]({u('/img/crowd.jpg')})\n\n"
+        f"![Poster: Spring meetup 2025]({u('/img/poster.png')})\n"
     )
     (posts / "2025" / "autumn-workshop.md").write_text(
         f"# Autumn workshop\n\n[Handout]({u('/talks/workshop.pdf')})\n"
         f"[Lightning talks]({u('/talks/lightning.pdf')})\n[Old deck]({u('/talks/moved.pdf')})\n"
     )
     cfg = Config(
-        db=work / "archive.db", store=work / "store", fetch=FetchConfig(retries=0), confirm_runs=1
+        db=work / "archive.db", store=work / "store", fetch=FetchConfig(retries=0), confirm_runs=2
     )
     clock = FakeClock()
     source = Source(path=posts, static_roots=(posts,))
-    crawl(cfg, [source], clock=clock, transport=HostMapTransport({}), fail_on="none")
-    for gone in ("/talks/keynote.pdf", "/img/stage.png", "/talks/workshop.pdf"):
+
+    def run() -> None:
+        crawl(cfg, [source], clock=clock, transport=HostMapTransport({}), all_=True, fail_on="none")
+        clock.advance(3 * 86400)
+
+    run()
+    for gone in ("/talks/keynote.pdf", "/img/stage.png"):
         alive[gone] = False
-    clock.advance(3 * 86400)
-    crawl(cfg, [source], clock=clock, transport=HostMapTransport({}), all_=True, fail_on="none")
+    run()  # failing: one run counted
+    alive["/talks/workshop.pdf"] = False
+    run()  # keynote and stage confirmed dead; the workshop handout failing
     page = work / "report.html"
     db = Database(cfg.db)
     store = Store(cfg.store)
+    verify(db, store, now="2026-01-10T00:00:00Z")  # makes the thumbnails
     rows = url_rows(db, ReportFilter(states=parse_states("all")), store)
     db.close()
-    page.write_text(render(rows, "html", store=store, output=page), encoding="utf-8")
+    text = render(
+        rows,
+        "html",
+        store=store,
+        output=page,
+        confirm=Confirmation(cfg.confirm_runs, cfg.confirm_after),
+        generated="2026-01-10T09:30:00Z",
+    )
+    page.write_text(text, encoding="utf-8")
     return page
 
 
@@ -128,6 +156,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "report.png")
+    ap.add_argument("--width", type=int, default=1280, help="window width in pixels (1280)")
+    ap.add_argument("--height", type=int, default=None, help="window height (default: fit)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LoopbackServer("127.0.0.1") as srv:
         work = Path(tmp)
@@ -152,7 +182,9 @@ def main() -> int:
             print("FAIL: the visible count does not match the rows", file=sys.stderr)
             return 1
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        chromium(f"--screenshot={args.out.resolve()}", "--window-size=1280,860")
+        height = args.height or (1400 if args.width >= 800 else 2600)
+        url = page.as_uri()  # the picture shows every state, unfiltered
+        chromium(f"--screenshot={args.out.resolve()}", f"--window-size={args.width},{height}")
         print(f"saved {args.out}")
     return 0
 

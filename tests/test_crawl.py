@@ -16,7 +16,7 @@ from archiver.config import Config, FetchConfig, Source
 from archiver.db import Database
 from archiver.errors import NetworkDownError
 from archiver.net.fetch import HostMapTransport
-from archiver.ops.report import ReportFilter, url_rows
+from archiver.ops.report import ReportFilter, row_dict, url_rows
 from archiver.run.crawl import crawl
 
 PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
@@ -74,7 +74,7 @@ def test_crawl_archives_pdf_and_extensionless_image(tmp_path: Path, server: Loop
         digest = hashlib.sha256(body).hexdigest()
         assert (cfg.store / digest[:2] / digest).read_bytes() == body
     db = Database(cfg.db)
-    rows = url_rows(db, ReportFilter(states=("ok",)))
+    rows = [row_dict(r) for r in url_rows(db, ReportFilter(states=("ok",)))]
     by_url = {r["url"]: r for r in rows}
     assert by_url[pdf]["content_type"] == "application/pdf"
     assert by_url[pdf]["posts"][0]["path"] == "meetup/index.md"
@@ -336,7 +336,7 @@ def test_canary_up_means_failures_are_real(tmp_path: Path, server: LoopbackServe
 def test_report_changed_lists_urls_with_new_versions(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
-    from archiver.ops.report import ReportFilter, url_rows
+    from archiver.ops.report import ReportFilter, row_dict, url_rows
 
     same = server.route("/same.pdf", Reply(body=PDF))
     moving = server.route("/moving.pdf", Reply(body=PDF), Reply(body=PDF + b"% v2\n"))
@@ -348,7 +348,7 @@ def test_report_changed_lists_urls_with_new_versions(
     clock.advance(60)
     crawl(cfg, [Source(path=posts)], clock=clock, all_=True)
     db = Database(cfg.db)
-    rows = url_rows(db, ReportFilter(states=("ok",), changed=True))
+    rows = [row_dict(r) for r in url_rows(db, ReportFilter(states=("ok",), changed=True))]
     db.close()
     assert [r["url"] for r in rows] == [moving]
 
@@ -430,7 +430,7 @@ def test_a_host_at_its_limit_never_keeps_later_posts_from_being_read(
 def test_links_no_post_uses_leave_the_default_report(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
-    from archiver.ops.report import ReportFilter, url_rows
+    from archiver.ops.report import ReportFilter, row_dict, url_rows
 
     gone = server.route("/gone.pdf", Reply(status=404))
     posts = tmp_path / "posts"
@@ -443,7 +443,7 @@ def test_links_no_post_uses_leave_the_default_report(
     db = Database(cfg.db)
     try:
         assert url_rows(db, ReportFilter()) == []
-        kept = url_rows(db, ReportFilter(unreferenced=True))
+        kept = [row_dict(r) for r in url_rows(db, ReportFilter(unreferenced=True))]
     finally:
         db.close()
     assert [(r["url"], r["state"], r["referenced"]) for r in kept] == [(gone, "dead", False)]
@@ -567,7 +567,7 @@ def test_a_check_never_clears_a_failed_full_fetch_of_a_url_without_a_copy(
     db = Database(cfg.db, readonly=True)
     try:
         checks = db.rows("SELECT state, http_status FROM checks ORDER BY id")
-        shown = [r["url"] for r in url_rows(db, ReportFilter())]
+        shown = [r.url for r in url_rows(db, ReportFilter())]
     finally:
         db.close()
     assert [c["state"] for c in checks] == ["dead", "ok"]  # the check is recorded

@@ -16,7 +16,7 @@ from archiver.cli import cli
 from archiver.clock import FakeClock
 from archiver.config import Config, Source
 from archiver.db import Database
-from archiver.ops.report import ReportFilter, url_rows
+from archiver.ops.report import ReportFilter, row_dict, url_rows
 from archiver.run.crawl import RunSummary, crawl
 
 
@@ -91,7 +91,7 @@ def test_assets_are_archived_and_reported_with_the_page_as_post(tmp_path: Path, 
     cfg = site_config(tmp_path)
     run(cfg, Source(url=site.listing))
     db = Database(cfg.db)
-    rows = {r["url"]: r for r in url_rows(db, ReportFilter(states=("ok",)))}
+    rows = {r["url"]: r for r in map(row_dict, url_rows(db, ReportFilter(states=("ok",))))}
     db.close()
     og = site.cdn.url("/cdn/og1.jpg")
     assert rows[og]["posts"] == [
@@ -274,7 +274,7 @@ def test_remap_and_exclude_urls_apply_to_site_pages(tmp_path: Path, site: Site) 
     run(cfg, Source(url=site.url("/events/meetup-3/"), kind="post"))
     assert posts(cfg, site.url("/events/meetup-3/")) == {site.url("/events/meetup-3/"): set()}
     db = Database(cfg.db)
-    rows = url_rows(db, ReportFilter(states=("ok",)))
+    rows = [row_dict(r) for r in url_rows(db, ReportFilter(states=("ok",)))]
     db.close()
     assert [(r["url"], r["remapped_url"]) for r in rows] == [
         (site.cdn.url("/cdn/m4.pdf"), mirror + "m4.pdf")

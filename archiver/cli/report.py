@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -63,7 +63,9 @@ def report(
     Example: archiver report --format html --state all -o report.html
     """
     from archiver.ops.report import (
+        Confirmation,
         ReportFilter,
+        ReportRow,
         check_filter_names,
         parse_since,
         parse_states,
@@ -87,7 +89,7 @@ def report(
     blobs = Store(cfg.store, create=False)
     held = blobs if blobs.root.is_dir() else None
 
-    def read(database: Database, _: Store) -> list[dict[str, Any]]:
+    def read(database: Database, _: Store) -> list[ReportRow]:
         check_filter_names(database, flt)
         return url_rows(database, flt, held)
 
@@ -95,7 +97,8 @@ def report(
     tty = output is None and sys.stdout.isatty()
     fmt = fmt or ("table" if tty else "json")
     width = table_width(tty) if output is None else None
-    text = render(rows, fmt, color=tty, store=held, output=output, width=width)
+    confirm = Confirmation(cfg.confirm_runs, cfg.confirm_after)
+    text = render(rows, fmt, color=tty, store=held, output=output, width=width, confirm=confirm)
     if output:
         try:
             output.write_text(text, encoding="utf-8")

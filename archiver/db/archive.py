@@ -76,17 +76,18 @@ class ArchiveQueries:
         cur = self.conn.execute(
             "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
             " u.sha256, u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
-            " u.referenced, u.fetch_url, b.pages, b.title, b.width, b.height, b.format,"
-            " b.deep_check FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
+            " u.referenced, u.fetch_url, u.confirm_count, u.confirm_last, b.pages, b.title,"
+            " b.width, b.height, b.format, b.deep_check"
+            " FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
             f" WHERE {where}",
             params,
         )
         for r in cur:
-            yield ReportUrl(*r[:13], bool(r[13]), *r[14:])  # type: ignore[call-arg]
+            yield ReportUrl(*r[:13], bool(r[13]), r[14], r[15] or 0, r[16], *r[17:])  # type: ignore[call-arg]
 
     def post_refs(self, q: UrlQuery | None = None) -> Iterator[PostRef]:
         """The links of every post (to the URLs ``q`` covers), by path, line and column."""
-        sql = "SELECT r.url_id, p.source, p.path, r.line, r.kind FROM refs r"
+        sql = "SELECT r.url_id, p.source, p.path, r.line, r.kind, COALESCE(r.text, '') FROM refs r"
         sql += " JOIN posts p ON p.id = r.post_id"
         params: list[Any] = []
         if q is not None:

@@ -61,6 +61,9 @@ class ReportUrl:
     referenced: bool
     #: Where a [remap] rule sends the fetch, else None.
     remapped_url: str | None
+    #: Failing runs counted towards confirming it dead, and when the last was counted.
+    confirm_count: int = 0
+    confirm_last: str | None = None
     #: What the deep check learnt of the current copy's blob (``validate_deep``).
     pages: int | None = None
     title: str | None = None
@@ -79,6 +82,8 @@ class PostRef:
     path: str
     line: int
     kind: str
+    #: The link or alt text ("" when the form has none).
+    text: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Owns the only deletions from the store. A blob is removed only when no
 version and no URL names it *and* both its file and its row are older than
 a grace period, so a blob a concurrent crawl has just committed (file first,
-row after) is never taken. Plans by default; deletes only when asked.
+row after) is never taken. Plans by default; deletes only when asked. The
+store's thumbnails are no blobs (``Store.iter_blobs`` skips them): a removed
+blob's thumbnail goes with it, every other stays.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from archiver.clock import parse_iso
 from archiver.db.sqlite import Database
 from archiver.store.directory import Store
 from archiver.text import plural
+from archiver.thumbs import find_thumbnail
 
 __all__ = ["GcResult", "collect_garbage"]
 
@@ -95,6 +98,9 @@ def collect_garbage(
                 if not db.forget_blob(g.sha256):
                     continue
                 g.path.unlink(missing_ok=True)
+            thumb = find_thumbnail(store.thumbs_dir, g.sha256)
+            if thumb is not None:
+                thumb.unlink(missing_ok=True)
             removed.append(g)
         result.garbage = removed
         result.removed = True

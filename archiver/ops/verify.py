@@ -35,6 +35,7 @@ from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
 from archiver.store.directory import Store, sha256_of
 from archiver.text import plural
+from archiver.thumbs import find_thumbnail, thumbnail_blob
 from archiver.validate_deep import deep_check, deep_kind
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class VerifyResult:
     undecodable: list[tuple[str, str]] = field(default_factory=list)
     #: ``deep`` was asked for (the summary line then counts what does not open).
     deep: bool = False
+    #: Thumbnails made for image blobs that had none (the HTML report shows them).
+    thumbnails: int = 0
 
     @property
     def wrong(self) -> bool:
@@ -167,6 +170,8 @@ def verify(
             result.ok += 1
             if deep:
                 opens = _opens(db, store, sha, types.get(sha), result)
+            if opens:
+                _thumbnail(store, sha, result)
         elif actual is None:
             result.missing.append(sha)
         else:
@@ -203,6 +208,12 @@ def _opens(
     result.ok -= 1
     result.undecodable.append((sha, check.reason or f"the {kind} does not open"))
     return False
+
+
+def _thumbnail(store: Store, sha: str, result: VerifyResult) -> None:
+    """Makes a sound image blob's missing thumbnail: one per blob, skipped when present."""
+    if find_thumbnail(store.thumbs_dir, sha) is None and thumbnail_blob(store, sha):
+        result.thumbnails += 1
 
 
 def _make_due(db: Database, result: VerifyResult) -> None:

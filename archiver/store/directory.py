@@ -2,8 +2,9 @@
 
 Owns the directory tree under the store root: ``<root>/<aa>/<sha256>`` holds
 blobs named by the SHA-256 of their bytes (so ``sha256sum`` checks them) and
-``<root>/tmp/`` holds bodies still being written (``<root>/archiver-store.json``, the
-store's id, belongs to ``identity``). A blob appears under its
+``<root>/tmp/`` holds bodies still being written, ``<root>/thumbs/`` previews of
+image blobs (``archiver.thumbs``: a cache, not blobs; no sha256 starts with ``t``)
+(``<root>/archiver-store.json``, the store's id, belongs to ``identity``). A blob appears under its
 final name only by ``rename`` after ``fsync``, so a crash never leaves a partial
 file there. Blobs are read-only once written and never modified or deleted
 here (``gc`` is the only remover). Disk-full and permission errors become
@@ -28,6 +29,8 @@ __all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of"]
 
 _TMP_PREFIX = "partial-"
 _CHUNK = 1024 * 1024
+#: Directories of the store root that hold no blobs.
+_NOT_BLOBS = frozenset({"tmp", "thumbs"})
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class Store:
         makes nothing on disk; ``create()`` does it later."""
         self.root = Path(root)
         self.tmp_dir = self.root / "tmp"
+        #: Thumbnails of image blobs, named after them (see ``archiver.thumbs``).
+        self.thumbs_dir = self.root / "thumbs"
         if create:
             self.create()
 
@@ -167,12 +172,13 @@ class Store:
         return sha256_of(self.path_for(sha256))
 
     def iter_blobs(self) -> list[Path]:
-        """Every file under a fan-out directory (named or not like a blob)."""
+        """Every file under a fan-out directory (named or not like a blob); never the
+        temp files or the thumbnails, which verify and gc leave alone."""
         out: list[Path] = []
         if not self.root.is_dir():
             return out  # a store not made yet holds nothing
         for sub in sorted(self.root.iterdir()):
-            if sub.is_dir() and sub.name != "tmp":
+            if sub.is_dir() and sub.name not in _NOT_BLOBS:
                 out.extend(sorted(p for p in sub.iterdir()))
         return out
 
