@@ -121,8 +121,9 @@ def _run_options(fn: F) -> F:
 def crawl(all_: bool, **options: Any) -> None:
     """Extract asset links from SOURCES, fetch them, archive them, record their state.
 
-    SOURCES are folders or files of posts, or URLs of a site to crawl (a listing page,
-    a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
+    SOURCES are folders or files of posts, globs ('posts/**/*.md'), - (post paths on
+    stdin, as git diff --name-only prints them), or URLs of a site to crawl (a listing
+    page, a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
 
     Example: archiver crawl data/posts
     """
@@ -138,7 +139,9 @@ def check(**options: Any) -> None:
     PDF or image from a soft 404; every referenced URL is checked, once per run. A
     later 'archiver crawl' still downloads every URL that has no archived copy.
 
-    Example: archiver check data/posts --fail-on any
+    SOURCES are as for 'archiver crawl' (folders, files, globs, - for stdin, URLs).
+
+    Example: git diff --name-only origin/main... | archiver check --fail-on any -
     """
     _run("check", all_=True, **options)
 
