@@ -9,6 +9,7 @@ is never modified here.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,15 @@ from typing import Any
 from archiver.errors import ConfigError
 from archiver.net.guard import AddressGuard
 from archiver.net.rules import UrlRules, compile_pattern
-from archiver.net.settings import TRANSPORTS, USER_AGENT, FetchConfig, TransportChoice, sendable
+from archiver.net.settings import (
+    TRANSPORTS,
+    USER_AGENT,
+    FetchConfig,
+    HostHeaders,
+    StatusRanges,
+    TransportChoice,
+    sendable,
+)
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -31,10 +40,12 @@ __all__ = [
     "finite_option",
     "load_config",
     "override_fetch",
+    "parse_accept",
     "parse_config",
     "parse_duration",
     "parse_extensions",
     "sendable",
+    "with_url_options",
 ]
 
 # Upper bounds on requests in flight: enough for any archive (the scheduler keeps twice
@@ -65,6 +76,9 @@ class Source:
     max_depth: int = 3  # link hops from the source page (pagination does not count)
     max_pages: int = 1000  # pages fetched per run for this source, all kinds together
     ignore_robots: bool = False
+    # Path sources only: the files (or folders) under ``path`` to read instead of all of
+    # it, as named on the command line. A partial source never marks unread posts gone.
+    only: tuple[Path, ...] = ()
 
     @property
     def label(self) -> str:
@@ -75,6 +89,8 @@ class Source:
 #: The keys of the ``[fetch]`` table (the other settings are set by code, not config).
 _FETCH_KEYS = frozenset(FetchConfig.__dataclass_fields__) - {
     "exclude_urls",
+    "accept",
+    "host_headers",
     "rate_window",
     "backoff_base",
     "backoff_max",
@@ -97,6 +113,8 @@ class Config:
     exclude_urls: tuple[str, ...] = ()  # regexes: matching URLs are neither saved nor fetched
     remap: tuple[tuple[str, str], ...] = ()  # (regex, replacement): where to fetch a URL from
     shared_store: bool = False  # this database may use a store other databases use too
+    # Regexes (``--include``, not a config key): when given, only matching asset URLs are kept.
+    include_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -119,6 +137,7 @@ _TOP_KEYS = {
     "exclude_urls",
     "remap",
     "shared_store",
+    "hosts",
 }
 _SOURCE_KEYS = {
     "path",
@@ -452,4 +471,144 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(
             cfg, shared_store=_expect("shared_store", raw["shared_store"], bool, "true or false")
         )
+    if "hosts" in raw:
+        cfg = replace(cfg, fetch=replace(cfg.fetch, host_headers=_hosts(raw["hosts"])))
     return cfg
+
+
+# ``--accept`` items as lychee writes them: ``403``, ``200..=299`` (inclusive),
+# ``200..300`` (end excluded), ``..300`` and ``500..`` (open ends).
+_STATUS_RANGE = re.compile(r"(?:(?P<start>[0-9]+)?\.\.(?P<eq>=)?(?P<end>[0-9]+)?|(?P<one>[0-9]+))")
+_STATUS_MIN, _STATUS_MAX = 100, 999
+
+
+def parse_accept(option: str, values: list[str]) -> StatusRanges:
+    """``--accept`` values (each a comma list) as inclusive ranges; anything else is refused."""
+    out: list[tuple[int, int]] = []
+    for value in values:
+        for item in value.split(","):
+            text = item.strip()
+            m = _STATUS_RANGE.fullmatch(text)
+            if m is None:
+                raise ConfigError(
+                    f"{_name(option)} must be status codes or ranges like 403,200..=299,500..,"
+                    f" got {item!r}"
+                )
+            if m["one"] is not None:
+                first = last = int(m["one"])
+            else:
+                first = int(m["start"]) if m["start"] else _STATUS_MIN
+                if m["end"] is None:
+                    if m["eq"]:  # "200..=" has no end to include
+                        raise ConfigError(f"{_name(option)}: range {item!r} has no end")
+                    last = _STATUS_MAX
+                else:
+                    last = int(m["end"]) - (0 if m["eq"] else 1)
+            if not (_STATUS_MIN <= first <= _STATUS_MAX and _STATUS_MIN <= last <= _STATUS_MAX):
+                raise ConfigError(
+                    f"{_name(option)} must be status codes from {_STATUS_MIN} to {_STATUS_MAX},"
+                    f" got {item!r}"
+                )
+            if first > last:
+                raise ConfigError(f"{_name(option)}: range {item!r} is empty")
+            out.append((first, last))
+    return tuple(out)
+
+
+def with_url_options(
+    cfg: Config,
+    *,
+    exclude: tuple[str, ...] = (),
+    include: tuple[str, ...] = (),
+    accept: StatusRanges = (),
+) -> Config:
+    """``cfg`` with the command line's ``--exclude`` (added to ``exclude_urls``),
+    ``--include`` and ``--accept``; each regex is checked now (exit 2 before any fetch)."""
+    for option, patterns in (("--exclude", exclude), ("--include", include)):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"option {option} is not a valid regular expression ({exc}): {pattern!r}"
+                ) from None
+    if exclude:
+        cfg = replace(cfg, exclude_urls=cfg.exclude_urls + exclude)
+    if include:
+        cfg = replace(cfg, include_urls=cfg.include_urls + include)
+    if accept:
+        cfg = replace(cfg, fetch=replace(cfg.fetch, accept=cfg.fetch.accept + accept))
+    return cfg
+
+
+# RFC 9110 section 5.1: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers archiver sets itself or that frame the message: a host's table cannot replace them.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "accept-encoding",
+        "range",
+        "if-range",
+        "if-none-match",
+        "if-modified-since",
+    }
+)
+# A host key as a request URL names it: a DNS name, an IPv4 address or a bare IPv6 one.
+_HOST_KEY = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
+_HOST_KEYS = {"headers"}
+
+
+def _hosts(raw: Any) -> HostHeaders:
+    """The ``[hosts."name"]`` tables: the headers each host is sent. A value is never
+    quoted in an error: it is likely a token."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config key 'hosts' must be tables like [hosts.\"example.org\"]")
+    out: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for host, table in raw.items():
+        where = f'hosts."{host}"'
+        try:
+            key = host.strip().rstrip(".").encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            key = ""
+        if not _HOST_KEY.fullmatch(key):
+            raise ConfigError(f"config key '{where}' must be a host name, like \"example.org\"")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config key '{where}' must be a table with 'headers'")
+        for name in table:
+            if name not in _HOST_KEYS:
+                raise ConfigError(
+                    f"unknown config key '{where}.{name}' (known: {', '.join(sorted(_HOST_KEYS))})"
+                )
+        headers = table.get("headers", {})
+        if not isinstance(headers, dict):
+            raise ConfigError(
+                f"config key '{where}.headers' must be a table of header names and values"
+            )
+        pairs: list[tuple[str, str]] = []
+        for name, value in headers.items():
+            item = f"{where}.headers.{name}"
+            if not _TOKEN.fullmatch(name):
+                raise ConfigError(f"config key '{item}': {name!r} is not a valid header name")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ConfigError(f"config key '{item}': archiver sets {name} itself")
+            if not isinstance(value, str):
+                raise ConfigError(f"config key '{item}' must be a string")
+            if not all(c == "\t" or " " <= c <= "~" for c in value) or value != value.strip():
+                raise ConfigError(
+                    f"config key '{item}' must be printable ASCII without control characters"
+                    " or surrounding spaces (value not shown)"
+                )
+            pairs.append((name, value))
+        if any(k == key for k, _ in out):
+            raise ConfigError(f"config key '{where}' names a host already given")
+        out.append((key, tuple(pairs)))
+    return tuple(out)

@@ -18,12 +18,23 @@ from archiver.cli.options import (
     state_options,
     with_allowed,
 )
-from archiver.config import finite_option, override_fetch
-from archiver.redact import clean_text, shown_url
+from archiver.config import finite_option, override_fetch, parse_accept, with_url_options
+from archiver.errors import ConfigError
+from archiver.redact import clean_text, mask_url, shown_url
 
 __all__ = ["check", "crawl"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _accept_codes(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[tuple[int, int], ...]:
+    """``--accept`` parsed now: a typo is a usage error (exit 2), not a run that accepts nothing."""
+    try:
+        return parse_accept("--accept", list(value))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("option --accept "), ctx, param) from None
 
 
 def _run_options(fn: F) -> F:
@@ -66,6 +77,38 @@ def _run_options(fn: F) -> F:
             ),
             allow_option,
             extensions_option,
+            click.option(
+                "--accept",
+                multiple=True,
+                metavar="CODES",
+                callback=_accept_codes,
+                help="Status codes or ranges a link may answer and be ok, without a copy:"
+                " 403, 200..=299, 500..600 (end excluded), 500.. (comma list; repeatable)."
+                " A 2xx body is still validated and archived.",
+            ),
+            click.option(
+                "--exclude",
+                multiple=True,
+                metavar="REGEX",
+                help="Leave out asset URLs matching REGEX (repeatable; added to exclude_urls).",
+            ),
+            click.option(
+                "--include",
+                multiple=True,
+                metavar="REGEX",
+                help="Keep only the asset URLs matching one REGEX (repeatable).",
+            ),
+            click.option(
+                "--no-progress",
+                is_flag=True,
+                help="No progress bar, even on a terminal.",
+            ),
+            click.option(
+                "--verbose",
+                "-v",
+                is_flag=True,
+                help="Print each URL as its check ends: its state and the URL, on stderr.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -78,8 +121,9 @@ def _run_options(fn: F) -> F:
 def crawl(all_: bool, **options: Any) -> None:
     """Extract asset links from SOURCES, fetch them, archive them, record their state.
 
-    SOURCES are folders or files of posts, or URLs of a site to crawl (a listing page,
-    a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
+    SOURCES are folders or files of posts, globs ('posts/**/*.md'), - (post paths on
+    stdin, as git diff --name-only prints them), or URLs of a site to crawl (a listing
+    page, a sitemap or an RSS/Atom feed); without any, the config's [[sources]].
 
     Example: archiver crawl data/posts
     """
@@ -95,7 +139,9 @@ def check(**options: Any) -> None:
     PDF or image from a soft 404; every referenced URL is checked, once per run. A
     later 'archiver crawl' still downloads every URL that has no archived copy.
 
-    Example: archiver check data/posts --fail-on any
+    SOURCES are as for 'archiver crawl' (folders, files, globs, - for stdin, URLs).
+
+    Example: git diff --name-only origin/main... | archiver check --fail-on any -
     """
     _run("check", all_=True, **options)
 
@@ -118,6 +164,11 @@ def _run(
     ignore_robots: bool,
     allow_address: tuple[str, ...],
     extensions: str | None,
+    accept: tuple[tuple[int, int], ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    no_progress: bool,
+    verbose: bool,
 ) -> None:
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
@@ -131,15 +182,32 @@ def _run(
     fetch = override_fetch(cfg.fetch, concurrency=concurrency, per_host=per_host, timeout=timeout)
     cfg = replace(cfg, fetch=fetch)
     wait = finite_option("--wait", wait)  # NaN would wait forever
-    srcs = sources_from_args(sources, cfg, extensions_from(extensions))
+    cfg = with_url_options(cfg, exclude=exclude, include=include, accept=accept)
+    srcs = sources_from_args(
+        sources,
+        cfg,
+        extensions_from(extensions),
+        stdin=sys.stdin if "-" in sources else None,
+        warn=lambda m: log.emit("warning", m),
+    )
     cfg = with_allowed(cfg, allow_address)
-    with run_lock(cfg.db, wait=wait), _Progress(log) as progress:
+
+    def judged(url: str, state: str) -> None:
+        if log_format == "json":
+            log.emit("info", f"{state} {mask_url(url)}", url=mask_url(url), state=state)
+        else:
+            log.emit("info", f"{state} {shown_url(url)}")
+
+    # The per-URL lines say how far the run is: a bar would only write over them.
+    bar = not (no_progress or verbose)
+    with run_lock(cfg.db, wait=wait), _Progress(log, enabled=bar) as progress:
         summary = run_crawl(
             cfg,
             srcs,
             fail_on=fail_on,
             all_=all_,
             progress=progress.update,
+            judged=judged if verbose else None,
             warn=lambda m: log.emit("warning", m),
             ignore_robots=ignore_robots,
             mode=mode,
@@ -178,8 +246,8 @@ def _run(
 class _Progress:
     """A progress bar on a terminal; nothing otherwise (the summary line says it all)."""
 
-    def __init__(self, log: Log) -> None:
-        self.enabled = sys.stderr.isatty() and not log.quiet and log.fmt == "plain"
+    def __init__(self, log: Log, *, enabled: bool = True) -> None:
+        self.enabled = enabled and sys.stderr.isatty() and not log.quiet and log.fmt == "plain"
         self._progress: Any = None
         self._task: Any = None
 

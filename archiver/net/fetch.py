@@ -840,14 +840,20 @@ class Fetcher:
             raise httpx.ConnectError(str(exc), request=request) from exc
 
     def _request(self, url: str, headers: dict[str, str]) -> httpx.Request:
+        """A GET of ``url``; the ``[hosts]`` headers of its own host go with it, so a
+        redirect to another host never carries them."""
         assert self._client is not None
+        extra = self.settings.headers_for(urlsplit(url).hostname or "")
+        if extra:
+            headers = {**dict(extra), **headers}
         if self._direct is None:
             return self._client.build_request("GET", url, headers=headers)
+        base = self._base_headers
+        if extra:
+            names = {name.lower() for name in headers}
+            base = [(k, v) for k, v in base if k.lower() not in names]
         return httpx.Request(
-            "GET",
-            url,
-            headers=[*self._base_headers, *headers.items()],
-            extensions=self._extensions,
+            "GET", url, headers=[*base, *headers.items()], extensions=self._extensions
         )
 
     async def _head(self, request: httpx.Request) -> httpx.Response:
@@ -902,6 +908,8 @@ class Fetcher:
             if mode == "probe":
                 return _Hop(await self._probe(result, response, fields, expect))
             return await self._receive(result, response, fields, expect, page=mode == "page")
+        if self.settings.accepts(status):
+            return _Hop(result)  # --accept: the status is the verdict; no body, no copy
         transient = status in _TRANSIENT_STATUSES or 500 <= status <= 599
         state: State = "dead" if 400 <= status < 500 and not transient else "error"
         _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")

@@ -35,10 +35,14 @@ class UrlRules:
 
     exclude: tuple[re.Pattern[str], ...] = ()
     remap: tuple[tuple[re.Pattern[str], str], ...] = ()
+    include: tuple[re.Pattern[str], ...] = ()  # ``--include``: when given, keep only these
 
     @classmethod
     def compile(
-        cls, exclude: Iterable[str] = (), remap: Iterable[tuple[str, str]] = ()
+        cls,
+        exclude: Iterable[str] = (),
+        remap: Iterable[tuple[str, str]] = (),
+        include: Iterable[str] = (),
     ) -> UrlRules:
         """Compiles the rules, checking each replacement's group references up front."""
         patterns = tuple(compile_pattern(f"exclude_urls[{i}]", p) for i, p in enumerate(exclude))
@@ -54,14 +58,21 @@ class UrlRules:
                     f"config key '{key}' has an invalid replacement {replacement!r} ({exc})"
                 ) from None
             rules.append((compiled, replacement))
-        return cls(patterns, tuple(rules))
+        kept = tuple(compile_pattern(f"--include[{i}]", p) for i, p in enumerate(include))
+        return cls(patterns, tuple(rules), kept)
 
     def __bool__(self) -> bool:
-        return bool(self.exclude or self.remap)
+        return bool(self.exclude or self.remap or self.include)
 
     def excluded(self, url: str) -> bool:
         """True when an ``exclude_urls`` pattern matches anywhere in the URL."""
         return any(p.search(url) for p in self.exclude)
+
+    def kept(self, url: str) -> bool:
+        """Whether an asset URL is saved: not excluded, and included when ``include`` is set."""
+        if self.excluded(url):
+            return False
+        return not self.include or any(p.search(url) for p in self.include)
 
     def fetch_url(self, url: str) -> str | None:
         """Where to fetch ``url`` from: the first matching remap rule's result, or None."""
@@ -79,6 +90,8 @@ class UrlRules:
         text = "\n".join(
             ["exclude", *(p.pattern for p in self.exclude), "remap"]
             + [f"{p.pattern}\t{r}" for p, r in self.remap]
+            # Only when given: the fingerprint of rules without it stays as it was.
+            + (["include", *(p.pattern for p in self.include)] if self.include else [])
         )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 

@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from archiver import __version__
 
-__all__ = ["TRANSPORTS", "USER_AGENT", "FetchConfig", "TransportChoice", "sendable"]
+__all__ = [
+    "TRANSPORTS",
+    "USER_AGENT",
+    "FetchConfig",
+    "HostHeaders",
+    "StatusRanges",
+    "TransportChoice",
+    "sendable",
+]
 
 #: Which transport a run uses: ``lean`` (``net.transport.Http11Transport``; https goes to
 #: ``net.transport.Http2Transport`` when ``http2`` is on), ``httpx`` (its own, which honours
@@ -19,6 +27,14 @@ TRANSPORTS: tuple[str, ...] = get_args(TransportChoice)
 USER_AGENT = (
     f"archiver/{__version__} (+https://github.com/archiver; keeps event slides and images alive)"
 )
+
+
+#: Status codes a run takes as ``ok`` (``--accept``): inclusive ``(first, last)`` ranges.
+StatusRanges = tuple[tuple[int, int], ...]
+
+#: Headers sent to one host (``[hosts."name"] headers``): ``(host, ((name, value), ...))``,
+#: the host lower-cased as the fetched URL names it.
+HostHeaders = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,28 @@ class FetchConfig:
     # HTTP/1.1), costs about three times the lean transport's CPU per request, and the
     # per-host limit leaves multiplexing little to win but the handshakes it saves.
     http2: bool = False
+    # Not ``[fetch]`` keys: ``--accept`` says which other statuses are ``ok`` (no copy, no
+    # validation; a 2xx body is judged whatever it says), ``[hosts]`` which headers (a
+    # token) go to a host. Kept out of the repr: a token must never reach a log.
+    accept: StatusRanges = ()
+    host_headers: HostHeaders = field(default=(), repr=False)
+
+    def accepts(self, status: int) -> bool:
+        """Whether ``--accept`` names ``status``."""
+        return any(first <= status <= last for first, last in self.accept)
+
+    def headers_for(self, host: str) -> tuple[tuple[str, str], ...]:
+        """The configured headers for ``host`` (as the request URL names it), or none."""
+        key = host.lower().rstrip(".")
+        if not key.isascii():
+            try:
+                key = key.encode("idna").decode("ascii")
+            except UnicodeError:
+                return ()
+        for name, headers in self.host_headers:
+            if name == key:
+                return headers
+        return ()
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:

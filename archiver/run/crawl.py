@@ -10,6 +10,7 @@ rule and what a run may change in ``states``, the queues in ``schedule``, record
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import threading
@@ -22,12 +23,13 @@ import anyio
 from anyio.abc import TaskStatus
 
 from archiver.clock import Clock, SystemClock, iso
-from archiver.config import Config, Source
+from archiver.config import DEFAULT_EXTENSIONS, Config, Source
 from archiver.db.sqlite import Database, as_database_error
 from archiver.errors import ArchiverError, ConfigError, RunInterrupted, Stop
 from archiver.run.indexing import source_roots
-from archiver.run.pipeline import FAIL_ON, Pipeline, ProgressFn
+from archiver.run.pipeline import FAIL_ON, JudgedFn, Pipeline, ProgressFn
 from archiver.run.summary import RunSummary
+from archiver.sources import folders
 from archiver.store.directory import Store
 from archiver.store.identity import bind_store
 from archiver.text import plural
@@ -39,22 +41,54 @@ __all__ = ["FAIL_ON", "RunSummary", "crawl", "source_roots", "sources_from_args"
 
 
 def sources_from_args(
-    args: Iterable[str], config: Config, extensions: tuple[str, ...] | None = None
+    args: Iterable[str],
+    config: Config,
+    extensions: tuple[str, ...] | None = None,
+    *,
+    stdin: Iterable[str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[Source]:
-    """CLI arguments (paths or URLs) as sources; none means the config's sources.
+    """CLI arguments (paths, globs, URLs, ``-``) as sources; none means the config's sources.
 
+    ``-`` reads post paths from ``stdin``, one a line (as ``git diff --name-only`` prints
+    them): a listed file that no longer exists is a warning (a diff names deleted posts).
+    A glob (``posts/**/*.md``) names the files it matches, sorted. Listed and matched
+    files are kept only when they have one of their source's extensions; a file named
+    as such is read whatever its extension. A path inside a configured ``[[sources]]``
+    folder is read as part of that source (its settings, its label in the database).
     ``extensions`` (from ``--extensions``) replaces every path source's own.
     """
     out: list[Source] = []
+    named: list[Path] = []  # read whatever their extension
+    listed: list[Path] = []  # from stdin or a glob: filtered by extension
+    lenient = False  # stdin may name no post at all: a pull request that changed none
     for arg in args:
         if arg.startswith(("http://", "https://")):
             out.append(Source(url=arg))
+        elif arg == "-":
+            lenient = True
+            for line in stdin if stdin is not None else ():
+                name = line.rstrip("\r\n")
+                if not name.strip():
+                    continue
+                path = Path(name)
+                if not path.exists():
+                    if warn is not None:
+                        warn(f"{name} (from stdin) does not exist: skipped")
+                    continue
+                (listed if path.is_file() else named).append(path)
+        elif any(c in arg for c in "*?[") and not Path(arg).exists():
+            matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))]
+            if not matches:
+                raise ConfigError(f"source {arg} matches no file")
+            listed.extend(m for m in matches if m.is_file())
         else:
             path = Path(arg)
             if not path.exists():
                 raise ConfigError(f"source {arg} does not exist (give a folder or file of posts)")
-            out.append(Source(path=path.resolve()))
-    if not out:
+            named.append(path)
+    out.extend(_path_sources(named, listed, config, extensions))
+    if not out and not (args and lenient):
         out = list(config.sources)
         for i, source in enumerate(out):
             # A mistyped folder would otherwise make every cron run "succeed" checking nothing.
@@ -64,14 +98,71 @@ def sources_from_args(
                     f"config key 'sources[{i}].path'{where}: {source.path} does not exist"
                     " (give a folder or file of posts)"
                 )
-    if not out:
-        raise ConfigError(
-            "no sources: pass a folder of posts (archiver crawl data/posts)"
-            " or add a [[sources]] table to config.toml"
-        )
+        if not out:
+            raise ConfigError(
+                "no sources: pass a folder of posts (archiver crawl data/posts)"
+                " or add a [[sources]] table to config.toml"
+            )
     if extensions is not None:
         out = [replace(s, extensions=extensions) if s.path is not None else s for s in out]
     return out
+
+
+def _path_sources(
+    named: list[Path],
+    listed: list[Path],
+    config: Config,
+    extensions: tuple[str, ...] | None,
+) -> list[Source]:
+    """Paths as sources: one inside a configured folder source joins it (as its ``only``);
+    any other is a source of its own, as before."""
+    configured = [
+        (s, s.path.resolve()) for s in config.sources if s.path is not None and s.path.is_dir()
+    ]
+    whole: set[int] = set()  # configured sources named whole
+    parts: dict[int, list[Path]] = {}
+    out: list[Source | int] = []  # an int: the configured source of that index, filled below
+    for path, filtered in [*((p, False) for p in named), *((p, True) for p in listed)]:
+        resolved = path.resolve()
+        home = _home(resolved, configured)
+        if filtered:
+            wanted = extensions or (configured[home][0].extensions if home is not None else None)
+            if not folders.has_extension(resolved.name, wanted or DEFAULT_EXTENSIONS):
+                continue
+        if home is None:
+            source = Source(path=resolved)
+            if source not in out:
+                out.append(source)
+            continue
+        if home not in parts and home not in whole:
+            out.append(home)
+        root, root_resolved = configured[home]
+        if resolved == root_resolved:
+            whole.add(home)
+        else:
+            assert root.path is not None
+            inside = root.path / resolved.relative_to(root_resolved)
+            if inside not in parts.setdefault(home, []):
+                parts[home].append(inside)
+    return [
+        item
+        if isinstance(item, Source)
+        else configured[item][0]
+        if item in whole
+        else replace(configured[item][0], only=tuple(parts[item]))
+        for item in out
+    ]
+
+
+def _home(path: Path, configured: list[tuple[Source, Path]]) -> int | None:
+    """The configured folder source ``path`` lies in (the deepest, if they nest)."""
+    best: int | None = None
+    for i, (_, root) in enumerate(configured):
+        if path.is_relative_to(root) and (
+            best is None or len(root.parts) > len(configured[best][1].parts)
+        ):
+            best = i
+    return best
 
 
 def crawl(
@@ -83,12 +174,15 @@ def crawl(
     all_: bool = False,
     fail_on: str = "new",
     progress: ProgressFn | None = None,
+    judged: JudgedFn | None = None,
     warn: Callable[[str], None] | None = None,
     mode: str = "crawl",
     ignore_robots: bool = False,
     handle_signals: bool = False,
 ) -> RunSummary:
     """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
+
+    ``judged`` hears each URL and its check's state as the check ends (``-v``).
 
     ``ignore_robots=True`` fetches the pages of url sources whatever their robots.txt says.
 
@@ -136,6 +230,7 @@ def crawl(
             all_=all_,
             fail_on=fail_on,
             progress=progress,
+            judged=judged,
             probe=mode == "check",
             ignore_robots=ignore_robots,
         ).run

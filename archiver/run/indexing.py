@@ -57,7 +57,7 @@ def ref_rows(references: Iterable[Reference], rules: UrlRules) -> list[RefRow]:
             end=r.end,
         )
         for r in references
-        if not rules.excluded(r.url)
+        if rules.kept(r.url)
     ]
 
 
@@ -96,7 +96,7 @@ def index_folder(
     def skipped(_: Path) -> None:
         summary.skipped_by_extension += 1
 
-    for file in folders.iter_post_files(root, source.extensions, skipped):
+    for file in folders.iter_source_files(root, source.only, source.extensions, skipped):
         rel = file.relative_to(root).as_posix() if root.is_dir() else file.name
         try:
             data = file.read_bytes()
@@ -149,6 +149,8 @@ def index_folder(
         summary.posts_parsed += 1
         seen.add(post_id)
         yield post_id
+    if source.only:
+        return  # some of the source's posts were named: the others are not gone
     # Posts that vanished from the source keep their row (reports say so) but lose their links.
     with db.transaction():
         db.mark_posts_gone([i for i, _ in db.live_posts(label) if i not in seen], now)

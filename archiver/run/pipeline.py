@@ -36,11 +36,13 @@ from archiver.store.directory import Store
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
 
-__all__ = ["FAIL_ON", "Pipeline", "ProgressFn"]
+__all__ = ["FAIL_ON", "JudgedFn", "Pipeline", "ProgressFn"]
 
 FAIL_ON = ("new", "any", "none")
 
 ProgressFn = Callable[[str, int, int], None]
+#: Hears each URL's verdict as its check ends (``-v``): the URL and the check's state.
+JudgedFn = Callable[[str, str], None]
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Pipeline:
     all_: bool = False
     fail_on: str = "new"
     progress: ProgressFn | None = None
+    judged: JudgedFn | None = None
     probe: bool = False  # a check: every link probed, nothing archived
     ignore_robots: bool = False
 
@@ -65,7 +68,7 @@ class Pipeline:
         config, db, summary = self.config, self.db, self.summary
         t0 = self.clock.now()
         now = iso(t0)
-        rules = UrlRules.compile(config.exclude_urls, config.remap)
+        rules = UrlRules.compile(config.exclude_urls, config.remap, config.include_urls)
         due = Due(t0, config.recheck_after, config.confirm_after, self.all_ or self.probe)
         seen: set[int] = set()  # every URL the run's posts link
         db.begin_run_posts()
@@ -84,6 +87,8 @@ class Pipeline:
                 deferred.append((url, fetched))  # maybe we are offline: decide at the end
             else:
                 await recorder.record(url, fetched)
+            if self.judged is not None:
+                self.judged(url.url, fetched.outcome.state)
             if self.progress is not None:
                 self.progress(url.url, done, scheduler.added)
 

@@ -27,6 +27,7 @@ __all__ = [
     "default_static_roots",
     "has_extension",
     "iter_post_files",
+    "iter_source_files",
     "read_post",
     "resolve_local",
     "source_roots",
@@ -86,6 +87,25 @@ def iter_post_files(
                 yield path
             elif on_skip is not None:
                 on_skip(path)
+
+
+def iter_source_files(
+    root: Path,
+    only: tuple[Path, ...] = (),
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    on_skip: Callable[[Path], None] | None = None,
+) -> Iterator[Path]:
+    """``iter_post_files`` of ``root``, or, when ``only`` names some of its files and
+    folders, of each of those (a file as is), every file once."""
+    if not only:
+        yield from iter_post_files(root, extensions, on_skip)
+        return
+    seen: set[Path] = set()
+    for part in only:
+        for file in iter_post_files(part, extensions, on_skip):
+            if file not in seen:
+                seen.add(file)
+                yield file
 
 
 def _post_base_url(base_url: str, rel_dir: str) -> str:
