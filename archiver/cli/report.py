@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -13,8 +14,13 @@ from archiver.cli.options import config_from_options, read_only, state_options
 from archiver.errors import ConfigError
 
 if TYPE_CHECKING:
+    from archiver.config import Config
     from archiver.db.sqlite import Database
+    from archiver.ops.report import ReportFilter
     from archiver.store.directory import Store
+
+#: The formats a CI reads (``archiver.ops.ci_report``): one entry per use of a link.
+CI_FORMATS = ("junit", "github", "sarif")
 
 __all__ = ["report", "status"]
 
@@ -24,8 +30,9 @@ __all__ = ["report", "status"]
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "markdown", "json", "csv", "html"]),
-    help="Output format (default: table on a terminal, json otherwise).",
+    type=click.Choice(["table", "markdown", "json", "csv", "html", "junit", "github", "sarif"]),
+    help="Output format (default: table on a terminal, json otherwise); junit, github"
+    " and sarif: one entry per use of a link, for CI.",
 )
 @click.option("--state", "state", help="Comma list of states, or all (default: all but ok).")
 @click.option("--post", help="Only links used in posts whose path matches this glob.")
@@ -84,6 +91,9 @@ def report(
         changed=changed,
         unreferenced=unreferenced,
     )
+    if fmt in CI_FORMATS:
+        _ci_report(cfg, flt, fmt, output)
+        return
     blobs = Store(cfg.store, create=False)
     held = blobs if blobs.root.is_dir() else None
 
@@ -104,6 +114,32 @@ def report(
     else:
         click.echo(text, nl=False)
     sys.exit(1 if rows else 0)
+
+
+def _ci_report(cfg: Config, flt: ReportFilter, fmt: str, output: Path | None) -> None:
+    """``report --format junit|github|sarif``: exit 1 when any use matches, as ever."""
+    from archiver.ops.ci_report import findings, spool
+    from archiver.ops.report import check_filter_names
+
+    def read(database: Database, _: Store) -> Callable[[TextIO], int]:
+        check_filter_names(database, flt)
+        return spool(fmt, lambda: findings(database, flt))
+
+    _emit(read_only(cfg, read), output)
+
+
+def _emit(copy: Callable[[TextIO], int], output: Path | None) -> None:
+    """Copies a spooled CI report to ``output`` or stdout; exit 1 when it has any use."""
+    if output is None:
+        count = copy(sys.stdout)
+        sys.stdout.flush()
+    else:
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = copy(out)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}") from exc
+    sys.exit(1 if count else 0)
 
 
 @click.command()

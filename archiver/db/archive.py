@@ -19,6 +19,7 @@ from archiver.db.views import (
     BlobUse,
     Copy,
     ExportVersion,
+    LinkUse,
     OldestCheck,
     PostRef,
     ReportUrl,
@@ -93,6 +94,24 @@ class ArchiveQueries:
         cur = self.conn.execute(sql + " ORDER BY p.path, r.line, r.start, r.id", params)
         for r in cur:
             yield PostRef(*r)
+
+    def link_uses(self, q: UrlQuery, sources: Iterable[str] | None = None) -> Iterator[LinkUse]:
+        """Every use of the URLs ``q`` covers (in the posts of ``sources``, when given),
+        streamed from the cursor by source, path, line and column."""
+        where, params = _url_where(q)
+        if sources is not None:
+            names = list(sources)
+            where += f" AND p.source IN ({','.join('?' for _ in names)})"
+            params += names
+        cur = self.conn.execute(
+            "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
+            " p.source, p.path, r.line, r.kind, r.text FROM refs r"
+            " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
+            f" WHERE {where} ORDER BY p.source, p.path, r.line, r.start, r.id",
+            params,
+        )
+        for r in cur:
+            yield LinkUse(*r)
 
     def post_paths(self) -> list[str]:
         """Every recorded post's path, sorted, once each."""

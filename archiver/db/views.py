@@ -14,6 +14,7 @@ __all__ = [
     "BlobUse",
     "Copy",
     "ExportVersion",
+    "LinkUse",
     "OldestCheck",
     "PostRef",
     "ReportUrl",
@@ -72,6 +73,31 @@ class PostRef:
     path: str
     line: int
     kind: str
+
+
+@dataclass(frozen=True)
+class LinkUse:
+    """One use of a URL (a link at a line of a post) with the state its URL is in.
+
+    What the CI formats write: one record per use, streamed, so a report of a million
+    uses never holds them all.
+    """
+
+    url_id: int
+    url: str
+    host: str | None
+    state: str
+    http_status: int | None
+    error: str | None
+    error_class: str | None
+    #: The post's source as recorded: a folder or file path, or a site's URL.
+    source: str
+    #: The post's path within its source (a site page: its URL).
+    path: str
+    line: int
+    kind: str
+    #: The link text (or alt text), None when there is none.
+    text: str | None
 
 
 @dataclass(frozen=True)
