@@ -97,6 +97,9 @@ class Config:
     exclude_urls: tuple[str, ...] = ()  # regexes: matching URLs are neither saved nor fetched
     remap: tuple[tuple[str, str], ...] = ()  # (regex, replacement): where to fetch a URL from
     shared_store: bool = False  # this database may use a store other databases use too
+    #: ``[archive] endpoint``: the Wayback-style availability API ``report --suggest`` and
+    #: ``restore --from-archive`` ask (and nothing else ever does).
+    archive_endpoint: str = "https://archive.org/wayback/available"
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -119,6 +122,7 @@ _TOP_KEYS = {
     "exclude_urls",
     "remap",
     "shared_store",
+    "archive",
 }
 _SOURCE_KEYS = {
     "path",
@@ -452,4 +456,18 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(
             cfg, shared_store=_expect("shared_store", raw["shared_store"], bool, "true or false")
         )
+    if "archive" in raw:
+        cfg = replace(cfg, archive_endpoint=_archive(raw["archive"]))
     return cfg
+
+
+def _archive(raw: Any) -> str:
+    """The ``[archive]`` table: ``endpoint``, an http(s) URL."""
+    _expect("archive", raw, dict, "a table")
+    for key in raw:
+        if key != "endpoint":
+            raise ConfigError(f"unknown config key 'archive.{key}' (known: endpoint)")
+    endpoint: str = _expect("archive.endpoint", raw.get("endpoint", ""), str, "a URL")
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"config key 'archive.endpoint' must be an http(s) URL, got {endpoint!r}")
+    return endpoint

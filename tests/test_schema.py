@@ -50,6 +50,21 @@ def schema_of(path: Path) -> dict[str, Any]:
         conn.close()
 
 
+#: Columns added by the declared steps that came after the hand-rolled migrations (the
+#: fixtures predate them): (table, name, type), in the order the steps add them.
+LATER_COLUMNS = (("versions", "source", "TEXT"),)  # 503_version_source
+
+
+def with_later_steps(schema: dict[str, Any]) -> dict[str, Any]:
+    """A hand-rolled schema as the later steps leave it: their columns appended."""
+    out = {t: dict(v) if isinstance(v, dict) else v for t, v in schema.items()}
+    for table, name, kind in LATER_COLUMNS:
+        columns = list(out[table]["columns"])
+        columns.append((len(columns), name, kind, 0, None, 0))
+        out[table]["columns"] = columns
+    return out
+
+
 def fresh(tmp_path: Path) -> Path:
     path = tmp_path / "fresh.db"
     Database(path).close()
@@ -58,7 +73,7 @@ def fresh(tmp_path: Path) -> Path:
 
 def test_a_fresh_database_has_the_hand_rolled_schema(tmp_path: Path) -> None:
     got = schema_of(fresh(tmp_path))
-    want = schema_of(FIXTURES / "schema-401.db")
+    want = with_later_steps(schema_of(FIXTURES / "schema-401.db"))
     assert got.keys() == want.keys()
     for table in want:
         assert got[table] == want[table], table
@@ -88,7 +103,7 @@ def test_a_database_made_by_the_hand_rolled_migrations_opens_unchanged(tmp_path:
         assert len(db.scalar("SELECT value FROM meta WHERE key='database_id'")) == 32
     finally:
         db.close()
-    assert schema_of(old) == before == schema_of(fresh(tmp_path))
+    assert schema_of(old) == with_later_steps(before) == schema_of(fresh(tmp_path))
 
 
 def test_an_older_hand_rolled_database_takes_the_new_steps(tmp_path: Path) -> None:

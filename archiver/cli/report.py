@@ -51,6 +51,12 @@ __all__ = ["report", "status"]
     is_flag=True,
     help="Also links no crawled post uses any more (kept in the archive, no longer checked).",
 )
+@click.option(
+    "--suggest",
+    is_flag=True,
+    help="Ask the web archive ([archive] endpoint) for a snapshot of each dead or invalid"
+    " link with no copy.",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
 def report(
     config_path: Path | None,
@@ -63,6 +69,7 @@ def report(
     since: str | None,
     changed: bool,
     unreferenced: bool,
+    suggest: bool,
     output: Path | None,
 ) -> None:
     """Report links by state; exit 1 when any link matches, 0 when none does.
@@ -91,6 +98,10 @@ def report(
         changed=changed,
         unreferenced=unreferenced,
     )
+    if suggest and fmt in (*CI_FORMATS, "csv"):
+        raise ConfigError(
+            f"--suggest applies to the table, markdown, json and html reports, not --format {fmt}"
+        )
     if fmt in CI_FORMATS:
         _ci_report(cfg, flt, fmt, output)
         return
@@ -104,8 +115,17 @@ def report(
     rows = read_only(cfg, read)
     tty = output is None and sys.stdout.isatty()
     fmt = fmt or ("table" if tty else "json")
+    if suggest:
+        from archiver.cli.options import warn
+        from archiver.ops.wayback import add_snapshots
+
+        add_snapshots(cfg, rows, warn=warn)
     width = table_width(tty) if output is None else None
     text = render(rows, fmt, color=tty, store=held, output=output, width=width)
+    if suggest:
+        from archiver.ops.wayback import show_snapshots
+
+        text = show_snapshots(text, rows, fmt)
     if output:
         try:
             output.write_text(text, encoding="utf-8")

@@ -330,6 +330,12 @@ _401_RECHECK = Step(
     add_columns=(AddColumn("urls", Column("recheck", TEXT)),),
 )
 
+_503_VERSION_SOURCE = Step(
+    "503_version_source",
+    # Where a version came from when not from its URL: 'web-archive:<snapshot url>'.
+    add_columns=(AddColumn("versions", Column("source", TEXT)),),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -338,4 +344,5 @@ STEPS: tuple[Step, ...] = (
     _201_SITE_PAGES,
     _301_STORE_IDENTITY,
     _401_RECHECK,
+    _503_VERSION_SOURCE,
 )

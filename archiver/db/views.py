@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ActiveRewrite",
+    "ArchiveTarget",
     "BlobUse",
     "Copy",
     "ExportVersion",
@@ -73,6 +74,17 @@ class PostRef:
     path: str
     line: int
     kind: str
+
+
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """A URL as ``restore --from-archive`` needs it: what to ask the web archive for."""
+
+    id: int
+    url: str
+    #: What its links expect ("pdf", "image", "any"): the snapshot is judged by it.
+    expect: str
+    last_ok: str | None
 
 
 @dataclass(frozen=True)
