@@ -115,6 +115,9 @@ class Config:
     shared_store: bool = False  # this database may use a store other databases use too
     # Regexes (``--include``, not a config key): when given, only matching asset URLs are kept.
     include_urls: tuple[str, ...] = ()
+    #: ``[archive] endpoint``: the Wayback-style availability API ``report --suggest`` and
+    #: ``restore --from-archive`` ask (and nothing else ever does).
+    archive_endpoint: str = "https://archive.org/wayback/available"
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -138,6 +141,7 @@ _TOP_KEYS = {
     "remap",
     "shared_store",
     "hosts",
+    "archive",
 }
 _SOURCE_KEYS = {
     "path",
@@ -471,6 +475,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(
             cfg, shared_store=_expect("shared_store", raw["shared_store"], bool, "true or false")
         )
+    if "archive" in raw:
+        cfg = replace(cfg, archive_endpoint=_archive(raw["archive"]))
     if "hosts" in raw:
         cfg = replace(cfg, fetch=replace(cfg.fetch, host_headers=_hosts(raw["hosts"])))
     return cfg
@@ -612,3 +618,15 @@ def _hosts(raw: Any) -> HostHeaders:
             raise ConfigError(f"config key '{where}' names a host already given")
         out.append((key, tuple(pairs)))
     return tuple(out)
+
+
+def _archive(raw: Any) -> str:
+    """The ``[archive]`` table: ``endpoint``, an http(s) URL."""
+    _expect("archive", raw, dict, "a table")
+    for key in raw:
+        if key != "endpoint":
+            raise ConfigError(f"unknown config key 'archive.{key}' (known: endpoint)")
+    endpoint: str = _expect("archive.endpoint", raw.get("endpoint", ""), str, "a URL")
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"config key 'archive.endpoint' must be an http(s) URL, got {endpoint!r}")
+    return endpoint

@@ -66,6 +66,7 @@ AFTER_401 = {
             ("deep_reason", "TEXT"),
         ],
     ),
+    "503_version_source": ("versions", [("source", "TEXT")]),
 }
 
 

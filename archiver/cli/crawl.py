@@ -15,10 +15,11 @@ from archiver.cli.options import (
     config_from_options,
     extensions_from,
     extensions_option,
+    read_only,
     state_options,
     with_allowed,
 )
-from archiver.config import finite_option, override_fetch, parse_accept, with_url_options
+from archiver.config import Config, finite_option, override_fetch, parse_accept, with_url_options
 from archiver.errors import ConfigError
 from archiver.redact import clean_text, mask_url, shown_url
 
@@ -132,6 +133,13 @@ def crawl(all_: bool, **options: Any) -> None:
 
 @click.command()
 @_run_options
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["junit", "github", "sarif"]),
+    help="After the run, print what it judged in the posts of SOURCES for CI (stdout);"
+    " the exit code is still --fail-on's.",
+)
 def check(**options: Any) -> None:
     """Check every asset link of SOURCES and record its state, without archiving.
 
@@ -169,6 +177,7 @@ def _run(
     include: tuple[str, ...],
     no_progress: bool,
     verbose: bool,
+    report_format: str | None = None,
 ) -> None:
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
@@ -240,7 +249,18 @@ def _run(
             log.emit("warning", f"newly broken: {shown_url(url)}")
         for url, why in summary.newly_blocked:
             log.emit("warning", f"blocked: {shown_url(url)}: {clean_text(why)}")
+    if report_format is not None:
+        _print_report(cfg, [s.label for s in srcs], report_format)
     sys.exit(summary.exit_code)
+
+
+def _print_report(cfg: Config, labels: list[str], fmt: str) -> None:
+    """``check --format``: what the run judged in the posts of its sources, on stdout."""
+    from archiver.ops.ci_report import run_report
+
+    copy = read_only(cfg, lambda database, _: run_report(database, labels, fmt))
+    copy(sys.stdout)
+    sys.stdout.flush()
 
 
 class _Progress:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -13,8 +14,13 @@ from archiver.cli.options import config_from_options, read_only, state_options
 from archiver.errors import ConfigError
 
 if TYPE_CHECKING:
+    from archiver.config import Config
     from archiver.db.sqlite import Database
+    from archiver.ops.report import ReportFilter
     from archiver.store.directory import Store
+
+#: The formats a CI reads (``archiver.ops.ci_report``): one entry per use of a link.
+CI_FORMATS = ("junit", "github", "sarif")
 
 __all__ = ["report", "status"]
 
@@ -24,8 +30,9 @@ __all__ = ["report", "status"]
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "markdown", "json", "csv", "html"]),
-    help="Output format (default: table on a terminal, json otherwise).",
+    type=click.Choice(["table", "markdown", "json", "csv", "html", "junit", "github", "sarif"]),
+    help="Output format (default: table on a terminal, json otherwise); junit, github"
+    " and sarif: one entry per use of a link, for CI.",
 )
 @click.option("--state", "state", help="Comma list of states, or all (default: all but ok).")
 @click.option("--post", help="Only links used in posts whose path matches this glob.")
@@ -44,6 +51,12 @@ __all__ = ["report", "status"]
     is_flag=True,
     help="Also links no crawled post uses any more (kept in the archive, no longer checked).",
 )
+@click.option(
+    "--suggest",
+    is_flag=True,
+    help="Ask the web archive ([archive] endpoint) for a snapshot of each dead or invalid"
+    " link with no copy.",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
 def report(
     config_path: Path | None,
@@ -56,6 +69,7 @@ def report(
     since: str | None,
     changed: bool,
     unreferenced: bool,
+    suggest: bool,
     output: Path | None,
 ) -> None:
     """Report links by state; exit 1 when any link matches, 0 when none does.
@@ -86,6 +100,13 @@ def report(
         changed=changed,
         unreferenced=unreferenced,
     )
+    if suggest and fmt in (*CI_FORMATS, "csv"):
+        raise ConfigError(
+            f"--suggest applies to the table, markdown, json and html reports, not --format {fmt}"
+        )
+    if fmt in CI_FORMATS:
+        _ci_report(cfg, flt, fmt, output)
+        return
     blobs = Store(cfg.store, create=False)
     held = blobs if blobs.root.is_dir() else None
 
@@ -96,9 +117,22 @@ def report(
     rows = read_only(cfg, read)
     tty = output is None and sys.stdout.isatty()
     fmt = fmt or ("table" if tty else "json")
+    suggested: list[dict[str, Any]] = []
+    if suggest:
+        from archiver.cli.options import warn
+        from archiver.ops.report_rows import row_dict
+        from archiver.ops.wayback import add_snapshots
+
+        suggested = [row_dict(r) for r in rows]  # the JSON objects, which gain ``snapshot``
+        add_snapshots(cfg, suggested, warn=warn)
     width = table_width(tty) if output is None else None
     confirm = Confirmation(cfg.confirm_runs, cfg.confirm_after)
     text = render(rows, fmt, color=tty, store=held, output=output, width=width, confirm=confirm)
+    if suggest:
+        from archiver.ops.report import json_array
+        from archiver.ops.wayback import show_snapshots
+
+        text = json_array(suggested) if fmt == "json" else show_snapshots(text, suggested, fmt)
     if output:
         try:
             output.write_text(text, encoding="utf-8")
@@ -107,6 +141,32 @@ def report(
     else:
         click.echo(text, nl=False)
     sys.exit(1 if rows else 0)
+
+
+def _ci_report(cfg: Config, flt: ReportFilter, fmt: str, output: Path | None) -> None:
+    """``report --format junit|github|sarif``: exit 1 when any use matches, as ever."""
+    from archiver.ops.ci_report import findings, spool
+    from archiver.ops.report import check_filter_names
+
+    def read(database: Database, _: Store) -> Callable[[TextIO], int]:
+        check_filter_names(database, flt)
+        return spool(fmt, lambda: findings(database, flt))
+
+    _emit(read_only(cfg, read), output)
+
+
+def _emit(copy: Callable[[TextIO], int], output: Path | None) -> None:
+    """Copies a spooled CI report to ``output`` or stdout; exit 1 when it has any use."""
+    if output is None:
+        count = copy(sys.stdout)
+        sys.stdout.flush()
+    else:
+        try:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = copy(out)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}") from exc
+    sys.exit(1 if count else 0)
 
 
 @click.command()

@@ -103,6 +103,12 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--dry-run", is_flag=True, help="With --rewrite/--undo: print a diff, change nothing."
 )
+@click.option(
+    "--from-archive",
+    "from_archive",
+    metavar="URL",
+    help="Store the web archive's closest snapshot of URL as its copy ([archive] endpoint).",
+)
 def restore(
     url: str | None,
     config_path: Path | None,
@@ -117,6 +123,7 @@ def restore(
     post: str | None,
     undo: bool,
     dry_run: bool,
+    from_archive: str | None,
 ) -> None:
     """Get archived copies back: one asset, a static mirror, or links in the posts.
 
@@ -125,9 +132,19 @@ def restore(
     archiver restore --mirror DIR         DIR/<host>/<path> + DIR/manifest.json
     archiver restore --rewrite --mirror-url https://mirror.example.org/ [--dry-run]
     archiver restore --undo [URL]         put the original URLs back
+    archiver restore --from-archive URL   store the web archive's snapshot as URL's copy
 
     Example: archiver restore https://example.org/slides.pdf -o slides.pdf
     """
+    if from_archive is not None:
+        given = (url, output, sha256, mirror_dir, state, rewrite, mirror_url, post, undo, dry_run)
+        if any(v not in (None, False) for v in given):
+            raise ConfigError(
+                "--from-archive URL is a form of its own: give it alone"
+                " (see 'archiver restore --help')"
+            )
+        _from_archive(config_from_options(config_path, db, store), from_archive)
+        return
     if sum((url is not None and not undo, mirror_dir is not None or rewrite, undo)) != 1:
         raise ConfigError(
             "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
@@ -185,6 +202,20 @@ def _refuse_options_of_other_forms(forms: list[str], **given: object) -> None:
         raise ConfigError(
             f"{typed} only applies to {needs}, not to {chosen} (see 'archiver restore --help')"
         )
+
+
+def _from_archive(cfg: Config, url: str) -> None:
+    """``restore --from-archive URL``: under the lock, as any command that records."""
+    from archiver.ops.wayback import restore_from_archive
+    from archiver.run.lock import run_lock
+
+    with _open(cfg) as (database, blobs), run_lock(cfg.db):
+        got = restore_from_archive(database, blobs, cfg, url)
+    click.echo(
+        f"stored the web archive's snapshot of {shown_url(got.url)}"
+        f" ({got.snapshot.timestamp}, {got.sha256[:12]}, {got.size} bytes) as its copy",
+        err=True,
+    )
 
 
 def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None) -> None:

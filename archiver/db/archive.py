@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from archiver.db.views import (
     ActiveRewrite,
+    ArchiveTarget,
     BlobUse,
     Copy,
     ExportVersion,
+    LinkUse,
     OldestCheck,
     PostRef,
     ReportUrl,
@@ -97,6 +99,24 @@ class ArchiveQueries:
         for r in cur:
             yield PostRef(*r)
 
+    def link_uses(self, q: UrlQuery, sources: Iterable[str] | None = None) -> Iterator[LinkUse]:
+        """Every use of the URLs ``q`` covers (in the posts of ``sources``, when given),
+        streamed from the cursor by source, path, line and column."""
+        where, params = _url_where(q)
+        if sources is not None:
+            names = list(sources)
+            where += f" AND p.source IN ({','.join('?' for _ in names)})"
+            params += names
+        cur = self.conn.execute(
+            "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
+            " p.source, p.path, r.line, r.kind, r.text FROM refs r"
+            " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
+            f" WHERE {where} ORDER BY p.source, p.path, r.line, r.start, r.id",
+            params,
+        )
+        for r in cur:
+            yield LinkUse(*r)
+
     def post_paths(self) -> list[str]:
         """Every recorded post's path, sorted, once each."""
         return [r[0] for r in self.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path")]
@@ -131,6 +151,42 @@ class ArchiveQueries:
             copy = Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
             out.setdefault(copy.url_id, []).append(copy)
         return out
+
+    def archive_target(self, url_id: int) -> ArchiveTarget:
+        """What the web archive is asked about a recorded URL."""
+        row = self.conn.execute(
+            "SELECT id, url, expect, last_ok FROM urls WHERE id = ?", (url_id,)
+        ).fetchone()
+        return ArchiveTarget(*row)
+
+    def add_outside_version(
+        self,
+        url_id: int,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str | None,
+        source: str,
+        now: str,
+    ) -> None:
+        """Records a blob (already committed to the store) as the newest version of a URL,
+        got from ``source`` rather than its URL, and makes it the URL's copy; the URL's
+        state and its last answer stay as they are. Call inside a transaction."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, size, content_type, first_stored)"
+            " VALUES (?, ?, ?, ?)",
+            (sha256, size, content_type, now),
+        )
+        self.conn.execute(
+            "INSERT INTO versions (url_id, sha256, first_seen, last_seen, check_id, source)"
+            " VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (url_id, sha256)"
+            " DO UPDATE SET last_seen=excluded.last_seen, source=excluded.source",
+            (url_id, sha256, now, now, source),
+        )
+        self.conn.execute(
+            "UPDATE urls SET sha256=?, size=?, content_type=? WHERE id=?",
+            (sha256, size, content_type, url_id),
+        )
 
     def urls_in_states(self, states: tuple[str, ...]) -> list[UrlName]:
         """Every URL (referenced or not) in these states, ordered by URL."""

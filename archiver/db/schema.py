@@ -345,6 +345,13 @@ _501_DEEP_CHECK = Step(
     ),
 )
 
+
+_503_VERSION_SOURCE = Step(
+    "503_version_source",
+    # Where a version came from when not from its URL: 'web-archive:<snapshot url>'.
+    add_columns=(AddColumn("versions", Column("source", TEXT)),),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -354,4 +361,5 @@ STEPS: tuple[Step, ...] = (
     _301_STORE_IDENTITY,
     _401_RECHECK,
     _501_DEEP_CHECK,
+    _503_VERSION_SOURCE,
 )

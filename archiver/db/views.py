@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ActiveRewrite",
+    "ArchiveTarget",
     "BlobUse",
     "Copy",
     "ExportVersion",
+    "LinkUse",
     "OldestCheck",
     "PostRef",
     "ReportUrl",
@@ -84,6 +86,42 @@ class PostRef:
     kind: str
     #: The link or alt text ("" when the form has none).
     text: str = ""
+
+
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """A URL as ``restore --from-archive`` needs it: what to ask the web archive for."""
+
+    id: int
+    url: str
+    #: What its links expect ("pdf", "image", "any"): the snapshot is judged by it.
+    expect: str
+    last_ok: str | None
+
+
+@dataclass(frozen=True)
+class LinkUse:
+    """One use of a URL (a link at a line of a post) with the state its URL is in.
+
+    What the CI formats write: one record per use, streamed, so a report of a million
+    uses never holds them all.
+    """
+
+    url_id: int
+    url: str
+    host: str | None
+    state: str
+    http_status: int | None
+    error: str | None
+    error_class: str | None
+    #: The post's source as recorded: a folder or file path, or a site's URL.
+    source: str
+    #: The post's path within its source (a site page: its URL).
+    path: str
+    line: int
+    kind: str
+    #: The link text (or alt text), None when there is none.
+    text: str | None
 
 
 @dataclass(frozen=True)
