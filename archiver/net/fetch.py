@@ -625,14 +625,17 @@ class Fetcher:
         expect: Expected = "any",
         validators: Mapping[str, str] | None = None,
         probe: bool = False,
+        waiting: Callable[[], None] | None = None,
     ) -> FetchResult:
         """Fetches one URL (http, https or file) and says what became of it; never raises
         for it. An archived body is discarded: ``archive`` keeps it.
 
         ``probe=True`` checks without archiving: it asks for the first bytes only and reads
-        no more than the verdict needs, so the result has no sha256.
+        no more than the verdict needs, so the result has no sha256. ``waiting`` is called
+        before each wait between attempts (a backoff, a Retry-After), when the fetch holds
+        no request slot: the caller may lend what it holds for this URL meanwhile.
         """
-        draft = await self._fetch(url, expect, validators, probe)
+        draft = await self._fetch(url, expect, validators, probe, waiting)
         if draft.blob is not None:
             draft.blob.abort()
         return draft.freeze()
@@ -643,20 +646,28 @@ class Fetcher:
         *,
         expect: Expected = "any",
         validators: Mapping[str, str] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Fetched:
         """Fetches one URL in full; a good body comes back as a finished, uncommitted blob
-        (with a store), which the caller commits before recording it, or aborts."""
-        draft = await self._fetch(url, expect, validators, False)
+        (with a store), which the caller commits before recording it, or aborts.
+        ``waiting`` is ``fetch``'s."""
+        draft = await self._fetch(url, expect, validators, False, waiting)
         return Fetched(draft.freeze(), draft.blob)
 
     async def _fetch(
-        self, url: str, expect: Expected, validators: Mapping[str, str] | None, probe: bool
+        self,
+        url: str,
+        expect: Expected,
+        validators: Mapping[str, str] | None,
+        probe: bool,
+        waiting: Callable[[], None] | None = None,
     ) -> _Draft:
         started = anyio.current_time()
         scheme = _scheme(url)
         if scheme in ("http", "https"):
             mode: _Mode = "probe" if probe else "archive"
-            result = (await self._fetch_http(url, expect, dict(validators or {}), mode)).result
+            hop = await self._fetch_http(url, expect, dict(validators or {}), mode, waiting=waiting)
+            result = hop.result
         elif scheme == "file":
             result = await self._fetch_file(url, expect, probe)
         else:
@@ -696,6 +707,8 @@ class Fetcher:
         validators: dict[str, str],
         mode: _Mode,
         stay: Callable[[str], bool] | None = None,
+        *,
+        waiting: Callable[[], None] | None = None,
     ) -> _Hop:
         attempts = received = 0
 
@@ -712,16 +725,23 @@ class Fetcher:
         if should_retry(hop.result) and self.settings.retries > 0:
             from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
 
+            async def pause(seconds: float) -> None:
+                # No slot is held between attempts; ``waiting`` lets the caller lend its
+                # own (a scheduler's worker) to other URLs until this one is due again.
+                if waiting is not None:
+                    waiting()
+                await self._clock.sleep(seconds)
+
             first = hop
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(self.settings.retries),
                 wait=lambda state: self._wait(state, offset=1),
                 retry=retry_if_result(lambda hop: should_retry(hop.result)),
-                sleep=self._clock.sleep,
+                sleep=pause,
                 retry_error_callback=_last_outcome,
                 reraise=True,
             )
-            await self._clock.sleep(self._delay(first, attempt_number=1))
+            await pause(self._delay(first, attempt_number=1))
             hop = cast(_Hop, await retrying(attempt))
         result = hop.result
         result.attempts, result.bytes_received = attempts, received
