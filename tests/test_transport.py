@@ -836,3 +836,39 @@ async def test_an_ipv6_literal_url() -> None:
     assert first.url.startswith("http://[::1]:")
     assert raw.heads[0].split(b"\r\n")[1].lower() == f"host: [::1]:{raw.port}".encode()
     assert transport.connections_opened == 1
+
+
+class RepoolingClock(FakeClock):
+    """Each wait between attempts, another URL of the host is fetched (as in a busy run),
+    so the next attempt finds a kept-alive connection in the pool."""
+
+    fetcher: Fetcher | None = None
+    url = ""
+
+    async def sleep(self, seconds: float) -> None:
+        assert self.fetcher is not None
+        assert (await self.fetcher.fetch(self.url, expect="pdf")).state == "ok"
+        await super().sleep(seconds)
+
+
+async def test_a_reset_on_a_kept_alive_connection_is_re_sent_at_once_only_once_per_url(
+    server: LoopbackServer,
+) -> None:
+    """A reset before any byte on a reused connection may be a stale keep-alive: re-sent
+    at once on a fresh one. When that is reset too, the reset is the URL's own: its later
+    attempts, each on a reused connection again, wait for their backoff, not re-sent."""
+    ok = server.route("/ok.pdf", Reply(body=PDF))
+    rst = server.route("/rst.pdf", Reply(reset=True))
+    clock = RepoolingClock()
+    clock.url = ok
+    transport = Http11Transport()
+    settings = FetchSettings(retries=3, connect_timeout=2.0, read_timeout=5.0, transport="lean")
+    async with Fetcher(settings, transport=transport, clock=clock) as fetcher:
+        clock.fetcher = fetcher
+        assert (await fetcher.fetch(ok, expect="pdf")).state == "ok"  # a connection to reuse
+        r = await fetcher.fetch(rst, expect="pdf")
+    assert (r.state, r.error_class, r.attempts) == ("error", "reset", 4)
+    # 4 attempts and the one immediate re-send of the first (8 before: one per attempt).
+    assert server.stats("/rst.pdf").hits == 5
+    assert len(clock.sleeps) == 3  # the backoff schedule is unchanged
+    assert server.stats("/ok.pdf").hits == 4 and transport.connections_opened == 5

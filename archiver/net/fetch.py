@@ -44,6 +44,7 @@ from archiver.net.rules import UrlRules
 from archiver.net.settings import USER_AGENT, FetchConfig, TransportChoice
 from archiver.net.settings import sendable as _sendable
 from archiver.net.transport import (
+    RESEND_STALE,
     Http2Transport,
     Http11Transport,
     OriginRouter,
@@ -711,11 +712,17 @@ class Fetcher:
         waiting: Callable[[], None] | None = None,
     ) -> _Hop:
         attempts = received = 0
+        reset = False
 
         async def attempt() -> _Hop:
-            nonlocal attempts, received
+            nonlocal attempts, received, reset
             attempts += 1
-            hop = await self._follow(url, expect, validators, mode, stay)
+            # A stale keep-alive connection is re-sent at once on a fresh one (the
+            # transport), but only while the URL has not been reset: after a reset, a
+            # fresh connection was reset too, so the next reset is the URL's own and
+            # waits for its backoff like any other (one immediate re-send per URL at most).
+            hop = await self._follow(url, expect, validators, mode, stay, resend=not reset)
+            reset = hop.result.error_class == "reset"
             received += hop.result.bytes_received
             return hop
 
@@ -775,6 +782,7 @@ class Fetcher:
         validators: dict[str, str],
         mode: _Mode,
         stay: Callable[[str], bool] | None = None,
+        resend: bool = True,
     ) -> _Hop:
         """One attempt: requests ``url`` and follows its redirects, each hop within the limits.
 
@@ -784,7 +792,7 @@ class Fetcher:
         current = url
         visited: set[str] = set()  # filled on the first redirect: most URLs never need it
         for _ in range(self.settings.max_redirects + 1):
-            hop = await self._exchange(current, expect, validators, mode)
+            hop = await self._exchange(current, expect, validators, mode, resend)
             hop.result.url, hop.result.final_url = url, current
             if hop.location is None:
                 return hop
@@ -813,7 +821,12 @@ class Fetcher:
         return limiter
 
     async def _exchange(
-        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
+        self,
+        url: str,
+        expect: Expected,
+        validators: dict[str, str],
+        mode: _Mode,
+        resend: bool = True,
     ) -> _Hop:
         """Sends one request, without following redirects, and reads the body if it is the asset."""
         if self._client is None:
@@ -824,7 +837,7 @@ class Fetcher:
         validators = {name: value for name, value in validators.items() if _sendable(value)}
         headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
         try:
-            request = self._request(url, headers)
+            request = self._request(url, headers, resend)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _Hop(_failed(url, "dead", "bad-url", f"invalid URL: {exc}"))
         assert self._global is not None
@@ -837,7 +850,7 @@ class Fetcher:
                     # An empty file, or a server that mishandles ranges: asking again without
                     # a range lets the body speak for itself, as it would in a crawl.
                     await response.aclose()
-                    response = await self._head(self._request(url, validators))
+                    response = await self._head(self._request(url, validators, resend))
             except httpx.HTTPError as exc:
                 return _Hop(_transport_failed(url, exc))
             except _HeadTimeout:
@@ -859,15 +872,18 @@ class Fetcher:
         except OSError as exc:  # BlockedAddress, or the lookup failed (socket.gaierror)
             raise httpx.ConnectError(str(exc), request=request) from exc
 
-    def _request(self, url: str, headers: dict[str, str]) -> httpx.Request:
+    def _request(self, url: str, headers: dict[str, str], resend: bool = True) -> httpx.Request:
+        """``resend=False``: no immediate re-send on a fresh connection if a reused one
+        turns out closed (``transport.RESEND_STALE``)."""
         assert self._client is not None
+        extra = None if resend else {RESEND_STALE: False}
         if self._direct is None:
-            return self._client.build_request("GET", url, headers=headers)
+            return self._client.build_request("GET", url, headers=headers, extensions=extra)
         return httpx.Request(
             "GET",
             url,
             headers=[*self._base_headers, *headers.items()],
-            extensions=self._extensions,
+            extensions={**self._extensions, **extra} if extra else self._extensions,
         )
 
     async def _head(self, request: httpx.Request) -> httpx.Response:
