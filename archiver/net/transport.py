@@ -594,7 +594,10 @@ class _Body(httpx.AsyncByteStream):
     """One response body, as h11 frames it (Content-Length, chunked, or until close).
 
     Closing it after the last byte returns the connection to the pool if nothing else
-    waits on it; closing it early drops the connection, so an unread body costs nothing more.
+    waits on it; closing it early drops the connection, so an unread body costs nothing
+    more, unless all of the rest has already arrived: a small error page (a 503, a 429)
+    comes with its head, and skipping it keeps the connection for the URL's retry
+    instead of a new handshake.
     """
 
     def __init__(
@@ -634,10 +637,27 @@ class _Body(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
-        if self._done:
+        if self._done or self._rest_arrived():
             self._transport._release(self._conn)
         else:
             self._conn.close()
+
+    def _rest_arrived(self) -> bool:
+        """Skips what is left of the body if h11 already holds all of it, never waiting
+        for a byte: True when the message's end was reached so."""
+        wire = self._conn.wire
+        if wire.closed or wire._reading_paused:
+            return False
+        try:
+            while True:
+                event = wire.h11.next_event()
+                if isinstance(event, h11.EndOfMessage):
+                    wire._unread = 0  # h11 has consumed all it was given
+                    return True
+                if not isinstance(event, h11.Data):
+                    return False  # NEED_DATA: the rest is still on its way
+        except h11.RemoteProtocolError:
+            return False
 
 
 class Http2Transport(httpx.AsyncBaseTransport):
