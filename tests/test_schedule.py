@@ -231,3 +231,58 @@ async def test_shares_are_by_the_host_fetched_not_the_host_written() -> None:
 
     await run_alongside(s, release_after_moved)
     assert peak["one"] == 2
+
+
+async def test_a_released_row_gives_its_share_and_worker_to_other_rows_while_it_waits() -> None:
+    """A row in a retry's backoff calls ``release``: with one worker and one slot per host,
+    the next row of the same host runs while it waits, and the pool stays one worker."""
+    b_done = anyio.Event()
+    awake: list[int] = []  # rows holding a worker, at each step
+    order: list[str] = []
+
+    async def work(r: DueUrl) -> None:
+        awake.append(r.url_id)
+        assert len(awake) <= 1  # never more than the pool, released rows aside
+        if r.url_id == 1:
+            awake.remove(1)
+            s.release()  # about to wait out a backoff
+            s.release()  # once per row: a second call does nothing
+            await b_done.wait()  # hangs if the row kept its worker or its share
+            order.append("a after")
+            return
+        order.append(f"b{r.url_id}")
+        awake.remove(r.url_id)
+        b_done.set()
+
+    s = Scheduler(work, per_host=1, workers=1)
+    s.add([row("a", 1), row("a", 2), row("a", 3)])
+    s.close()
+    await run_alongside(s)
+    assert order[0] == "b2" and sorted(order) == ["a after", "b2", "b3"]
+    assert s._running["a"] == 0 and s._parked == 0 and (s._runnable, s._queued) == (0, 0)
+
+
+async def test_release_outside_a_worker_or_past_the_parked_limit_keeps_the_worker() -> None:
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    gate = anyio.Event()
+
+    async def work(r: DueUrl) -> None:
+        s.release()  # past ``parked_limit``: the row keeps its share
+        running["a"] += 1
+        peak["a"] = max(peak["a"], running["a"])
+        await gate.wait()
+        running["a"] -= 1
+
+    s = Scheduler(work, per_host=2, workers=4, parked_limit=0)
+    s.release()  # not in a worker: nothing happens
+    s.add([row("a", i) for i in range(6)])
+    s.close()
+
+    async def open_gate() -> None:
+        await wait_all_tasks_blocked()
+        assert running["a"] == 2  # the share holds, as without release
+        gate.set()
+
+    await run_alongside(s, open_gate)
+    assert peak["a"] == 2 and s._parked == 0

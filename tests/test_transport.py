@@ -9,6 +9,7 @@ Failure classification through it (resets, truncation, timeouts, refused) is cov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import socket
@@ -836,3 +837,89 @@ async def test_an_ipv6_literal_url() -> None:
     assert first.url.startswith("http://[::1]:")
     assert raw.heads[0].split(b"\r\n")[1].lower() == f"host: [::1]:{raw.port}".encode()
     assert transport.connections_opened == 1
+
+
+class RepoolingClock(FakeClock):
+    """Each wait between attempts, another URL of the host is fetched (as in a busy run),
+    so the next attempt finds a kept-alive connection in the pool."""
+
+    fetcher: Fetcher | None = None
+    url = ""
+
+    async def sleep(self, seconds: float) -> None:
+        assert self.fetcher is not None
+        assert (await self.fetcher.fetch(self.url, expect="pdf")).state == "ok"
+        await super().sleep(seconds)
+
+
+async def test_a_reset_on_a_kept_alive_connection_is_re_sent_at_once_only_once_per_url(
+    server: LoopbackServer,
+) -> None:
+    """A reset before any byte on a reused connection may be a stale keep-alive: re-sent
+    at once on a fresh one. When that is reset too, the reset is the URL's own: its later
+    attempts, each on a reused connection again, wait for their backoff, not re-sent."""
+    ok = server.route("/ok.pdf", Reply(body=PDF))
+    rst = server.route("/rst.pdf", Reply(reset=True))
+    clock = RepoolingClock()
+    clock.url = ok
+    transport = Http11Transport()
+    settings = FetchSettings(retries=3, connect_timeout=2.0, read_timeout=5.0, transport="lean")
+    async with Fetcher(settings, transport=transport, clock=clock) as fetcher:
+        clock.fetcher = fetcher
+        assert (await fetcher.fetch(ok, expect="pdf")).state == "ok"  # a connection to reuse
+        r = await fetcher.fetch(rst, expect="pdf")
+    assert (r.state, r.error_class, r.attempts) == ("error", "reset", 4)
+    # 4 attempts and the one immediate re-send of the first (8 before: one per attempt).
+    assert server.stats("/rst.pdf").hits == 5
+    assert len(clock.sleeps) == 3  # the backoff schedule is unchanged
+    assert server.stats("/ok.pdf").hits == 4 and transport.connections_opened == 5
+
+
+async def test_a_retried_error_page_that_came_whole_keeps_its_connection() -> None:
+    """A 503 or 429 page arrives with its head: skipping it keeps the connection for the
+    retry, instead of a new one (and a TLS handshake) per attempt. A body still on its
+    way is not waited for: that connection is dropped."""
+    replies = {
+        "/busy.pdf": [b"503 Service Unavailable", b"429 Too Many Requests", b"200 OK"],
+        "/big.pdf": [b"503 Service Unavailable"] * 3,
+    }
+    connections = 0
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        # The client drops a connection when it likes: its end is no error here.
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            async with stream:
+                await serve(stream)
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        data = b""
+        while True:
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive()
+            head, data = data.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1].decode()
+            status = replies[path].pop(0)
+            body = PDF if status == b"200 OK" else b"busy " * 20
+            if path == "/big.pdf":  # 1 MiB announced, 100 bytes sent: the rest waits
+                await stream.send(b"HTTP/1.1 %s\r\nContent-Length: 1048576\r\n\r\n" % status + body)
+                await stream.receive()  # until the client drops it
+                return
+            reply = b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (status, len(body))
+            await stream.send(reply + body)  # the whole page in one write
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    transport = Http11Transport()
+    settings = FetchSettings(retries=2, connect_timeout=2.0, read_timeout=5.0, transport="lean")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        async with Fetcher(settings, transport=transport, clock=FakeClock()) as fetcher:
+            r = await fetcher.fetch(f"http://127.0.0.1:{port}/busy.pdf", expect="pdf")
+            assert (r.state, r.attempts, transport.connections_opened) == ("ok", 3, 1)
+            big = await fetcher.fetch(f"http://127.0.0.1:{port}/big.pdf", expect="pdf")
+        tg.cancel_scope.cancel()
+    assert (big.error_class, big.attempts) == ("http-503", 3)
+    # The first big one went on the kept connection; each after it needed a new one.
+    assert transport.connections_opened == connections == 3

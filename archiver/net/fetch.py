@@ -44,6 +44,7 @@ from archiver.net.rules import UrlRules
 from archiver.net.settings import USER_AGENT, FetchConfig, TransportChoice
 from archiver.net.settings import sendable as _sendable
 from archiver.net.transport import (
+    RESEND_STALE,
     Http2Transport,
     Http11Transport,
     OriginRouter,
@@ -625,14 +626,17 @@ class Fetcher:
         expect: Expected = "any",
         validators: Mapping[str, str] | None = None,
         probe: bool = False,
+        waiting: Callable[[], None] | None = None,
     ) -> FetchResult:
         """Fetches one URL (http, https or file) and says what became of it; never raises
         for it. An archived body is discarded: ``archive`` keeps it.
 
         ``probe=True`` checks without archiving: it asks for the first bytes only and reads
-        no more than the verdict needs, so the result has no sha256.
+        no more than the verdict needs, so the result has no sha256. ``waiting`` is called
+        before each wait between attempts (a backoff, a Retry-After), when the fetch holds
+        no request slot: the caller may lend what it holds for this URL meanwhile.
         """
-        draft = await self._fetch(url, expect, validators, probe)
+        draft = await self._fetch(url, expect, validators, probe, waiting)
         if draft.blob is not None:
             draft.blob.abort()
         return draft.freeze()
@@ -643,20 +647,28 @@ class Fetcher:
         *,
         expect: Expected = "any",
         validators: Mapping[str, str] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Fetched:
         """Fetches one URL in full; a good body comes back as a finished, uncommitted blob
-        (with a store), which the caller commits before recording it, or aborts."""
-        draft = await self._fetch(url, expect, validators, False)
+        (with a store), which the caller commits before recording it, or aborts.
+        ``waiting`` is ``fetch``'s."""
+        draft = await self._fetch(url, expect, validators, False, waiting)
         return Fetched(draft.freeze(), draft.blob)
 
     async def _fetch(
-        self, url: str, expect: Expected, validators: Mapping[str, str] | None, probe: bool
+        self,
+        url: str,
+        expect: Expected,
+        validators: Mapping[str, str] | None,
+        probe: bool,
+        waiting: Callable[[], None] | None = None,
     ) -> _Draft:
         started = anyio.current_time()
         scheme = _scheme(url)
         if scheme in ("http", "https"):
             mode: _Mode = "probe" if probe else "archive"
-            result = (await self._fetch_http(url, expect, dict(validators or {}), mode)).result
+            hop = await self._fetch_http(url, expect, dict(validators or {}), mode, waiting=waiting)
+            result = hop.result
         elif scheme == "file":
             result = await self._fetch_file(url, expect, probe)
         else:
@@ -696,13 +708,21 @@ class Fetcher:
         validators: dict[str, str],
         mode: _Mode,
         stay: Callable[[str], bool] | None = None,
+        *,
+        waiting: Callable[[], None] | None = None,
     ) -> _Hop:
         attempts = received = 0
+        reset = False
 
         async def attempt() -> _Hop:
-            nonlocal attempts, received
+            nonlocal attempts, received, reset
             attempts += 1
-            hop = await self._follow(url, expect, validators, mode, stay)
+            # A stale keep-alive connection is re-sent at once on a fresh one (the
+            # transport), but only while the URL has not been reset: after a reset, a
+            # fresh connection was reset too, so the next reset is the URL's own and
+            # waits for its backoff like any other (one immediate re-send per URL at most).
+            hop = await self._follow(url, expect, validators, mode, stay, resend=not reset)
+            reset = hop.result.error_class == "reset"
             received += hop.result.bytes_received
             return hop
 
@@ -712,16 +732,23 @@ class Fetcher:
         if should_retry(hop.result) and self.settings.retries > 0:
             from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
 
+            async def pause(seconds: float) -> None:
+                # No slot is held between attempts; ``waiting`` lets the caller lend its
+                # own (a scheduler's worker) to other URLs until this one is due again.
+                if waiting is not None:
+                    waiting()
+                await self._clock.sleep(seconds)
+
             first = hop
             retrying = AsyncRetrying(
                 stop=stop_after_attempt(self.settings.retries),
                 wait=lambda state: self._wait(state, offset=1),
                 retry=retry_if_result(lambda hop: should_retry(hop.result)),
-                sleep=self._clock.sleep,
+                sleep=pause,
                 retry_error_callback=_last_outcome,
                 reraise=True,
             )
-            await self._clock.sleep(self._delay(first, attempt_number=1))
+            await pause(self._delay(first, attempt_number=1))
             hop = cast(_Hop, await retrying(attempt))
         result = hop.result
         result.attempts, result.bytes_received = attempts, received
@@ -755,6 +782,7 @@ class Fetcher:
         validators: dict[str, str],
         mode: _Mode,
         stay: Callable[[str], bool] | None = None,
+        resend: bool = True,
     ) -> _Hop:
         """One attempt: requests ``url`` and follows its redirects, each hop within the limits.
 
@@ -764,7 +792,7 @@ class Fetcher:
         current = url
         visited: set[str] = set()  # filled on the first redirect: most URLs never need it
         for _ in range(self.settings.max_redirects + 1):
-            hop = await self._exchange(current, expect, validators, mode)
+            hop = await self._exchange(current, expect, validators, mode, resend)
             hop.result.url, hop.result.final_url = url, current
             if hop.location is None:
                 return hop
@@ -793,7 +821,12 @@ class Fetcher:
         return limiter
 
     async def _exchange(
-        self, url: str, expect: Expected, validators: dict[str, str], mode: _Mode
+        self,
+        url: str,
+        expect: Expected,
+        validators: dict[str, str],
+        mode: _Mode,
+        resend: bool = True,
     ) -> _Hop:
         """Sends one request, without following redirects, and reads the body if it is the asset."""
         if self._client is None:
@@ -804,7 +837,7 @@ class Fetcher:
         validators = {name: value for name, value in validators.items() if _sendable(value)}
         headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
         try:
-            request = self._request(url, headers)
+            request = self._request(url, headers, resend)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _Hop(_failed(url, "dead", "bad-url", f"invalid URL: {exc}"))
         assert self._global is not None
@@ -817,7 +850,7 @@ class Fetcher:
                     # An empty file, or a server that mishandles ranges: asking again without
                     # a range lets the body speak for itself, as it would in a crawl.
                     await response.aclose()
-                    response = await self._head(self._request(url, validators))
+                    response = await self._head(self._request(url, validators, resend))
             except httpx.HTTPError as exc:
                 return _Hop(_transport_failed(url, exc))
             except _HeadTimeout:
@@ -839,21 +872,27 @@ class Fetcher:
         except OSError as exc:  # BlockedAddress, or the lookup failed (socket.gaierror)
             raise httpx.ConnectError(str(exc), request=request) from exc
 
-    def _request(self, url: str, headers: dict[str, str]) -> httpx.Request:
+    def _request(self, url: str, headers: dict[str, str], resend: bool = True) -> httpx.Request:
         """A GET of ``url``; the ``[hosts]`` headers of its own host go with it, so a
-        redirect to another host never carries them."""
+        redirect to another host never carries them. ``resend=False``: no immediate
+        re-send on a fresh connection if a reused one turns out closed
+        (``transport.RESEND_STALE``)."""
         assert self._client is not None
         extra = self.settings.headers_for(urlsplit(url).hostname or "")
         if extra:
             headers = {**dict(extra), **headers}
+        stale = None if resend else {RESEND_STALE: False}
         if self._direct is None:
-            return self._client.build_request("GET", url, headers=headers)
+            return self._client.build_request("GET", url, headers=headers, extensions=stale)
         base = self._base_headers
         if extra:
             names = {name.lower() for name in headers}
             base = [(k, v) for k, v in base if k.lower() not in names]
         return httpx.Request(
-            "GET", url, headers=[*base, *headers.items()], extensions=self._extensions
+            "GET",
+            url,
+            headers=[*base, *headers.items()],
+            extensions={**self._extensions, **stale} if stale else self._extensions,
         )
 
     async def _head(self, request: httpx.Request) -> httpx.Response:

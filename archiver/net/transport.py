@@ -59,7 +59,7 @@ from archiver.net.guard import AddressGuard
 if TYPE_CHECKING:  # imported when first used: only an HTTP/2 run pays for them
     import httpcore
 
-__all__ = ["Http2Transport", "Http11Transport", "OriginRouter", "Resolver"]
+__all__ = ["RESEND_STALE", "Http2Transport", "Http11Transport", "OriginRouter", "Resolver"]
 
 #: ``(host, port) -> [(family, address tuple), ...]``; swappable so tests never touch DNS.
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[Any, ...]]]]]
@@ -83,8 +83,19 @@ _ATTEMPT_DELAY = 0.25  # seconds an address has before the next is tried too (RF
 _Origin = tuple[str, str, int, str]
 
 
+#: A request extension: ``False`` says not to re-send the request at once on a fresh
+#: connection when a reused one turns out closed (the fetcher sets it for a URL whose last
+#: attempt was reset: that reset was the URL's own, not a stale connection's).
+RESEND_STALE = "archiver_resend_stale"
+
+
 class _Stale(Exception):
-    """A reused connection was closed by the server before any byte of the response."""
+    """A reused connection was closed by the server before any byte of the response;
+    ``error`` is what the request fails with when it is not re-sent."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Wire(asyncio.Protocol):
@@ -434,8 +445,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if conn is not None:
             try:
                 return await self._exchange(conn, request, message, body, timeouts, reused=True)
-            except _Stale:
-                pass  # the server closed it while idle: one fresh connection, as browsers do
+            except _Stale as stale:
+                # The server closed it while idle, we take it: one fresh connection, as
+                # browsers do (RFC 9112 section 9.3.1; a GET is idempotent). Not when the
+                # caller says this URL was just reset on a fresh connection as well.
+                if request.extensions.get(RESEND_STALE, True) is False:
+                    error, cause = stale.error, stale.__cause__
+                    raise error from (error.__cause__ if error is cause else cause)
         conn = await self._connect(request, origin, timeouts.get("connect"))
         return await self._exchange(conn, request, message, body, timeouts, reused=False)
 
@@ -521,9 +537,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
             response = await _final_response(wire, timeouts.get("read"))
         except Exception as exc:
             conn.close()
-            if reused and wire.received == 0 and _closed(exc, wire):
-                raise _Stale from exc
             error = _translate(exc, request, "waiting for the response")
+            if reused and wire.received == 0 and _closed(exc, wire):
+                raise _Stale(error) from exc
             if error is exc:
                 raise
             raise error from exc
@@ -578,7 +594,10 @@ class _Body(httpx.AsyncByteStream):
     """One response body, as h11 frames it (Content-Length, chunked, or until close).
 
     Closing it after the last byte returns the connection to the pool if nothing else
-    waits on it; closing it early drops the connection, so an unread body costs nothing more.
+    waits on it; closing it early drops the connection, so an unread body costs nothing
+    more, unless all of the rest has already arrived: a small error page (a 503, a 429)
+    comes with its head, and skipping it keeps the connection for the URL's retry
+    instead of a new handshake.
     """
 
     def __init__(
@@ -618,10 +637,27 @@ class _Body(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
-        if self._done:
+        if self._done or self._rest_arrived():
             self._transport._release(self._conn)
         else:
             self._conn.close()
+
+    def _rest_arrived(self) -> bool:
+        """Skips what is left of the body if h11 already holds all of it, never waiting
+        for a byte: True when the message's end was reached so."""
+        wire = self._conn.wire
+        if wire.closed or wire._reading_paused:
+            return False
+        try:
+            while True:
+                event = wire.h11.next_event()
+                if isinstance(event, h11.EndOfMessage):
+                    wire._unread = 0  # h11 has consumed all it was given
+                    return True
+                if not isinstance(event, h11.Data):
+                    return False  # NEED_DATA: the rest is still on its way
+        except h11.RemoteProtocolError:
+            return False
 
 
 class Http2Transport(httpx.AsyncBaseTransport):

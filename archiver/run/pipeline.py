@@ -102,7 +102,8 @@ class Pipeline:
         ) as fetcher:
 
             async def work(url: DueUrl) -> None:
-                fetched = await _fetch_one(fetcher, url, self.probe)
+                # A URL waiting to be retried gives its worker and host share back meanwhile.
+                fetched = await _fetch_one(fetcher, url, self.probe, scheduler.release)
                 # The request that was waiting for this one's slot goes out first; recording
                 # the result can wait, as the next response is a round trip away. (Recording
                 # first put its CPU on every request's critical path.)
@@ -242,9 +243,12 @@ def _discard(fetched: Fetched) -> None:
         fetched.blob.abort()
 
 
-async def _fetch_one(fetcher: Fetcher, url: DueUrl, probe: bool) -> Fetched:
+async def _fetch_one(
+    fetcher: Fetcher, url: DueUrl, probe: bool, waiting: Callable[[], None]
+) -> Fetched:
     if probe:
-        return Fetched(await fetcher.fetch(url.fetch_url, expect=url.expect, probe=True))
+        result = await fetcher.fetch(url.fetch_url, expect=url.expect, probe=True, waiting=waiting)
+        return Fetched(result)
     validators: dict[str, str] = {}
     # A copy verify found missing or damaged is fetched whole, never revalidated.
     held = url.sha256 if not url.recheck else None
@@ -253,4 +257,6 @@ async def _fetch_one(fetcher: Fetcher, url: DueUrl, probe: bool) -> Fetched:
             validators["If-None-Match"] = url.etag
         if url.last_modified:
             validators["If-Modified-Since"] = url.last_modified
-    return await fetcher.archive(url.fetch_url, expect=url.expect, validators=validators or None)
+    return await fetcher.archive(
+        url.fetch_url, expect=url.expect, validators=validators or None, waiting=waiting
+    )

@@ -7,20 +7,43 @@ host with 90,000 URLs never holds up one with ten (no head-of-line blocking), an
 holds one row per queued URL, never a task. The fetcher's limiters still enforce the
 real limits (redirects to other hosts included). The slack here, twice those limits,
 keeps the next request of a host ready at its limiter, so it goes out the moment a slot
-frees (measured: without it, a check is ~6% slower), and keeps a host busy while some
-of its requests sleep in a retry backoff.
+frees (measured: without it, a check is ~6% slower).
+
+A row waiting out a retry's backoff or a Retry-After holds nothing: its work calls
+``release``, which gives the row's host share back and puts a stand-in worker in the
+pool, so the host and every other host go on at full speed while it waits; the row
+comes back when due (its task sleeps on, outside the pool) and then only queues for the
+fetcher's real limits. Before, a waiting row kept its worker: 80 flaky links took 7x
+their bound, and a few hosts sending Retry-After could hold every worker.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from archiver.records import DueUrl
 
 __all__ = ["Scheduler"]
+
+
+class _Turn:
+    """One row being worked on: its host, and whether it still holds its share and worker."""
+
+    __slots__ = ("held", "host", "owner")
+
+    def __init__(self, owner: Scheduler, host: str) -> None:
+        self.owner = owner
+        self.host = host
+        self.held = True
+
+
+#: The row the current worker task is on (each task has its own context).
+_TURN: ContextVar[_Turn | None] = ContextVar("archiver_schedule_turn", default=None)
 
 
 class Scheduler:
@@ -35,6 +58,10 @@ class Scheduler:
     them all up. Rows waiting for a host at its limit do not count towards ``backlog``:
     a slow or stuck host must not keep the links of other hosts, further on in the
     posts, from being read. Only ``limit`` rows in all (10,000, ~10 MB) bound memory then.
+
+    A row that must wait (a retry's backoff) calls ``release`` from its work: at most
+    ``parked_limit`` rows wait that way at once, each a sleeping task; past that, a
+    waiting row keeps its worker and share as before, which bounds memory.
     """
 
     def __init__(
@@ -45,6 +72,7 @@ class Scheduler:
         workers: int,
         backlog: int | None = None,
         limit: int = 10_000,
+        parked_limit: int = 5_000,
     ) -> None:
         self._work = work
         self._backlog = backlog if backlog is not None else 2 * workers
@@ -60,6 +88,9 @@ class Scheduler:
         self._running: Counter[str] = Counter()
         self._closed = False
         self._wake = anyio.Event()
+        self._parked = 0  # released rows whose work has not ended yet
+        self._parked_limit = parked_limit
+        self._tg: TaskGroup | None = None
         #: Rows added so far (the progress bar's total while posts are still being read).
         self.added = 0
 
@@ -91,10 +122,29 @@ class Scheduler:
             self._room = anyio.Event()
             await self._room.wait()
 
+    def release(self) -> None:
+        """Called by the work of a row that is about to wait (a retry's backoff or a
+        Retry-After): the row gives its host share back and its worker's place in the pool
+        to a stand-in, so other rows, of its host too, go on meanwhile; its work then goes
+        on outside the pool. Once per row (later calls, or calls from outside a worker of
+        this scheduler, do nothing)."""
+        turn = _TURN.get()
+        if turn is None or turn.owner is not self or not turn.held:
+            return
+        if self._parked >= self._parked_limit or self._tg is None:
+            return  # memory: this one keeps its worker and share while it waits
+        turn.held = False
+        self._parked += 1
+        self._give_back(turn.host)
+        self._tg.start_soon(self._worker)  # the stand-in
+        self._notify()
+
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             for _ in range(self._workers):
                 tg.start_soon(self._worker)
+        self._tg = None
 
     def _notify(self) -> None:
         self._wake.set()
@@ -121,10 +171,23 @@ class Scheduler:
                 self._runnable -= 1 + len(queue)  # at its limit: its rows wait, uncounted
             if self._runnable < self._backlog and self._queued < self._limit:
                 self._room.set()
+            turn = _Turn(self, host)
+            _TURN.set(turn)
             try:
                 await self._work(row)
             finally:
-                running[host] -= 1
-                if queue and running[host] == self._per_host - 1:
-                    ready.append(host)  # it was full, so it was not waiting in ``ready``
-                    self._runnable += len(queue)
+                _TURN.set(None)
+                if turn.held:
+                    self._give_back(host)
+                else:
+                    self._parked -= 1
+            if not turn.held:
+                return  # released: its stand-in has its place in the pool
+
+    def _give_back(self, host: str) -> None:
+        """One row of ``host`` no longer runs: the host takes another if it was full."""
+        running, queue = self._running, self._queues[host]
+        running[host] -= 1
+        if queue and running[host] == self._per_host - 1:
+            self._ready.append(host)  # it was full, so it was not waiting in ``ready``
+            self._runnable += len(queue)
