@@ -148,6 +148,20 @@ def test_a_valid_pdf_reports_its_pages_and_title(tmp_path: Path, server: Loopbac
     assert '<small class="media">3 pages</small>' in html
 
 
+def test_a_new_image_gets_its_thumbnail_as_it_is_stored(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    from archiver.thumbs import find_thumbnail
+
+    site = Site(tmp_path, server, "photo.png", "image/png")
+    site.crawl(GOOD_PNG)
+    store = Store(site.cfg.store)
+    thumb = find_thumbnail(store.thumbs_dir, sha(GOOD_PNG))
+    assert thumb is not None and 0 < thumb.stat().st_size < 8 * 1024
+    _, html = site.cli("report", "--format", "html", "--state", "all")
+    assert "data:image/" in html  # the report embeds it, without verify having run
+
+
 def test_a_pixel_bomb_stays_ok_with_its_deep_check_skipped(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

@@ -73,7 +73,7 @@ class Pipeline:
         seen: set[int] = set()  # every URL the run's posts link
         db.begin_run_posts()
         site_posts = await self._index_sites(rules, now)
-        recorder = Recorder(db, config, self.clock, summary, probe=self.probe)
+        recorder = Recorder(db, config, self.clock, summary, probe=self.probe, store=self.store)
         reach = Reachability()
         deferred: list[tuple[DueUrl, Fetched]] = []
         done = 0

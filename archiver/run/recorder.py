@@ -30,7 +30,8 @@ from archiver.net.fetch import Fetched
 from archiver.records import CheckRecord, DueUrl, Outcome, UrlState
 from archiver.run.summary import RunSummary
 from archiver.states import Previous, may_clear, transition
-from archiver.store.directory import BlobWriter
+from archiver.store.directory import BlobWriter, Store
+from archiver.thumbs import thumbnail_blob
 from archiver.validate_deep import DeepCheck, DeepLimits, deep_check, deep_kind
 
 __all__ = ["BATCH_ROWS", "BATCH_SECONDS", "DEEP_CHECKS", "Recorder", "fault"]
@@ -48,9 +49,17 @@ class Recorder:
     ``summary``. ``flush`` writes what waits (call it when the run ends, however)."""
 
     def __init__(
-        self, db: Database, config: Config, clock: Clock, summary: RunSummary, *, probe: bool
+        self,
+        db: Database,
+        config: Config,
+        clock: Clock,
+        summary: RunSummary,
+        *,
+        probe: bool,
+        store: Store | None = None,
     ) -> None:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
+        self._store = store
         self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
         self._pending: list[tuple[DueUrl, Outcome, bool, datetime, DeepCheck | None]] = []
         self._oldest = 0.0
@@ -74,6 +83,7 @@ class Recorder:
             archived = True
             if stored.new:
                 self._summary.new_blobs += 1
+                await self._thumbnail(stored.sha256)
         elif blob is not None:
             blob.abort()
         if not self._pending:
@@ -81,6 +91,20 @@ class Recorder:
         self._pending.append((url, outcome, archived, when, deep))
         if len(self._pending) >= BATCH_ROWS or anyio.current_time() - self._oldest >= BATCH_SECONDS:
             self.flush()
+
+    def _slots(self) -> anyio.CapacityLimiter:
+        """The child processes a run starts at once (made in the event loop, on first use)."""
+        if self._deep_slots is None:
+            self._deep_slots = anyio.CapacityLimiter(DEEP_CHECKS)
+        return self._deep_slots
+
+    async def _thumbnail(self, sha256: str) -> None:
+        """The HTML report's thumbnail of a new image blob, made as it is stored (a bounded
+        child process, in the deep checks' slots); ``verify`` makes any still missing."""
+        if self._store is None or not self._deep:
+            return
+        store = self._store
+        await anyio.to_thread.run_sync(lambda: thumbnail_blob(store, sha256), limiter=self._slots())
 
     async def _deep_check(
         self, outcome: Outcome, blob: BlobWriter
@@ -92,10 +116,8 @@ class Recorder:
         sha = await anyio.to_thread.run_sync(blob.finish)  # fsynced already: a no-op
         if self._db.deep_checked(sha):
             return outcome, None  # these bytes were checked when first stored
-        if self._deep_slots is None:
-            self._deep_slots = anyio.CapacityLimiter(DEEP_CHECKS)
         check = functools.partial(deep_check, blob.tmp_path, kind, self._deep_limits)
-        deep = await anyio.to_thread.run_sync(check, limiter=self._deep_slots)
+        deep = await anyio.to_thread.run_sync(check, limiter=self._slots())
         if deep.verdict != "corrupt":
             return outcome, deep
         bad = dataclasses.replace(
