@@ -26,7 +26,7 @@ import ssl
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -168,27 +168,9 @@ class _Draft:
     blob: BlobWriter | None = field(default=None, repr=False)
 
     def freeze(self) -> Outcome:
-        return Outcome(
-            url=self.url,
-            state=UrlState(self.state),
-            http_status=self.http_status,
-            error=self.error,
-            error_class=self.error_class,
-            final_url=self.final_url,
-            sha256=self.sha256,
-            size=self.size,
-            content_type=self.content_type,
-            status_line=self.status_line,
-            headers=tuple(self.headers),
-            etag=self.etag,
-            last_modified=self.last_modified,
-            elapsed=self.elapsed,
-            attempts=self.attempts,
-            bytes_received=self.bytes_received,
-            not_modified=self.not_modified,
-            unreachable=self.unreachable,
-            transient=self.transient,
-        )
+        values = {f.name: getattr(self, f.name) for f in fields(Outcome)}
+        values.update(state=UrlState(self.state), headers=tuple(self.headers))
+        return Outcome(**values)
 
 
 #: What became of one URL (the public name of ``records.Outcome``).

@@ -19,7 +19,7 @@ from archiver import __version__
 from archiver.db.sqlite import STATES, Database
 from archiver.db.views import LinkUse, UrlQuery
 from archiver.ops.ci_formats import Finding, github, junit, sarif
-from archiver.ops.report import DEFAULT_PORTS, ReportFilter, parse_host
+from archiver.ops.report import DEFAULT_PORTS, ReportFilter
 
 __all__ = ["CI_FORMATS", "findings", "run_findings", "run_report", "spool", "write_findings"]
 
@@ -72,14 +72,7 @@ def _finding(use: LinkUse, files: _Files) -> Finding:
 def findings(db: Database, flt: ReportFilter) -> Iterator[Finding]:
     """One finding per use of each URL the report filter covers (``--post`` and a
     ``--host`` port too), in the order of the posts."""
-    host, port = parse_host(flt.host) if flt.host else (None, None)
-    query = UrlQuery(
-        states=flt.states,
-        host=host,
-        since=flt.since,
-        changed=flt.changed,
-        unreferenced=flt.unreferenced,
-    )
+    query, port = flt.query()
     files = _Files()
     for use in db.link_uses(query):
         if port is not None and _port(use.url) != port:

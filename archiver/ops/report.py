@@ -167,6 +167,19 @@ class ReportFilter:
         if self.host:
             parse_host(self.host)  # a bad --host is refused before the database is read
 
+    def query(self) -> tuple[UrlQuery, int | None]:
+        """What the database is asked for, and the port a ``--host`` names (matched on
+        each URL afterwards: the database keeps host names only)."""
+        host, port = parse_host(self.host) if self.host else (None, None)
+        query = UrlQuery(
+            states=self.states,
+            host=host,
+            since=self.since,
+            changed=self.changed,
+            unreferenced=self.unreferenced,
+        )
+        return query, port
+
 
 def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[ReportRow]:
     """Every URL matching the filter with its posts, ordered by first post then line.
@@ -174,14 +187,7 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
     With ``--post``, each URL lists only the matching posts. ``restorable`` needs
     the store: without one nothing is restorable.
     """
-    host, port = parse_host(flt.host) if flt.host else (None, None)
-    query = UrlQuery(
-        states=flt.states,
-        host=host,
-        since=flt.since,
-        changed=flt.changed,
-        unreferenced=flt.unreferenced,
-    )
+    query, port = flt.query()
     urls = [u for u in db.report_urls(query) if port is None or _url_port(u.url) == port]
     by_url: dict[int, list[PostUse]] = {}
     for r in db.post_refs(query):
