@@ -321,8 +321,43 @@ String url = "https://not.a.link.example.org/{i}.pdf";
     return folder
 
 
+def write_pdf(path: Path, size: int, *, random_from: int | None = None) -> None:
+    """A real PDF of about ``size`` bytes (one page, and one stream of filler that no page
+    uses), so that archiver's deep validation (pypdf) opens it: random bytes from the start,
+    or after ``random_from`` bytes of the stream a sparse hole (zeros that cost no disk)."""
+    head = [
+        b"%PDF-1.7\n",
+        b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n",
+        b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n",
+        b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n",
+    ]
+    offsets, at = [], 0
+    for part in head:
+        if part.endswith(b"endobj\n"):
+            offsets.append(at)
+        at += len(part)
+    length = max(0, size - at - 200)
+    stream_head = f"4 0 obj\n<< /Length {length} >>\nstream\n".encode()
+    offsets.append(at)
+    with path.open("wb") as f:
+        f.write(b"".join(head) + stream_head)
+        left = length if random_from is None else min(length, random_from)
+        while left > 0:
+            block = os.urandom(min(left, 4 * 1024 * 1024))
+            f.write(block)
+            left -= len(block)
+        f.seek(len(b"".join(head) + stream_head) + length)
+        xref = f.tell() + len(b"\nendstream\nendobj\n")
+        table = b"".join(b"%010d 00000 n \n" % o for o in offsets)
+        f.write(
+            b"\nendstream\nendobj\nxref\n0 5\n0000000000 65535 f \n"
+            + table
+            + b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+        )
+
+
 def pdf_files(root: Path, total: int, low: int, high: int) -> list[tuple[str, int]]:
-    """Random-content files that open like PDFs, sizes uniform in [low, high], ~``total``."""
+    """Real PDFs of random content, sizes uniform in [low, high], about ``total`` in all."""
     rng = random.Random(500)
     out: list[tuple[str, int]] = []
     made = 0
@@ -330,13 +365,7 @@ def pdf_files(root: Path, total: int, low: int, high: int) -> list[tuple[str, in
     while made < total:
         size = rng.randint(low, high)
         name = f"f/{len(out):04d}.pdf"
-        with (root / name).open("wb") as f:
-            f.write(b"%PDF-1.7\n")
-            left = size - 9
-            while left > 0:
-                block = os.urandom(min(left, 4 * 1024 * 1024))
-                f.write(block)
-                left -= len(block)
+        write_pdf(root / name, size)
         out.append((name, size))
         made += size
     return out
@@ -473,7 +502,7 @@ def bench_http2(work: Path, args: argparse.Namespace) -> list[Row]:
     site = work / "h2-site"
     (site / "a").mkdir(parents=True)
     body = site / "deck.pdf"
-    body.write_bytes(b"%PDF-1.7\n" + random.randbytes(100_000))
+    write_pdf(body, 100_000)
     for i in range(n):  # one file on disk, n URLs
         (site / "a" / f"{i}.pdf").hardlink_to(body)
     ca = trustme.CA()
@@ -709,9 +738,8 @@ def bench_memory(work: Path, args: argparse.Namespace) -> tuple[list[Row], Path 
     big = work / "big"
     size = 20 * MB if args.smoke else 1000 * MB
     (big / "f").mkdir(parents=True)
-    with (big / "f" / "big.pdf").open("wb") as f:
-        f.write(b"%PDF-1.7\n" + os.urandom(1024 * 1024))
-        f.truncate(size)  # sparse: the bytes still cross the wire and reach the store
+    # Sparse after its first MB: the bytes still cross the wire and reach the store.
+    write_pdf(big / "f" / "big.pdf", size, random_from=1024 * 1024)
     with file_server(big, work) as srv:
         posts = link_posts(work / "big-posts", [f"http://127.0.0.1:{srv['port']}/f/big.pdf"])
         state = work / "big-state"
