@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli
 from server import LoopbackServer, Reply, Request, Script
 
 from archiver.clock import FakeClock
@@ -207,17 +205,6 @@ def test_offline_check_changes_no_state(tmp_path: Path) -> None:
             mode="check",
         )
     assert url_table(cfg)["https://cdn.example.org/x.png"]["state"] == "pending"
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
 
 
 def test_the_command_prints_one_line_and_exits_like_crawl(

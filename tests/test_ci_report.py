@@ -5,30 +5,16 @@ its consumer reads it (ElementTree, the workflow-command lines, the SARIF schema
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
 import pytest
+from cli_process import run_cli
 from server import LoopbackServer, Reply
 
 SCHEMA = Path(__file__).parent / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
 PDF = b"%PDF-1.4\n" + b"slides " * 300 + b"\n%%EOF\n"
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-        encoding="utf-8",
-    )
 
 
 def config(root: Path, confirm_runs: int) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import hermetic
 import pytest
+from cli_process import run_cli
 from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
@@ -471,17 +472,6 @@ def test_a_blocked_canary_is_a_config_error(
 # -- the command line, end to end ---------------------------------------------------------------
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 def test_crawl_end_to_end_blocks_allows_and_reports(tmp_path: Path, server: LoopbackServer) -> None:
     deck = server.route("/deck.pdf", Reply(body=PDF, content_type="application/pdf"))
     posts = tmp_path / "posts"
@@ -491,34 +481,34 @@ def test_crawl_end_to_end_blocks_allows_and_reports(tmp_path: Path, server: Loop
     env[hermetic.HOSTS_VAR] = "internal.test=10.0.0.1"
     (tmp_path / "config.toml").write_text('db = "archive.db"\nstore = "store"\n')
 
-    proc = cli("crawl", "posts", "--fail-on", "any", cwd=tmp_path, env=env)
+    proc = run_cli("crawl", "posts", "--fail-on", "any", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr  # blocked is not broken, even for --fail-on any
     assert proc.stderr.startswith("1 post, 2 URLs, checked 2: blocked=2;"), proc.stderr
     assert server.stats("/deck.pdf").hits == 0
 
     args = ("crawl", "posts", "--all", "--fail-on", "any", "--allow-address", "127.0.0.1/32")
-    proc = cli(*args, cwd=tmp_path, env=env)
+    proc = run_cli(*args, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "ok=1" in proc.stderr and "blocked=1" in proc.stderr
     assert server.stats("/deck.pdf").hits == 1
 
-    report = cli("report", "--format", "json", cwd=tmp_path, env=env)  # the default states
+    report = run_cli("report", "--format", "json", cwd=tmp_path, env=env)  # the default states
     rows = json.loads(report.stdout)
     assert [(r["url"], r["state"]) for r in rows] == [("http://internal.test/s.pdf", "blocked")]
     assert "10.0.0.1 (private)" in rows[0]["error"]
 
-    bad = cli("crawl", "posts", "--allow-address", "10.0.0.0/33", cwd=tmp_path, env=env)
+    bad = run_cli("crawl", "posts", "--allow-address", "10.0.0.0/33", cwd=tmp_path, env=env)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
         "archiver: option --allow-address must hold CIDRs (127.0.0.0/8), IP addresses or host"
         " names, got '10.0.0.0/33' ('10.0.0.0/33' does not appear to be an IPv4 or IPv6"
         " network)"
     ]
-    bad = cli("verify", "--repair", "--allow-address", "127.1", cwd=tmp_path, env=env)
+    bad = run_cli("verify", "--repair", "--allow-address", "127.1", cwd=tmp_path, env=env)
     assert (bad.returncode, bad.stderr.count("\n")) == (2, 1)
     assert bad.stderr.startswith("archiver: option --allow-address must hold CIDRs")
     env[ENV_VAR] = "nope!"
-    bad = cli("check", "posts", cwd=tmp_path, env=env)
+    bad = run_cli("check", "posts", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith(f"archiver: environment variable {ENV_VAR} must hold CIDRs")
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli
 from hostile_server import HostileServer, raw
 from server import LoopbackServer, Reply
-from test_check import run_cli
 
 from archiver.clock import FakeClock
 from archiver.config import (

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cli_process import run_cli
 from server import LoopbackServer, Reply, Request
 
 from archiver.clock import parse_iso
@@ -23,18 +21,6 @@ PDF = b"%PDF-1.4\n" + b"slides " * 300 + b"\n%%EOF\n"
 OLD_PDF = b"%PDF-1.4\n" + b"archived " * 300 + b"\n%%EOF\n"
 HTML = b"<!doctype html><html><body>Sorry, gone</body></html>"
 TAKEN = "20200101000000"
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-        encoding="utf-8",
-    )
 
 
 class Archive:
