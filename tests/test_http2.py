@@ -42,6 +42,7 @@ from archiver.clock import FakeClock
 from archiver.config import load_config
 from archiver.errors import ConfigError
 from archiver.net.fetch import Fetcher, FetchSettings, HostMapTransport
+from archiver.net.guard import AddressGuard
 from archiver.net.transport import Http2Transport, Http11Transport, OriginRouter
 from archiver.ops.export import _http_headers
 from archiver.store import Store
@@ -525,3 +526,19 @@ async def test_without_a_warn_hook_the_warning_is_logged_once(
     assert [r.state for r in results] == ["ok", "ok"]
     logged = [r for r in caplog.records if r.name == "archiver" and r.levelname == "WARNING"]
     assert len(logged) == 1 and "HTTP/2 is unavailable" in logged[0].getMessage()
+
+
+async def test_the_fallback_it_makes_itself_keeps_the_address_guard(
+    h2: H2Server, trust: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given up HTTP/2 in this process: every request goes to the HTTP/1.1 fallback the
+    # transport made, which must check addresses exactly as the transport would.
+    monkeypatch.setattr("archiver.net.transport._http2_broken", "given up by the test")
+    url = h2.route("/guarded.pdf", PDF)
+    transport = Http2Transport(ssl_context=trust, guard=AddressGuard())
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError, match="refused address"):
+            await client.get(url)
+    unguarded = Http2Transport(ssl_context=trust)
+    async with httpx.AsyncClient(transport=unguarded) as client:
+        assert (await client.get(url)).http_version == "HTTP/1.1"

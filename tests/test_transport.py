@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import socket
@@ -923,3 +924,30 @@ async def test_a_retried_error_page_that_came_whole_keeps_its_connection() -> No
     assert (big.error_class, big.attempts) == ("http-503", 3)
     # The first big one went on the kept connection; each after it needed a new one.
     assert transport.connections_opened == connections == 3
+
+
+async def test_host_headers_never_leave_https_for_plain_http(
+    ca: trustme.CA, trust: ssl.SSLContext, server: LoopbackServer
+) -> None:
+    # The same host (127.0.0.1) on two ports: https redirects to plain http. The token
+    # went over TLS; the hop in clear goes without it (the header and its value alike).
+    plain = server.route("/clear.pdf", Reply(body=PDF, content_type="application/pdf"))
+    settings = dataclasses.replace(
+        SETTINGS, host_headers=(("127.0.0.1", (("Authorization", "Bearer s3cr3t"),)),)
+    )
+    with https_server(ca, "127.0.0.1") as srv:
+        srv.route("/deck.pdf", Reply.redirect(plain))
+        srv.route("/direct.pdf", Reply(body=PDF, content_type="application/pdf"))
+        transport = Http11Transport(ssl_context=trust)
+        async with Fetcher(settings, transport=transport, clock=FakeClock()) as fetcher:
+            moved = await fetcher.fetch(https_url(srv, "/deck.pdf"), expect="pdf")
+            direct = await fetcher.fetch(https_url(srv, "/direct.pdf"), expect="pdf")
+            clear = await fetcher.fetch(plain, expect="pdf")
+        (hop,) = srv.stats("/deck.pdf").requests
+        (tls,) = srv.stats("/direct.pdf").requests
+    assert (moved.state, moved.final_url, direct.state, clear.state) == ("ok", plain, "ok", "ok")
+    assert hop.headers["authorization"] == tls.headers["authorization"] == "Bearer s3cr3t"
+    downgraded, asked = server.stats("/clear.pdf").requests
+    assert "authorization" not in downgraded.headers
+    # A plain-http URL asked as such is the configuration's choice: it carries them.
+    assert asked.headers["authorization"] == "Bearer s3cr3t"

@@ -26,7 +26,7 @@ import ssl
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, replace
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -139,40 +139,6 @@ _STORED_HEADERS_MAX = 8 * 1024  # bytes of them per check
 FetchSettings = FetchConfig
 
 
-@dataclass
-class _Draft:
-    """An outcome while a fetch builds it (mutable), and the body's finished writer.
-
-    Frozen into an ``Outcome`` before it leaves the fetcher; the writer goes beside it.
-    """
-
-    url: str
-    state: State
-    http_status: int | None = None
-    error: str | None = None  # one human line, e.g. "HTTP 404 Not Found"
-    error_class: str | None = None  # a short slug, e.g. "http-404", "dns", "soft-404"
-    final_url: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-    content_type: str | None = None  # sniffed MIME, else the server's
-    status_line: str | None = None  # e.g. "HTTP/1.1 200 OK"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    etag: str | None = None
-    last_modified: str | None = None
-    elapsed: float = 0.0  # seconds, backoff included
-    attempts: int = 0
-    bytes_received: int = 0  # body bytes over the wire, over all attempts and hops
-    not_modified: bool = False
-    unreachable: bool = False  # the last failure was name resolution or connecting
-    transient: bool = False  # the last failure was of a kind worth retrying later
-    blob: BlobWriter | None = field(default=None, repr=False)
-
-    def freeze(self) -> Outcome:
-        values = {f.name: getattr(self, f.name) for f in fields(Outcome)}
-        values.update(state=UrlState(self.state), headers=tuple(self.headers))
-        return Outcome(**values)
-
-
 #: What became of one URL (the public name of ``records.Outcome``).
 FetchResult = Outcome
 
@@ -212,7 +178,7 @@ def proxy_in_environment(environ: Mapping[str, str] | None = None) -> bool:
     return any(name.lower() in _PROXY_VARIABLES and value.strip() for name, value in env.items())
 
 
-def should_retry(result: Outcome | _Draft) -> bool:
+def should_retry(result: Outcome) -> bool:
     """Only transient failures are retried: connecting (not DNS), timeouts, resets,
     truncated bodies, 408, 425, 429 and 5xx."""
     if result.error_class in _TRANSIENT_CLASSES:
@@ -225,12 +191,12 @@ def should_retry(result: Outcome | _Draft) -> bool:
     )
 
 
-def is_network(result: Outcome | _Draft) -> bool:
+def is_network(result: Outcome) -> bool:
     """Whether the URL went over the network (``file://`` assets never do)."""
     return _scheme(result.url) in ("http", "https")
 
 
-def host_answered(result: Outcome | _Draft) -> bool:
+def host_answered(result: Outcome) -> bool:
     """Whether some host answered this fetch; a redirect proves one did. A blocked URL
     proves nothing either way: a guard refused it (maybe after a redirect)."""
     if result.state == "blocked":
@@ -480,11 +446,24 @@ class _Pace:
         return now >= self.deadline
 
 
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What a fetch asks of every attempt and every hop of one URL."""
+
+    expect: Expected
+    validators: dict[str, str]
+    mode: _Mode
+    #: A page crawler's rule for redirects: a target it refuses is not followed.
+    stay: Callable[[str], bool] | None = None
+
+
 @dataclass
 class _Hop:
     """The outcome of one request: a result, or a redirect to follow."""
 
-    result: _Draft
+    result: Outcome
+    #: A good body's finished (fsynced), uncommitted writer.
+    blob: BlobWriter | None = None
     location: str | None = None
     retry_after: float | None = None
     body: bytes = b""  # a page's bytes (page mode only)
@@ -618,10 +597,10 @@ class Fetcher:
         before each wait between attempts (a backoff, a Retry-After), when the fetch holds
         no request slot: the caller may lend what it holds for this URL meanwhile.
         """
-        draft = await self._fetch(url, expect, validators, probe, waiting)
-        if draft.blob is not None:
-            draft.blob.abort()
-        return draft.freeze()
+        fetched = await self._fetch(url, expect, validators, probe, waiting)
+        if fetched.blob is not None:
+            fetched.blob.abort()
+        return fetched.outcome
 
     async def archive(
         self,
@@ -634,8 +613,7 @@ class Fetcher:
         """Fetches one URL in full; a good body comes back as a finished, uncommitted blob
         (with a store), which the caller commits before recording it, or aborts.
         ``waiting`` is ``fetch``'s."""
-        draft = await self._fetch(url, expect, validators, False, waiting)
-        return Fetched(draft.freeze(), draft.blob)
+        return await self._fetch(url, expect, validators, False, waiting)
 
     async def _fetch(
         self,
@@ -644,19 +622,19 @@ class Fetcher:
         validators: Mapping[str, str] | None,
         probe: bool,
         waiting: Callable[[], None] | None = None,
-    ) -> _Draft:
+    ) -> Fetched:
         started = anyio.current_time()
         scheme = _scheme(url)
         if scheme in ("http", "https"):
             mode: _Mode = "probe" if probe else "archive"
-            hop = await self._fetch_http(url, expect, dict(validators or {}), mode, waiting=waiting)
-            result = hop.result
+            ask = _Ask(expect, dict(validators or {}), mode)
+            hop = await self._fetch_http(url, ask, waiting=waiting)
+            result, blob = hop.result, hop.blob
         elif scheme == "file":
-            result = await self._fetch_file(url, expect, probe)
+            result, blob = await self._fetch_file(url, expect, probe)
         else:
-            result = _failed(url, "dead", "bad-url", f"not a fetchable URL: {url}")
-        result.elapsed = anyio.current_time() - started
-        return result
+            result, blob = _failed(url, "dead", "bad-url", f"not a fetchable URL: {url}"), None
+        return Fetched(replace(result, elapsed=anyio.current_time() - started), blob)
 
     async def fetch_page(
         self,
@@ -676,22 +654,14 @@ class Fetcher:
         started = anyio.current_time()
         body = b""
         if _scheme(url) in ("http", "https"):
-            hop = await self._fetch_http(url, "any", dict(validators or {}), "page", stay)
+            hop = await self._fetch_http(url, _Ask("any", dict(validators or {}), "page", stay))
             result, body = hop.result, hop.body
         else:
             result = _failed(url, "dead", "bad-url", f"not a page URL: {url}")
-        result.elapsed = anyio.current_time() - started
-        return PageResult(result.freeze(), body)
+        return PageResult(replace(result, elapsed=anyio.current_time() - started), body)
 
     async def _fetch_http(
-        self,
-        url: str,
-        expect: Expected,
-        validators: dict[str, str],
-        mode: _Mode,
-        stay: Callable[[str], bool] | None = None,
-        *,
-        waiting: Callable[[], None] | None = None,
+        self, url: str, ask: _Ask, *, waiting: Callable[[], None] | None = None
     ) -> _Hop:
         attempts = received = 0
         reset = False
@@ -703,7 +673,7 @@ class Fetcher:
             # transport), but only while the URL has not been reset: after a reset, a
             # fresh connection was reset too, so the next reset is the URL's own and
             # waits for its backoff like any other (one immediate re-send per URL at most).
-            hop = await self._follow(url, expect, validators, mode, stay, resend=not reset)
+            hop = await self._follow(url, ask, resend=not reset)
             reset = hop.result.error_class == "reset"
             received += hop.result.bytes_received
             return hop
@@ -733,11 +703,13 @@ class Fetcher:
             await pause(self._delay(first, attempt_number=1))
             hop = cast(_Hop, await retrying(attempt))
         result = hop.result
-        result.attempts, result.bytes_received = attempts, received
         # A resolver that cannot answer is not asked again (its failure is cached for the
         # run), yet the failure is transient: the next run asks again.
-        result.transient = result.state != "ok" and (
+        transient = result.state != "ok" and (
             should_retry(result) or result.error_class == "dns-temporary"
+        )
+        hop.result = replace(
+            result, attempts=attempts, bytes_received=received, transient=transient
         )
         return hop
 
@@ -757,25 +729,22 @@ class Fetcher:
         delay = min(s.backoff_max, s.backoff_base * 2.0 ** min(attempt_number - 1, 62))
         return delay / 2 + self._rng.uniform(0, delay / 2)
 
-    async def _follow(
-        self,
-        url: str,
-        expect: Expected,
-        validators: dict[str, str],
-        mode: _Mode,
-        stay: Callable[[str], bool] | None = None,
-        resend: bool = True,
-    ) -> _Hop:
+    async def _follow(self, url: str, ask: _Ask, resend: bool = True) -> _Hop:
         """One attempt: requests ``url`` and follows its redirects, each hop within the limits.
 
         Each hop is a request of its own, so the address guard checks every one; a hop
-        into ``exclude_urls`` (or out of what ``stay`` accepts) is not asked at all.
+        into ``exclude_urls`` (or out of what ``stay`` accepts) is not asked at all. Once
+        a hop was https, a plain-http hop never carries the ``[hosts]`` headers (a token
+        for the host would cross the network in clear), even to the same host.
         """
         current = url
         visited: set[str] = set()  # filled on the first redirect: most URLs never need it
+        secure = False
         for _ in range(self.settings.max_redirects + 1):
-            hop = await self._exchange(current, expect, validators, mode, resend)
-            hop.result.url, hop.result.final_url = url, current
+            scheme = _scheme(current)
+            secure = secure or scheme == "https"
+            hop = await self._exchange(current, ask, resend, not (secure and scheme == "http"))
+            hop.result = replace(hop.result, url=url, final_url=current)
             if hop.location is None:
                 return hop
             target = urljoin(current, hop.location.strip())
@@ -784,7 +753,7 @@ class Fetcher:
             if self._exclude.excluded(target):
                 why = f"redirect to {target}, which exclude_urls excludes: not followed"
                 return _redirect_blocked(hop, target, "excluded-redirect", why)
-            if stay is not None and not stay(target):
+            if ask.stay is not None and not ask.stay(target):
                 why = f"redirect off the site to {target}: not followed"
                 return _redirect_blocked(hop, target, "off-site-redirect", why)
             visited = visited or {_normal(url)}
@@ -803,23 +772,21 @@ class Fetcher:
         return limiter
 
     async def _exchange(
-        self,
-        url: str,
-        expect: Expected,
-        validators: dict[str, str],
-        mode: _Mode,
-        resend: bool = True,
+        self, url: str, ask: _Ask, resend: bool = True, host_headers: bool = True
     ) -> _Hop:
-        """Sends one request, without following redirects, and reads the body if it is the asset."""
+        """Sends one request, without following redirects, and reads the body if it is the asset.
+
+        ``host_headers=False``: the ``[hosts]`` headers stay home (a redirect left https).
+        """
         if self._client is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
-        probe = mode == "probe"
+        probe = ask.mode == "probe"
         # A validator the server sent us with CR, LF or NUL (or one recorded before we
         # checked) would inject header lines into our request: it is never sent back.
-        validators = {name: value for name, value in validators.items() if _sendable(value)}
+        validators = {name: value for name, value in ask.validators.items() if _sendable(value)}
         headers = {**validators, "Range": _PROBE_RANGE} if probe else validators
         try:
-            request = self._request(url, headers, resend)
+            request = self._request(url, headers, resend, host_headers)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _Hop(_failed(url, "dead", "bad-url", f"invalid URL: {exc}"))
         assert self._global is not None
@@ -832,7 +799,8 @@ class Fetcher:
                     # An empty file, or a server that mishandles ranges: asking again without
                     # a range lets the body speak for itself, as it would in a crawl.
                     await response.aclose()
-                    response = await self._head(self._request(url, validators, resend))
+                    again = self._request(url, validators, resend, host_headers)
+                    response = await self._head(again)
             except httpx.HTTPError as exc:
                 return _Hop(_transport_failed(url, exc))
             except _HeadTimeout:
@@ -840,7 +808,7 @@ class Fetcher:
                 error = f"no response within the total_timeout of {limit:g} s"
                 return _Hop(_failed(url, "error", "timeout", error))
             try:
-                return await self._answer(url, response, expect, bool(validators), mode)
+                return await self._answer(url, response, ask.expect, bool(validators), ask.mode)
             finally:
                 await response.aclose()
 
@@ -854,13 +822,15 @@ class Fetcher:
         except OSError as exc:  # BlockedAddress, or the lookup failed (socket.gaierror)
             raise httpx.ConnectError(str(exc), request=request) from exc
 
-    def _request(self, url: str, headers: dict[str, str], resend: bool = True) -> httpx.Request:
-        """A GET of ``url``; the ``[hosts]`` headers of its own host go with it, so a
-        redirect to another host never carries them. ``resend=False``: no immediate
-        re-send on a fresh connection if a reused one turns out closed
-        (``transport.RESEND_STALE``)."""
+    def _request(
+        self, url: str, headers: dict[str, str], resend: bool = True, host_headers: bool = True
+    ) -> httpx.Request:
+        """A GET of ``url``; the ``[hosts]`` headers of its own host go with it (unless
+        ``host_headers`` is False), so a redirect to another host never carries them.
+        ``resend=False``: no immediate re-send on a fresh connection if a reused one
+        turns out closed (``transport.RESEND_STALE``)."""
         assert self._client is not None
-        extra = self.settings.headers_for(urlsplit(url).hostname or "")
+        extra = self.settings.headers_for(urlsplit(url).hostname or "") if host_headers else ()
         if extra:
             headers = {**dict(extra), **headers}
         stale = None if resend else {RESEND_STALE: False}
@@ -911,9 +881,9 @@ class Fetcher:
         status = response.status_code
         reason = response.reason_phrase or _phrase(status)
         headers, fields = _read_headers(response)
-        result = _Draft(
+        result = Outcome(
             url=url,
-            state="ok",
+            state=UrlState.OK,
             http_status=status,
             status_line=f"{response.http_version} {status} {reason}",
             headers=_stored(headers),
@@ -923,8 +893,7 @@ class Fetcher:
         if status in _REDIRECTS and "location" in fields:
             return _Hop(result, location=fields["location"])
         if status == 304 and conditional:
-            result.not_modified = True
-            return _Hop(result)
+            return _Hop(replace(result, not_modified=True))
         if 200 <= status < 300:
             if mode == "probe":
                 return _Hop(await self._probe(result, response, fields, expect))
@@ -933,12 +902,12 @@ class Fetcher:
             return _Hop(result)  # --accept: the status is the verdict; no body, no copy
         transient = status in _TRANSIENT_STATUSES or 500 <= status <= 599
         state: State = "dead" if 400 <= status < 500 and not transient else "error"
-        _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")
+        result = _fail(result, state, f"http-{status}", f"HTTP {status} {reason}")
         return _Hop(result, retry_after=self._retry_after(fields) if transient else None)
 
     async def _receive(
         self,
-        result: _Draft,
+        result: Outcome,
         response: httpx.Response,
         fields: dict[str, str],
         expect: Expected,
@@ -961,7 +930,8 @@ class Fetcher:
         intake = _Intake(sink, None if page else expect, cap, page=page)
         try:
             failure, _ = await self._read_body(response, decoder, intake)
-            got = result.bytes_received = response.num_bytes_downloaded
+            got = response.num_bytes_downloaded
+            result = replace(result, bytes_received=got)
             short = declared is not None and got < declared
             if short and (failure is None or failure[1] == "truncated"):
                 failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
@@ -969,19 +939,20 @@ class Fetcher:
             if failure is not None:
                 intake.sink.abort()
                 return _Hop(_fail(result, *failure))
-            result = await self._finished(result, intake, fields.get("content-type"))
-            return _Hop(result, body=bytes(sink.data) if isinstance(sink, _MemorySink) else b"")
+            result, blob = await self._finished(result, intake, fields.get("content-type"))
+            body = bytes(sink.data) if isinstance(sink, _MemorySink) else b""
+            return _Hop(result, blob, body=body)
         except BaseException:
             intake.sink.abort()
             raise
 
     async def _probe(
         self,
-        result: _Draft,
+        result: Outcome,
         response: httpx.Response,
         fields: dict[str, str],
         expect: Expected,
-    ) -> _Draft:
+    ) -> Outcome:
         """Reads only as much body as the verdict needs; nothing is hashed into the result.
 
         A 206 carries just the head and is read to its end, so the connection stays
@@ -1004,7 +975,8 @@ class Fetcher:
             return intake.verdict is not None and (not drain or intake.sink.size > _PROBE_DRAIN)
 
         failure, stopped = await self._read_body(response, decoder, intake, enough)
-        got = result.bytes_received = response.num_bytes_downloaded
+        got = response.num_bytes_downloaded
+        result = replace(result, bytes_received=got)
         short = not stopped and declared is not None and got < declared
         if short and (failure is None or failure[1] == "truncated"):
             failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
@@ -1055,33 +1027,39 @@ class Fetcher:
             return slow, False
         return None, False
 
-    async def _finished(self, result: _Draft, intake: _Intake, server_type: str | None) -> _Draft:
+    async def _finished(self, result: Outcome, intake: _Intake, server_type: str | None) -> Fetched:
         sink = intake.sink
+        blob = None
         if isinstance(sink, BlobWriter):
             await anyio.to_thread.run_sync(sink.finish)  # fsync off the event loop
-            result.blob = sink
-        result.sha256, result.size = sink.sha256, sink.size
+            blob = sink
         sniffed = intake.verdict.content_type if intake.verdict else None
-        result.content_type = sniffed or _media_type(server_type)
-        return result
+        result = replace(
+            result,
+            sha256=sink.sha256,
+            size=sink.size,
+            content_type=sniffed or _media_type(server_type),
+        )
+        return Fetched(result, blob)
 
-    async def _fetch_file(self, url: str, expect: Expected, probe: bool = False) -> _Draft:
+    async def _fetch_file(self, url: str, expect: Expected, probe: bool = False) -> Fetched:
         """Reads a ``file://`` URL from disk, judged and stored like a download.
 
         A probe reads the head only and stores nothing, as it would over HTTP.
         """
         path = local_path(url)
         if path is None:
-            return _failed(url, "dead", "bad-url", f"file URL on another host: {url}")
+            return Fetched(_failed(url, "dead", "bad-url", f"file URL on another host: {url}"))
         if (refused := self._local_roots.refusal(path)) is not None:
-            return _failed(url, "blocked", OUTSIDE_SOURCE, refused)
-        result = _Draft(url=url, state="ok", final_url=url, attempts=1)
+            return Fetched(_failed(url, "blocked", OUTSIDE_SOURCE, refused))
+        result = Outcome(url=url, state=UrlState.OK, final_url=url, attempts=1)
         try:
             f = await anyio.open_file(path, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return _fail(result, "dead", "missing-file", f"no such file: {path}")
+            return Fetched(_fail(result, "dead", "missing-file", f"no such file: {path}"))
         except OSError as exc:
-            return _fail(result, "error", "unreadable", f"cannot read {path}: {exc.strerror}")
+            why = f"cannot read {path}: {exc.strerror}"
+            return Fetched(_fail(result, "error", "unreadable", why))
         cap = self.settings.max_size
         intake = _Intake(_HashSink() if probe else self._sink(), expect, cap)
         try:
@@ -1092,17 +1070,18 @@ class Fetcher:
                     failure = intake.feed(chunk)
                     if probe and intake.verdict is not None:
                         break
-            result.bytes_received = intake.sink.size
+            result = replace(result, bytes_received=intake.sink.size)
             failure = failure or intake.end()
             if failure is not None:
                 intake.sink.abort()
-                return _fail(result, *failure)
+                return Fetched(_fail(result, *failure))
             if probe:
-                return _judged(result, intake, None, size)
+                return Fetched(_judged(result, intake, None, size))
             return await self._finished(result, intake, None)
         except OSError as exc:
             intake.sink.abort()
-            return _fail(result, "error", "unreadable", f"cannot read {path}: {exc.strerror}")
+            why = f"cannot read {path}: {exc.strerror}"
+            return Fetched(_fail(result, "error", "unreadable", why))
         except BaseException:
             intake.sink.abort()
             raise
@@ -1126,7 +1105,7 @@ class Fetcher:
         return max(0.0, (when - self._clock.now()).total_seconds())
 
 
-def _judged(result: _Draft, intake: _Intake, server_type: str | None, size: int | None) -> _Draft:
+def _judged(result: Outcome, intake: _Intake, server_type: str | None, size: int | None) -> Outcome:
     """A probed result: the type as sniffed and the full size if known, but no sha256.
 
     Nor validators: an ETag or Last-Modified recorded from a probe would describe bytes
@@ -1134,10 +1113,8 @@ def _judged(result: _Draft, intake: _Intake, server_type: str | None, size: int 
     "the copy we hold is current" when it is not. The headers still keep them.
     """
     sniffed = intake.verdict.content_type if intake.verdict else None
-    result.etag = result.last_modified = None
-    result.content_type = sniffed or _media_type(server_type)
-    result.size = size
-    return result
+    content_type = sniffed or _media_type(server_type)
+    return replace(result, etag=None, last_modified=None, content_type=content_type, size=size)
 
 
 def _last_outcome(state: RetryCallState) -> _Hop:
@@ -1146,13 +1123,14 @@ def _last_outcome(state: RetryCallState) -> _Hop:
     return cast(_Hop, state.outcome.result())
 
 
-def _failed(url: str, state: State, error_class: str, error: str) -> _Draft:
-    return _Draft(url=url, state=state, error_class=error_class, error=error, final_url=url)
+def _failed(url: str, state: State, error_class: str, error: str) -> Outcome:
+    return Outcome(
+        url=url, state=UrlState(state), error_class=error_class, error=error, final_url=url
+    )
 
 
-def _fail(result: _Draft, state: State, error_class: str, error: str) -> _Draft:
-    result.state, result.error_class, result.error = state, error_class, error
-    return result
+def _fail(result: Outcome, state: State, error_class: str, error: str) -> Outcome:
+    return replace(result, state=UrlState(state), error_class=error_class, error=error)
 
 
 def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
@@ -1162,9 +1140,7 @@ def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
 def _redirect_blocked(hop: _Hop, target: str, error_class: str, error: str) -> _Hop:
     """A redirect not followed: ``blocked``, with the target it named as the final URL."""
     result = _failed(hop.result.url, "blocked", error_class, error)
-    result.final_url = target
-    result.bytes_received = hop.result.bytes_received
-    return _Hop(result)
+    return _Hop(replace(result, final_url=target, bytes_received=hop.result.bytes_received))
 
 
 def _too_large(cap: int, *, page: bool = False) -> _Failure:
@@ -1173,11 +1149,9 @@ def _too_large(cap: int, *, page: bool = False) -> _Failure:
     return "error", "too-large", f"larger than the size cap of {cap} bytes"
 
 
-def _transport_failed(url: str, exc: httpx.HTTPError) -> _Draft:
+def _transport_failed(url: str, exc: httpx.HTTPError) -> Outcome:
     state, error_class, error, unreachable = _classify(exc)
-    result = _failed(url, state, error_class, error)
-    result.unreachable = unreachable
-    return result
+    return replace(_failed(url, state, error_class, error), unreachable=unreachable)
 
 
 def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:
@@ -1291,7 +1265,7 @@ def _validator(value: str | None) -> str | None:
     return value if value is not None and _sendable(value) else None
 
 
-def _stored(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _stored(lines: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The header lines a check records: those archiver reads again or a WARC replay
     needs, in the order sent, at most ``_STORED_HEADERS_MAX`` bytes of them. The rest
     (cookies, a 60 KB junk header) would only grow the database on every check."""
@@ -1303,7 +1277,7 @@ def _stored(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
             if room < 0:
                 break
             kept.append((name, value))
-    return kept
+    return tuple(kept)
 
 
 def _content_length(fields: dict[str, str]) -> int | None:

@@ -47,7 +47,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 
 import anyio
 import anyio.abc
@@ -401,27 +401,41 @@ def _most_relevant(errors: list[OSError]) -> OSError:
     return (refused or errors)[-1]
 
 
-class Http11Transport(httpx.AsyncBaseTransport):
-    """Keep-alive HTTP/1.1 for ``httpx.AsyncClient``; counts what it opens and resolves."""
+class Dialing(TypedDict, total=False):
+    """How a transport connects: the keyword arguments both transports take."""
 
-    def __init__(
-        self,
-        *,
-        max_idle_per_origin: int = 16,
-        guard: AddressGuard | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        resolver: Resolver | None = None,
-    ) -> None:
-        self._max_idle = max_idle_per_origin
-        self._ssl = ssl_context
-        self._names = _Lookups(resolver or system_resolver, guard)
-        self._idle: dict[_Origin, deque[_Connection]] = {}
-        self.connections_opened = 0
+    #: Idle keep-alive connections kept per origin (16).
+    max_idle_per_origin: int
+    #: Every address a name resolves to is checked before connecting (None: none is).
+    guard: AddressGuard | None
+    #: None: httpx's default context, made at the first https request.
+    ssl_context: ssl.SSLContext | None
+    #: None: the system resolver, off the event loop.
+    resolver: Resolver | None
+
+
+class _Dialer(httpx.AsyncBaseTransport):
+    """What both transports share: how they look names up, guard and connect."""
+
+    def __init__(self, **dialing: Unpack[Dialing]) -> None:
+        self._dialing = dialing
+        self._max_idle = dialing.get("max_idle_per_origin", 16)
+        self._ssl = dialing.get("ssl_context")
+        self._names = _Lookups(dialing.get("resolver") or system_resolver, dialing.get("guard"))
 
     @property
     def lookups(self) -> int:
         """Names looked up so far (each host once, however many requests it took)."""
         return self._names.count
+
+
+class Http11Transport(_Dialer):
+    """Keep-alive HTTP/1.1 for ``httpx.AsyncClient``; counts what it opens and resolves."""
+
+    def __init__(self, **dialing: Unpack[Dialing]) -> None:
+        super().__init__(**dialing)
+        self._idle: dict[_Origin, deque[_Connection]] = {}
+        self.connections_opened = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -660,7 +674,7 @@ class _Body(httpx.AsyncByteStream):
             return False
 
 
-class Http2Transport(httpx.AsyncBaseTransport):
+class Http2Transport(_Dialer):
     """HTTPS with HTTP/2 where the server offers it (ALPN), else HTTP/1.1, over httpcore.
 
     Requests to one origin share one multiplexed connection; names are looked up as the
@@ -677,35 +691,25 @@ class Http2Transport(httpx.AsyncBaseTransport):
     def __init__(
         self,
         *,
-        max_idle_per_origin: int = 16,
-        guard: AddressGuard | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        resolver: Resolver | None = None,
         fallback: httpx.AsyncBaseTransport | None = None,
         warn: Callable[[str], None] | None = None,
+        **dialing: Unpack[Dialing],
     ) -> None:
+        # httpcore sets ALPN (h2, http/1.1) on the SSL context at each connection. The
+        # default one is made at the first https request: loading the CA bundle costs
+        # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
+        super().__init__(**dialing)
         # The fallback a caller passes is theirs to close; one made here is ours.
         self._fallback = fallback
         self._own_fallback: Http11Transport | None = None
         self._warn = warn or _log.warning
-        self._resolver = resolver
-        # httpcore sets ALPN (h2, http/1.1) on this context at each connection. The
-        # default one is made at the first https request: loading the CA bundle costs
-        # ~0.1 s, which a run over plain http (or a run with nothing due) never needs.
-        self._ssl = ssl_context
-        self._max_idle = max_idle_per_origin
-        self._backend = _ResolvingBackend(_Lookups(resolver or system_resolver, guard))
+        self._backend = _ResolvingBackend(self._names)
         self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
 
     @property
     def connections_opened(self) -> int:
         """TCP connections opened so far, over all origins."""
         return self._backend.opened
-
-    @property
-    def lookups(self) -> int:
-        """Names looked up so far (each host once, however many requests it took)."""
-        return self._backend.names.count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if _http2_broken:
@@ -729,9 +733,10 @@ class Http2Transport(httpx.AsyncBaseTransport):
 
     def _http11(self) -> httpx.AsyncBaseTransport:
         if self._fallback is None:
-            self._fallback = self._own_fallback = Http11Transport(
-                max_idle_per_origin=self._max_idle, ssl_context=self._ssl, resolver=self._resolver
-            )
+            # The same dialing, the address guard included (the SSL context as made so far).
+            dialing = self._dialing.copy()
+            dialing["ssl_context"] = self._ssl
+            self._fallback = self._own_fallback = Http11Transport(**dialing)
         return self._fallback
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
