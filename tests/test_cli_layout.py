@@ -80,36 +80,6 @@ def test_cli_imports_go_one_way() -> None:
         assert graph[name] <= {"options"}, (name, graph[name])  # never app, nor each other
 
 
-def _imported(path: Path, node: ast.Import | ast.ImportFrom) -> list[str]:
-    """The dotted names an import statement in ``path`` may bind, relative ones resolved."""
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    package = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    if path.name != "__init__.py":
-        package = package[:-1]
-    base = package[: len(package) - node.level + 1] if node.level else []
-    module = ".".join([*base, *([node.module] if node.module else [])])
-    return [module, *(f"{module}.{a.name}" for a in node.names)]
-
-
-def test_nothing_outside_the_cli_imports_it() -> None:
-    offenders = [
-        f"{path.relative_to(PACKAGE)}: {ast.unparse(node)}"
-        for path in sorted(PACKAGE.rglob("*.py"))
-        if not path.is_relative_to(CLI) and path != PACKAGE / "__main__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path)))
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        and any(n == "archiver.cli" or n.startswith("archiver.cli.") for n in _imported(path, node))
-    ]
-    assert offenders == []
-
-
-def test_the_import_resolver_sees_relative_imports() -> None:
-    main = PACKAGE / "__main__.py"
-    (node,) = [n for n in ast.walk(ast.parse(main.read_text())) if isinstance(n, ast.ImportFrom)]
-    assert "archiver.cli" in _imported(main, node)  # ``from .cli import main``
-
-
 def _catches(handler: ast.ExceptHandler) -> set[str]:
     if handler.type is None:
         return {"BaseException"}
