@@ -8,7 +8,8 @@ get none (rendering either means running a renderer on untrusted input).
 
 Decoding is bounded exactly like ``validate_deep.deep_check`` (a child forked by the
 same zygote, under the same memory limit, pixel limit and time budget, in the same
-``CHILDREN`` slots); a JPEG decodes at reduced size through Pillow's ``draft()``. The file is written atomically (temp file, fsync, rename, fsync the dir).
+``CHILDREN`` slots); a JPEG decodes at reduced size through Pillow's ``draft()``.
+The file is written atomically (temp file, fsync, rename, fsync the dir).
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def main() -> None:
         files = small_files(root)
         print(f"{'per file, ' + str(n) + ' in a row':<34}{'isolated':>12}{'in-process':>12}")
         for name, (kind, path) in files.items():
-            isolated = per_file(n, lambda _i: deep_check(path, kind))
-            inline = per_file(n, lambda _i: deep_check(path, kind, isolate=False))
+            isolated = per_file(n, lambda _i, p=path, k=kind: deep_check(p, k))
+            inline = per_file(n, lambda _i, p=path, k=kind: deep_check(p, k, isolate=False))
             print(f"{'deep_check ' + name:<34}{isolated:>9.1f} ms{inline:>9.1f} ms")
         png = files["PNG"][1]
 
