@@ -13,35 +13,50 @@ password-protected PDF: the copy keeps its magic-byte verdict, with the reason).
 
 Bounds. A hostile or broken file must not take the crawler's memory or time, and
 in-process bounds cannot be proven: pypdf's cross-reference repair reads the whole
-file, and libjpeg, zlib and libwebp allocate in C. So by default the check runs in a
-child interpreter that lowers its own address-space limit (``RLIMIT_AS``, which caps
-RSS too) to ``max_memory`` before it reads the file and is killed after ``seconds``
-of wall clock; the pixel and page limits keep honest large files from reaching those
-hard limits. A child costs ~0.2 s (images) to ~0.4 s (PDF) of start-up, paid once per
-new blob. ``isolate=False`` runs in-process (tests, batch tools): same verdicts, but
-only the pixel, page, size and (checked between pages/frames) time limits apply.
+file, and libjpeg, zlib and libwebp allocate in C. So by default each file is checked
+in a process of its own that lowers its own address-space limit (``RLIMIT_AS``, which
+caps RSS too) to ``max_memory`` before it reads the file and is killed after
+``seconds`` of wall clock; the pixel and page limits keep honest large files from
+reaching those hard limits. Starting an interpreter and importing the parsers for each
+file cost 0.2-0.4 s, so that process is forked instead, from a *zygote*: one child
+interpreter, started on first use, that imports pypdf, Pillow and defusedxml once and
+forks a bounded child per request (a few ms), at most ``CHILDREN`` at a time for the
+whole process. The zygote is single-threaded and never reads a file itself; it ends
+when its stdin closes (``close``, ``atexit``, or the parent's death, which Linux also
+signals with ``PR_SET_PDEATHSIG``), and a zygote that died is started again by the next
+check. Its children die with it. ``isolate=False`` runs in-process (tests, batch
+tools): same verdicts, but only the pixel, page, size and (checked between
+pages/frames) time limits apply.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import gc
 import importlib
+import itertools
 import json
 import logging
 import math
 import os
+import queue
 import re
+import selectors
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 __all__ = [
     "ChildRun",
@@ -49,9 +64,11 @@ __all__ = [
     "DeepLimits",
     "DeepVerdict",
     "Kind",
+    "close",
     "deep_check",
     "deep_kind",
     "run_bounded",
+    "zygote_pid",
 ]
 
 Kind = Literal["pdf", "image", "svg"]
@@ -60,6 +77,7 @@ DeepVerdict = Literal["ok", "corrupt", "skipped"]
 MiB = 1024 * 1024
 SVG_NS = "http://www.w3.org/2000/svg"
 _REASON_MAX = 200
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +86,19 @@ class DeepLimits:
 
     #: Pixels actually decoded (a JPEG decodes at 1/2, 1/4 or 1/8 when that fits).
     #: Pillow holds 4 bytes a pixel for RGB(A): 20 M px is 80 MB, which with the
-    #: interpreter and the libraries (~55 MB of address space) fits ``max_memory``.
+    #: interpreter and the libraries the zygote imported (~65 MB of address space,
+    #: inherited by each child) fits ``max_memory``.
     #: A 20 MP PNG or a 48 MP camera JPEG (at 1/4) is checked.
     max_pixels: int = 20_000_000
     #: PDF pages walked, or animation frames decoded. A deck past it is ``skipped``
     #: with its declared page count recorded: the part not walked is not vouched for.
     max_pages: int = 2_000
-    #: Wall clock for one file, the child's start-up included (~0.2-0.4 s).
+    #: Wall clock for one file, from the fork of its child (a few ms) to its reply.
     seconds: float = 20.0
     #: Files larger are not opened (repairing a PDF reads it whole).
     max_bytes: int = 256 * MiB
-    #: Address space of the child process (``RLIMIT_AS``, Linux; RSS stays below it).
+    #: Address space of the child process (``RLIMIT_AS``, Linux; RSS stays below it),
+    #: the zygote's inherited ~65 MB included.
     max_memory: int = 150 * MiB
 
 
@@ -457,7 +477,17 @@ def _svg_length(value: str | None) -> int | None:
     return round(float(match.group(1))) if match else None
 
 
-# -- The bounded child ------------------------------------------------------------------
+# -- The bounded child: a zygote forks one per file -----------------------------------
+
+#: Checks running at once in the whole process, whatever the number of threads asking
+#: (each child may grow to ``max_memory``): a burst of new blobs waits its turn.
+CHILDREN = 2
+#: How long past a check's ``seconds`` the parent waits for the zygote's reply before it
+#: takes the zygote for hung and replaces it (the zygote kills a child at ``seconds``).
+_GRACE = 10.0
+#: How long the zygote may take to start and import the parsers.
+_START_SECONDS = 60.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def run_bounded(
@@ -467,52 +497,472 @@ def run_bounded(
     limits: DeepLimits,
     **kwargs: Any,
 ) -> ChildRun:
-    """Calls module-level ``func(path, kind, limits, **kwargs)`` in a child interpreter
-    under ``limits.max_memory`` and ``limits.seconds``; JSON in, JSON out."""
-    request = json.dumps(
-        {
-            "func": f"{func.__module__}:{func.__qualname__}",
-            "path": os.fspath(path),
-            "kind": kind,
-            "limits": dataclasses.asdict(limits),
-            "kwargs": kwargs,
-        }
-    )
-    # The child must import this very code, also from a checkout that is not installed.
+    """Calls module-level ``func(path, kind, limits, **kwargs)`` in a child process
+    under ``limits.max_memory`` and ``limits.seconds``; JSON in, JSON out. Thread-safe."""
+    request = {
+        "func": f"{func.__module__}:{func.__qualname__}",
+        "path": os.fspath(path),
+        "kind": kind,
+        "limits": dataclasses.asdict(limits),
+        "kwargs": kwargs,
+    }
+    return _client().run(request, limits.seconds)
+
+
+def close() -> None:
+    """Ends the zygote and any check it still runs (registered with ``atexit``); the next
+    check starts a new one."""
+    _client().close()
+
+
+def zygote_pid() -> int | None:
+    """The running zygote's process id, None before the first check or after ``close``."""
+    return _client().pid()
+
+
+class _Reply:
+    """Where the reader thread leaves one request's reply (None: the zygote died)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.message: dict[str, Any] | None = None
+
+
+class _Server:
+    """One zygote process, and the thread that hands its replies to the waiting callers."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+        self.proc, self._errors = proc, errors
+        #: ``close`` ended it: checks waiting on it fail rather than start another.
+        self.alive, self.closed = True, False
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, _Reply] = {}
+        name = f"deep-check zygote {proc.pid}"
+        threading.Thread(target=self._read_replies, name=name, daemon=True).start()
+
+    def started(self) -> str | None:
+        """Waits for the zygote's first line: None when it is ready, else why not."""
+        if self._ready.wait(_START_SECONDS) and self.alive:
+            return None
+        self.stop()
+        self._errors.seek(0)
+        lines = self._errors.read()[-4096:].decode(errors="replace").strip().splitlines()
+        return one_line(f"deep check did not start: {(lines or ['no output'])[-1]}")
+
+    def ask(self, ident: int, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The zygote's reply; None when it died first; raises TimeoutError if it hangs."""
+        reply = _Reply()
+        line = json.dumps({"id": ident, **request}).encode() + b"\n"
+        with self._lock:
+            if not self.alive:
+                return None
+            self._waiting[ident] = reply
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(line)
+                self.proc.stdin.flush()
+            except (OSError, ValueError):  # it died (or was closed) since the reader looked
+                del self._waiting[ident]
+                return None
+        if not reply.done.wait(timeout):
+            with self._lock:
+                self._waiting.pop(ident, None)
+            raise TimeoutError
+        return reply.message
+
+    def _read_replies(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                message = json.loads(line)
+                if message.get("ready"):
+                    self._ready.set()
+                    continue
+                with self._lock:
+                    reply = self._waiting.pop(message["id"], None)
+                if reply is not None:
+                    reply.message = message
+                    reply.done.set()
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a zygote that says nonsense is as good as dead
+        finally:
+            with self._lock:
+                self.alive = False
+                waiting, self._waiting = self._waiting, {}
+            for reply in waiting.values():
+                reply.done.set()
+            self._ready.set()
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self._errors.close()
+
+    def stop(self) -> None:
+        """Closes the zygote's stdin, which ends it; killed if it does not end promptly."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Client:
+    """The parent's side: one zygote at a time, shared by every thread, started on first
+    use and again if it died; at most ``CHILDREN`` checks in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(CHILDREN)
+        self._server: _Server | None = None
+        self._ids = itertools.count(1)
+        self._spawner: _Spawner | None = None
+        self._exit_hook = False
+
+    def run(self, request: dict[str, Any], seconds: float) -> ChildRun:
+        with self._slots:
+            started = time.monotonic()
+            for _attempt in range(2):  # a zygote that died meanwhile is replaced, once
+                server = self._running()
+                if isinstance(server, str):
+                    return ChildRun(None, server, 0, 0.0)
+                try:
+                    message = server.ask(next(self._ids), request, seconds + _GRACE)
+                except TimeoutError:
+                    self._drop(server)
+                    return ChildRun(None, f"over the time budget of {seconds:g} s", 0, seconds)
+                if message is not None:
+                    break
+                if server.closed:
+                    why = "deep check did not run: checking was closed"
+                    return ChildRun(None, why, 0, time.monotonic() - started)
+                self._drop(server)
+            else:
+                why = "deep check did not run: the zygote process died"
+                return ChildRun(None, why, 0, time.monotonic() - started)
+        return ChildRun(
+            message.get("result"),
+            one_line(str(message.get("failure", ""))),
+            int(message.get("peak_rss", 0)),
+            time.monotonic() - started,
+        )
+
+    def _running(self) -> _Server | str:
+        """The live zygote, started if need be; or why none could start."""
+        with self._lock:
+            if self._server is not None and self._server.alive:
+                return self._server
+            if self._spawner is None:
+                self._spawner = _Spawner()
+            try:
+                server = self._spawner.call(_start_zygote)
+            except OSError as exc:
+                return one_line(f"deep check did not start: {exc}")
+            failed = server.started()
+            if failed is not None:
+                return failed
+            self._server = server
+            if not self._exit_hook:
+                atexit.register(close)
+                self._exit_hook = True
+            return server
+
+    def _drop(self, server: _Server) -> None:
+        with self._lock:
+            if self._server is server:
+                self._server = None
+        server.stop()
+
+    def close(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.closed = True
+            server.stop()
+
+    def pid(self) -> int | None:
+        server = self._server
+        return server.proc.pid if server is not None and server.alive else None
+
+
+class _Spawner:
+    """Starts the zygote from one thread that lives as long as this process: Linux sends
+    ``PR_SET_PDEATHSIG`` when the *thread* that forked a child ends, and checks come from
+    worker threads that anyio retires when idle."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="deep-check spawner", daemon=True).start()
+
+    def call(self, job: Callable[[], _T]) -> _T:
+        done: Future[_T] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
+def _start_zygote() -> _Server:
+    # The zygote must import this very code, also from a checkout that is not installed.
     package_root = str(Path(__file__).resolve().parents[len(__name__.split(".")) - 1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-c", f"import {__name__} as m; m._child_main()"]
-    started = time.monotonic()
+    code = f"import {__name__} as m; m._zygote_main({os.getpid()})"
+    errors = tempfile.TemporaryFile()  # noqa: SIM115  (its last words, if it cannot start)
     try:
-        proc = subprocess.run(
-            command,
-            input=request.encode(),
-            capture_output=True,
-            timeout=limits.seconds,
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
             env=env,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        return ChildRun(None, f"over the time budget of {limits.seconds:g} s", 0, limits.seconds)
-    except OSError as exc:
-        return ChildRun(None, one_line(f"deep check did not start: {exc}"), 0, 0.0)
-    elapsed = time.monotonic() - started
-    if proc.returncode < 0:
-        sig = -proc.returncode
-        if sig == signal.SIGXCPU:
-            why = f"over the time budget of {limits.seconds:g} s (CPU)"
-        else:
-            why = f"the decoder died ({signal.Signals(sig).name})"
-        return ChildRun(None, why, 0, elapsed)
+    except BaseException:
+        errors.close()
+        raise
+    return _Server(proc, errors)
+
+
+_CLIENT = _Client()
+
+
+def _client() -> _Client:
+    return _CLIENT
+
+
+def _forget_after_fork() -> None:
+    """A forked copy of this process has none of its threads: it starts its own zygote."""
+    global _CLIENT
+    _CLIENT = _Client()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+# -- The zygote's side --------------------------------------------------------------------
+
+
+def _zygote_main(parent: int) -> None:
+    """Imports the parsers once, then forks a bounded child per request line on stdin and
+    writes one reply line per request on stdout, in any order; ends at EOF on stdin.
+    Single-threaded, so that forking it is safe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the parent's: it closes us
+    prctl = _prctl()
+    _die_with(parent, prctl)
+    _preload()
+    gc.freeze()  # the children then copy no page for the collector's sake
+    _write_line(1, {"ready": True})
+    _Zygote(prctl).serve()
+
+
+def _preload() -> None:
+    """What the children would otherwise import each time (never fatal: a parser that
+    is missing fails each check that needs it, with the import's error)."""
+    with contextlib.suppress(ImportError):
+        import pypdf  # noqa: F401
+        from pypdf import errors, generic  # noqa: F401
+    with contextlib.suppress(ImportError):
+        from PIL import Image, ImageOps, features  # noqa: F401
+
+        Image.init()  # every format's plugin
+        features.check("webp")  # and the thumbnails' encoder
+    with contextlib.suppress(ImportError):
+        import defusedxml.ElementTree  # noqa: F401
+    from archiver import validate  # noqa: F401  (``_sniff``)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        reply = json.loads(proc.stdout)
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with(parent: int, prctl: Callable[..., int] | None) -> None:
+    """Has Linux SIGKILL this process when ``parent`` ends, even by ``kill -9`` (the
+    zygote also ends at EOF on stdin, on any system); exits if it has ended already."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+@dataclass(slots=True)
+class _Child:
+    """A check running in a forked child: its reply comes on the pipe ``fd``."""
+
+    ident: Any
+    pid: int
+    fd: int
+    seconds: float
+    deadline: float
+    chunks: list[bytes]
+
+
+class _Zygote:
+    """The zygote's loop: requests in, children forked, replies out."""
+
+    def __init__(self, prctl: Callable[..., int] | None) -> None:
+        self._prctl, self._pid = prctl, os.getpid()
+        self._selector = selectors.DefaultSelector()
+        self._children: dict[int, _Child] = {}  # by pipe fd
+        self._funcs: dict[str, Callable[..., dict[str, Any]]] = {}
+
+    def serve(self) -> None:
+        self._selector.register(0, selectors.EVENT_READ)
+        pending = b""
+        try:
+            while True:
+                deadlines = [c.deadline for c in self._children.values()]
+                timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                for key, _ in self._selector.select(timeout):
+                    if key.fd == 0:
+                        data = os.read(0, 64 * 1024)
+                        if not data:
+                            return  # the parent closed us or died
+                        *lines, pending = (pending + data).split(b"\n")
+                        for line in lines:
+                            if line.strip():
+                                self._start(json.loads(line))
+                    elif (child := self._children.get(key.fd)) is not None:
+                        data = os.read(child.fd, 64 * 1024)
+                        if data:
+                            child.chunks.append(data)
+                        else:  # it wrote its reply, or died: reap it
+                            self._finish(child)
+                now = time.monotonic()
+                for child in [c for c in self._children.values() if c.deadline <= now]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, signal.SIGKILL)
+                    os.waitpid(child.pid, 0)
+                    self._reply(child, failure=f"over the time budget of {child.seconds:g} s")
+        finally:
+            for child in list(self._children.values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                os.waitpid(child.pid, 0)
+
+    def _start(self, request: dict[str, Any]) -> None:
+        try:
+            limits = DeepLimits(**request["limits"])
+            func = self._func(request["func"])
+        except Exception as exc:
+            self._write({"id": request["id"], "failure": _failed(exc)})
+            return
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into this loop
+            code = 70
+            try:
+                os.close(read_end)
+                code = self._child(func, request, limits, write_end)
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        now = time.monotonic()
+        child = _Child(request["id"], pid, read_end, limits.seconds, now + limits.seconds, [])
+        self._children[read_end] = child
+        self._selector.register(read_end, selectors.EVENT_READ)
+
+    def _func(self, name: str) -> Callable[..., dict[str, Any]]:
+        """The function a request names, imported here once (children inherit it)."""
+        if name not in self._funcs:
+            module, _, qualname = name.partition(":")
+            self._funcs[name] = getattr(importlib.import_module(module), qualname)
+        return self._funcs[name]
+
+    def _child(
+        self,
+        func: Callable[..., dict[str, Any]],
+        request: dict[str, Any],
+        limits: DeepLimits,
+        out: int,
+    ) -> int:
+        """Runs in the forked child: bounds itself, calls ``func``, writes the reply."""
+        _die_with(self._pid, self._prctl)  # a zygote killed takes its children along
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # stdout is the zygote's reply channel: no stray print there
+            os.dup2(devnull, fd)
+        for fd in self._children:
+            os.close(fd)
+        _limit_self(limits)
+        try:
+            result = func(Path(request["path"]), request["kind"], limits, **request["kwargs"])
+            reply: dict[str, Any] = {"result": result, "peak_rss": _peak_rss()}
+        except MemoryError:
+            reply = {"error": f"needs more than {limits.max_memory // MiB} MB"}
+        except Exception as exc:
+            reply = {"error": _failed(exc)}
+        data = json.dumps(reply).encode()
+        while data:
+            data = data[os.write(out, data) :]
+        os.close(out)  # the reply is whole: the zygote passes it on while this exits
+        return 0
+
+    def _finish(self, child: _Child) -> None:
+        """The child closed its pipe: its reply goes to the parent before it is reaped
+        (its exit, which unmaps what it copied, takes a few ms the check need not wait
+        for); when it ended without a whole reply, its exit status says why."""
+        try:
+            reply = json.loads(b"".join(child.chunks))
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and "error" in reply:
+            self._reply(child, failure=str(reply["error"]))
+        elif isinstance(reply, dict) and "result" in reply:
+            self._reply(child, result=reply["result"], peak_rss=int(reply.get("peak_rss", 0)))
+        else:
+            status = os.waitpid(child.pid, 0)[1]
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+                failure = f"over the time budget of {child.seconds:g} s (CPU)"
+            elif os.WIFSIGNALED(status):
+                failure = f"the decoder died ({_signal_name(os.WTERMSIG(status))})"
+            else:
+                failure = f"deep check did not run: no reply, exit status {status >> 8}"
+            self._reply(child, failure=failure)
+            return
+        os.waitpid(child.pid, 0)
+
+    def _reply(self, child: _Child, **fields: Any) -> None:
+        del self._children[child.fd]
+        self._selector.unregister(child.fd)
+        os.close(child.fd)
+        self._write({"id": child.ident, **fields})
+
+    def _write(self, message: dict[str, Any]) -> None:
+        _write_line(1, message)
+
+
+def _write_line(fd: int, message: dict[str, Any]) -> None:
+    data = json.dumps(message).encode() + b"\n"
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _failed(exc: BaseException) -> str:
+    return f"deep check failed: {type(exc).__name__}: {exc}"
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
     except ValueError:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        return ChildRun(None, one_line(f"deep check did not run: {last}"), 0, elapsed)
-    if "error" in reply:
-        return ChildRun(None, one_line(str(reply["error"])), 0, elapsed)
-    return ChildRun(reply["result"], "", int(reply.get("peak_rss", 0)), elapsed)
+        return f"signal {sig}"
 
 
 def _limit_self(limits: DeepLimits) -> None:
@@ -546,21 +996,3 @@ def _peak_rss() -> int:
         return 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def _child_main() -> None:
-    """The child's side of ``run_bounded``: one request on stdin, one reply on stdout."""
-    request = json.loads(sys.stdin.buffer.read())
-    limits = DeepLimits(**request["limits"])
-    _limit_self(limits)
-    try:
-        module, _, name = request["func"].partition(":")
-        func = getattr(importlib.import_module(module), name)
-        result = func(Path(request["path"]), request["kind"], limits, **request["kwargs"])
-        reply: dict[str, Any] = {"result": result, "peak_rss": _peak_rss()}
-    except MemoryError:
-        reply = {"error": f"needs more than {limits.max_memory // MiB} MB"}
-    except Exception as exc:
-        reply = {"error": f"deep check failed: {type(exc).__name__}: {exc}"}
-    sys.stdout.write(json.dumps(reply))
-    sys.stdout.flush()
