@@ -28,7 +28,7 @@ from archiver.config import Config, parse_duration
 from archiver.db.sqlite import STATES, Database
 from archiver.errors import ArchiverError, ConfigError
 from archiver.redact import shown_url
-from archiver.store.directory import Store
+from archiver.store import BlobStore, open_store
 
 __all__ = ["export", "gc", "restore", "verify"]
 
@@ -66,7 +66,7 @@ def _grace(option: str, text: str) -> float:
 
 
 @contextmanager
-def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
+def _open(cfg: Config) -> Iterator[tuple[Database, BlobStore]]:
     from archiver.ops.access import open_archive
 
     with open_archive(cfg, warn) as opened:
@@ -223,7 +223,7 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
     from archiver.ops.restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
     copy = read_only(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
-    blobs = Store(cfg.store, create=False)
+    blobs = open_store(cfg)
     try:
         if output is not None:
             restore_to(blobs, copy, output)
@@ -240,7 +240,7 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
 MIRROR_LIST_SKIPPED = 10
 
 
-def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
+def _mirror(database: Database, blobs: BlobStore, dest: Path, states: tuple[str, ...]) -> int:
     from archiver.ops.mirror import NO_COPY, build_mirror
 
     summary = build_mirror(database, blobs, dest, states)
@@ -273,7 +273,7 @@ def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...
 def _rewrite(
     cfg: Config,
     database: Database,
-    blobs: Store,
+    blobs: BlobStore,
     mirror_url: str | None,
     state: str | None,
     post: str | None,
@@ -386,7 +386,7 @@ def gc(
     with _open(cfg) as (database, blobs):
         if yes and is_shared(blobs):
             raise ConfigError(
-                f"store {blobs.root} is shared by several databases: gc --yes would remove"
+                f"store {blobs.location} is shared by several databases: gc --yes would remove"
                 " the blobs only the others name (see README, 'Sharing a store')"
             )
         if yes:

@@ -26,12 +26,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from archiver.errors import ArchiverError
 from archiver.redact import public_url, url_sha256
-from archiver.store.directory import sha256_of, write_atomic
+from archiver.store.base import sha256_of, write_atomic
 from archiver.text import plural
 
 if TYPE_CHECKING:
     from archiver.db.sqlite import Database
-    from archiver.store.directory import Store
+    from archiver.store import BlobStore
 
 __all__ = [
     "MirrorSummary",
@@ -308,18 +308,21 @@ def _same_bytes(path: Path, sha256: str) -> bool:
     return sha256_of(path) == sha256
 
 
-def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> None:
-    """Puts the blob at ``dest``: a hard link when possible, else a verified copy."""
+def _place(store: BlobStore, sha256: str, dest: Path, summary: MirrorSummary) -> None:
+    """Puts the blob at ``dest``: a hard link to a local blob when possible, else a
+    verified copy (always, from a bucket)."""
     from archiver.ops.restore import RestoreError, copy_verified
 
-    blob = store.path_for(sha256)
-    if not _same_bytes(blob, sha256):
+    blob = store.local_path(sha256)
+    if blob is not None and not _same_bytes(blob, sha256):
         raise RestoreError(f"blob {sha256} is corrupt or missing; run 'archiver verify --repair'")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".mirror-{os.getpid()}-{dest.name[:40]}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
+        if blob is None:
+            raise OSError(errno.EXDEV, "the blob is not on this machine")
         os.link(blob, tmp)
         summary.linked += 1
     except OSError as exc:
@@ -338,7 +341,9 @@ def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> Non
     os.replace(tmp, dest)
 
 
-def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]) -> MirrorSummary:
+def build_mirror(
+    db: Database, store: BlobStore, dest: Path, states: tuple[str, ...]
+) -> MirrorSummary:
     """Writes ``dest/<host>/<path>`` for the newest good copy of each URL in ``states``.
 
     Idempotent: a file already holding the right bytes is left alone. The
@@ -379,7 +384,8 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         try:
             if old_key in legacy and manifest[old_key]["path"] != rel:
                 _move_old(dest, manifest[old_key], target, summary)
-            if _is_link_to(target, store.path_for(c.sha256)) or _same_bytes(target, c.sha256):
+            local = store.local_path(c.sha256)
+            if (local is not None and _is_link_to(target, local)) or _same_bytes(target, c.sha256):
                 summary.unchanged.append(c.url)
             else:
                 _place(store, c.sha256, target, summary)
