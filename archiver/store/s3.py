@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -43,7 +44,7 @@ from archiver.store.base import (
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta
-    from obstore.store import ClientConfig, S3Config
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
     from archiver.config import StoreSettings
 
@@ -107,9 +108,20 @@ class S3Store(BlobStore):
             }
             if s.allow_http:
                 options["allow_http"] = True
+            # A transient failure (a 5xx, a reset connection) is retried with backoff for
+            # up to a minute, then stops the command: a dead endpoint is not waited on.
+            retry: RetryConfig = {
+                "max_retries": 5,
+                "retry_timeout": timedelta(seconds=60),
+                "backoff": {"init_backoff": timedelta(milliseconds=200), "base": 2.0},
+            }
             try:
                 self._client = Client(
-                    s.bucket, prefix=s.prefix or None, config=config, client_options=options
+                    s.bucket,
+                    prefix=s.prefix or None,
+                    config=config,
+                    client_options=options,
+                    retry_config=retry,
                 )
             except Exception as exc:  # obstore's configuration errors
                 raise self._error(exc, "open") from None
@@ -117,7 +129,18 @@ class S3Store(BlobStore):
 
     def _error(self, exc: BaseException, what: str, key: str = "") -> StoreError:
         """``exc`` as one line that names the object but no credential."""
-        text = (str(exc).strip().splitlines() or [""])[0][:300]
+        where = f"{self.location}/{key}" if key else self.location
+        return StoreError(f"cannot {what} {where}: {self._reason(exc)}")
+
+    def _reason(self, exc: BaseException) -> str:
+        kind = type(exc).__name__
+        if isinstance(exc, FileNotFoundError):
+            return "not found: check that the bucket exists (archiver never creates one)"
+        if kind in ("PermissionDeniedError", "UnauthenticatedError"):
+            return "access denied: check the credentials ([s3] or AWS_*) and the bucket's policy"
+        text = (str(exc).strip().splitlines() or [""])[0]
+        status = re.search(r"status code: (\d{3}[^:<]*)", text)
+        text = f"the server answered {status[1].strip()}" if status else text[:200]
         for secret in (
             self._settings.secret_access_key,
             self._settings.access_key_id,
@@ -126,34 +149,28 @@ class S3Store(BlobStore):
         ):
             if secret:
                 text = text.replace(secret, "***")
-        where = f"{self.location}/{key}" if key else self.location
-        return StoreError(
-            f"cannot {what} {where}: {type(exc).__name__}: {text}"
-            " (check the [s3] settings, the credentials and that the bucket exists)"
-        )
+        return f"{kind}: {text} (check the [s3] settings and that the endpoint answers)"
 
     def _key(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256}"
 
     def _head(self, key: str) -> ObjectMeta | None:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         try:
             meta = obstore.head(self._obs(), key)
-        except NotFoundError:
+        except FileNotFoundError:  # obstore raises it for a 404
             return None
         except Exception as exc:
-            raise self._error(exc, "look up") from None
+            raise self._error(exc, "look up", key) from None
         return meta
 
     def _stream(self, key: str) -> BinaryIO:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         try:
             got = obstore.get(self._obs(), key)
-        except NotFoundError:
+        except FileNotFoundError:
             raise FileNotFoundError(f"no object {self.location}/{key}") from None
         except Exception as exc:
             raise self._error(exc, "read", key) from None
@@ -263,11 +280,10 @@ class S3Store(BlobStore):
 
     def _delete(self, key: str) -> None:
         import obstore
-        from obstore.exceptions import NotFoundError
 
         try:
             obstore.delete(self._obs(), key)
-        except NotFoundError:
+        except FileNotFoundError:
             pass
         except Exception as exc:
             raise self._error(exc, "delete", key) from None
@@ -322,11 +338,13 @@ class S3Store(BlobStore):
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            obstore.put(self._obs(), key, tmp.read_bytes(), mode=mode, use_multipart=False)  # type: ignore[arg-type]
-        except (AlreadyExistsError, PreconditionError):
-            raise
+            body = tmp.read_bytes()  # at most PART_SIZE: obstore holds a single PUT whole
         except OSError as exc:
             raise store_error(exc, "read a temp file of the store") from exc
+        try:
+            obstore.put(self._obs(), key, body, mode=mode, use_multipart=False)  # type: ignore[arg-type]
+        except (AlreadyExistsError, PreconditionError):
+            raise
         except Exception as exc:
             raise self._error(exc, "upload", key) from None
 
