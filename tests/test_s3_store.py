@@ -358,3 +358,27 @@ def test_a_store_error_names_the_object_without_credentials(s3: S3Server, tmp_pa
     assert s3.secret_key not in str(caught.value)
     assert f"s3://no-such-bucket-here/x/{sha(PDF)[:2]}/{sha(PDF)}" in str(caught.value)
     assert list((tmp_path / "tmp").iterdir()) == []  # the temp file went with the failure
+
+
+def test_reports_read_copies_from_the_bucket_and_link_its_public_urls(
+    tmp_path: Path, s3: S3Server, server: LoopbackServer
+) -> None:
+    """Enough URLs that sizes come from one listing, not a HEAD each; the HTML report
+    links each copy at ``[s3] public_url`` (a plain URL, no signature in it)."""
+    made = Archive(tmp_path, s3, server, public_url="https://files.example.org")
+    bodies = {f"/d{i}.pdf": PDF + str(i).encode() for i in range(40)}
+    made.bodies.update(bodies)
+    for path in bodies:
+        server.route(path, made._serve)
+    links = " ".join(f"[d]({server.url(p)})" for p in bodies)
+    (made.posts / "many.md").write_text(links + "\n")
+    made.crawl()
+    code, out, err = made.run("report", "--format", "json", "--state", "all")
+    rows = json.loads(out)
+    assert code == 1, err  # it matched something
+    assert len(rows) == 42 and all(r["restorable"] for r in rows)
+    code, out, err = made.run("report", "--format", "html", "--state", "all")
+    assert code == 1, err  # it matched something
+    href = f"https://files.example.org/{made.prefix}/{sha(PDF)[:2]}/{sha(PDF)}"
+    assert f'href="{href}"' in out
+    assert "X-Amz-" not in out and "Signature" not in out

@@ -54,6 +54,8 @@ __all__ = ["PART_SIZE", "S3Store"]
 #: memory), larger ones in parts of this size, ``_PARTS_IN_FLIGHT`` at a time.
 PART_SIZE = 8 * 1024 * 1024
 _PARTS_IN_FLIGHT = 4
+#: ``size`` asks the object itself this many times, then lists the bucket once.
+_HEADS_BEFORE_LISTING = 32
 #: Top-level folders under the prefix that hold no blobs (none today; kept out of listings
 #: so a bucket shared with thumbnails later would not report them as strays).
 _NOT_BLOBS = frozenset({"tmp", "thumbs"})
@@ -74,6 +76,10 @@ class S3Store(BlobStore):
         self._client: Any = None
         #: How many multipart uploads this store made (tests and benchmarks read it).
         self.multipart_uploads = 0
+        self._size_asks = 0
+        #: Object sizes from one listing, once ``size`` was asked often (see there); kept
+        #: current with what this store writes and deletes.
+        self._sizes: dict[str, int] | None = None
         if create:
             self.create()
 
@@ -194,8 +200,16 @@ class S3Store(BlobStore):
         return self._head(self._key(sha256)) is not None
 
     def size(self, sha256: str) -> int | None:
-        meta = self._head(self._key(sha256))
-        return None if meta is None else int(meta["size"])
+        """One HEAD for the first few; from then on one listing answers them all (a
+        report asks for the size of every URL's copy: 100,000 HEADs would take minutes,
+        a listing of 100,000 objects is 100 requests)."""
+        if self._sizes is None and self._size_asks < _HEADS_BEFORE_LISTING:
+            self._size_asks += 1
+            meta = self._head(self._key(sha256))
+            return None if meta is None else int(meta["size"])
+        if self._sizes is None:
+            self._sizes = {e.sha256: e.size for e in self.iter_blobs() if e.sha256}
+        return self._sizes.get(sha256)
 
     def open(self, sha256: str) -> BinaryIO:
         return self._stream(self._key(sha256))
@@ -274,9 +288,13 @@ class S3Store(BlobStore):
 
     def remove(self, entry: BlobEntry) -> None:
         self._delete(self._entry_key(entry))
+        if self._sizes is not None and entry.sha256:
+            self._sizes.pop(entry.sha256, None)
 
     def discard(self, sha256: str) -> None:
         self._delete(self._key(sha256))
+        if self._sizes is not None:
+            self._sizes.pop(sha256, None)
 
     def _delete(self, key: str) -> None:
         import obstore
@@ -304,6 +322,12 @@ class S3Store(BlobStore):
             raise self._error(exc, "write", name) from None
 
     def _adopt(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
+        stored = self._upload(tmp, sha256, size)
+        if self._sizes is not None:
+            self._sizes[sha256] = size
+        return stored
+
+    def _upload(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
         key = self._key(sha256)
         if size > PART_SIZE:
             held = self._head(key)
