@@ -382,3 +382,32 @@ def test_reports_read_copies_from_the_bucket_and_link_its_public_urls(
     href = f"https://files.example.org/{made.prefix}/{sha(PDF)[:2]}/{sha(PDF)}"
     assert f'href="{href}"' in out
     assert "X-Amz-" not in out and "Signature" not in out
+
+
+def test_a_link_mirror_names_the_public_objects_and_copies_nothing(
+    tmp_path: Path, s3: S3Server, server: LoopbackServer
+) -> None:
+    made = Archive(tmp_path, s3, server, public_url="https://files.example.org/")
+    made.crawl()
+    mirror = tmp_path / "links"
+    code, _, err = made.run("restore", "--mirror", str(mirror), "--link", "--state", "all")
+    assert code == 0, err
+    assert err.endswith("mirror: 2 written (2 public URLs), 0 unchanged, 0 skipped\n")
+    assert [p.name for p in mirror.iterdir()] == ["manifest.json"]
+    manifest = json.loads((mirror / "manifest.json").read_text())
+    assert sorted(e["url"] for e in manifest.values()) == sorted(
+        f"https://files.example.org/{made.key(body)}" for body in (PDF, PNG)
+    )
+    code, _, err = made.run("restore", "--mirror", str(mirror), "--link", "--state", "all")
+    assert err.endswith("mirror: 0 written (0 public URLs), 2 unchanged, 0 skipped\n")
+    code, _, err = made.run("restore", "--mirror", str(mirror), "--link", "--rewrite")
+    assert code == 2 and "--link writes no files for --rewrite" in err
+
+
+def test_a_link_mirror_needs_a_public_url(archive: Archive, tmp_path: Path) -> None:
+    code, _, err = archive.run("restore", "--mirror", str(tmp_path / "m"), "--link")
+    assert code == 2
+    assert err == (
+        f"archiver: --link writes the objects' public URLs, and store s3://{archive.s3.bucket}/"
+        f"{archive.prefix} has none: set [s3] public_url to where anyone may read the bucket\n"
+    )

@@ -48,6 +48,7 @@ RESTORE_OPTION_FORMS = (
     ("output", "-o/--output", ("url",)),
     ("sha256", "--sha256", ("url",)),
     ("state", "--state", ("mirror", "rewrite")),
+    ("link", "--link", ("mirror",)),
     ("mirror_url", "--mirror-url", ("rewrite",)),
     ("post", "--post", ("rewrite",)),
     ("dry_run", "--dry-run", ("rewrite", "undo")),
@@ -95,6 +96,11 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     type=click.Path(path_type=Path),
     help="Write DIR/<host>/<path> and DIR/manifest.json.",
 )
+@click.option(
+    "--link",
+    is_flag=True,
+    help="With --mirror: a manifest of the objects' public URLs ([s3] public_url), no files.",
+)
 @click.option("--state", help="States to mirror or rewrite: comma list, or all.")
 @click.option("--rewrite", is_flag=True, help="Point broken links in the posts at the mirror.")
 @click.option("--mirror-url", help="Public base URL of the mirror (for --rewrite).")
@@ -117,6 +123,7 @@ def restore(
     output: Path | None,
     sha256: str | None,
     mirror_dir: Path | None,
+    link: bool,
     state: str | None,
     rewrite: bool,
     mirror_url: str | None,
@@ -130,6 +137,7 @@ def restore(
     \b
     archiver restore URL -o FILE          the newest good copy (or --sha256 SHA)
     archiver restore --mirror DIR         DIR/<host>/<path> + DIR/manifest.json
+    archiver restore --mirror DIR --link  DIR/manifest.json of a public bucket's URLs
     archiver restore --rewrite --mirror-url https://mirror.example.org/ [--dry-run]
     archiver restore --undo [URL]         put the original URLs back
     archiver restore --from-archive URL   store the web archive's snapshot as URL's copy
@@ -137,7 +145,10 @@ def restore(
     Example: archiver restore https://example.org/slides.pdf -o slides.pdf
     """
     if from_archive is not None:
-        given = (url, output, sha256, mirror_dir, state, rewrite, mirror_url, post, undo, dry_run)
+        given = (
+            *(url, output, sha256, mirror_dir, link, state, rewrite, mirror_url, post, undo),
+            dry_run,
+        )
         if any(v not in (None, False) for v in given):
             raise ConfigError(
                 "--from-archive URL is a form of its own: give it alone"
@@ -149,6 +160,11 @@ def restore(
         raise ConfigError(
             "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
             " (see 'archiver restore --help')"
+        )
+    if link and rewrite:
+        raise ConfigError(
+            "--link writes no files for --rewrite to point at: the manifest's public URLs"
+            " are the copies; rewrite with a mirror of files"
         )
     if rewrite and not mirror_url:
         raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
@@ -172,6 +188,7 @@ def restore(
         output=output,
         sha256=sha256,
         state=state,
+        link=link,
         mirror_url=mirror_url,
         post=post,
         dry_run=dry_run,
@@ -183,7 +200,7 @@ def restore(
     with _open(cfg) as (database, blobs):
         code = 0
         if mirror_dir is not None:
-            code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
+            code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES), link)
         if rewrite or undo:
             code = max(
                 code,
@@ -240,10 +257,13 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
 MIRROR_LIST_SKIPPED = 10
 
 
-def _mirror(database: Database, blobs: BlobStore, dest: Path, states: tuple[str, ...]) -> int:
-    from archiver.ops.mirror import NO_COPY, build_mirror
+def _mirror(
+    database: Database, blobs: BlobStore, dest: Path, states: tuple[str, ...], link: bool
+) -> int:
+    from archiver.ops.mirror import NO_COPY, build_link_mirror, build_mirror
 
-    summary = build_mirror(database, blobs, dest, states)
+    build = build_link_mirror if link else build_mirror
+    summary = build(database, blobs, dest, states)
     damaged = 0
     quiet = [s for s in summary.skipped if s.kind == NO_COPY]
     for skip in summary.skipped:

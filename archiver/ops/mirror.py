@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ConfigError
 from archiver.redact import public_url, url_sha256
 from archiver.store.base import sha256_of, write_atomic
 from archiver.text import plural
@@ -261,6 +261,9 @@ class MirrorSummary:
     unchanged: list[str] = field(default_factory=list)
     linked: int = 0
     copied: int = 0
+    #: ``--link``: a manifest of public URLs (``public`` new entries), no files.
+    link: bool = False
+    public: int = 0
     skipped: list[Skip] = field(default_factory=list)
     #: Files of an older mirror whose names held a query string: (old path, new path or None
     #: when the file was removed, its URL not mirrored this run).
@@ -275,10 +278,14 @@ class MirrorSummary:
             counts[s.kind] += 1
         why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         copies = "1 copy" if self.copied == 1 else f"{self.copied} copies"
+        how = (
+            plural(self.public, "public URL")
+            if self.link
+            else f"{plural(self.linked, 'hard link')}, {copies}"
+        )
         return (
-            f"mirror: {len(self.written)} written ({plural(self.linked, 'hard link')},"
-            f" {copies}), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
-            f"{f' ({why})' if why else ''}{renamed}"
+            f"mirror: {len(self.written)} written ({how}), {len(self.unchanged)} unchanged,"
+            f" {len(self.skipped)} skipped{f' ({why})' if why else ''}{renamed}"
         )
 
 
@@ -414,6 +421,72 @@ def build_mirror(
         _remove(dest / old["path"], old["sha256"])
         summary.renamed.append((old["path"], None))
     manifest = {u: e for u, e in manifest.items() if (dest / e["path"]).is_file()}
+    _write_json(dest / MANIFEST, manifest)
+    summary.manifest = manifest
+    return summary
+
+
+def build_link_mirror(
+    db: Database, store: BlobStore, dest: Path, states: tuple[str, ...]
+) -> MirrorSummary:
+    """``--mirror DIR --link``: only ``DIR/manifest.json``, each entry naming the object's
+    plain public URL (``url``) instead of a file, for a bucket anyone may read.
+
+    Never a presigned URL: one expires, and it carries a credential's signature. A DIR
+    holding a mirror of files is refused (its entries name files, these name URLs).
+    """
+    from archiver.db.views import UrlQuery
+    from archiver.ops.restore import copies, newest_good
+
+    if store.public_url("0" * 64) is None:
+        raise ConfigError(
+            f"--link writes the objects' public URLs, and store {store.location} has none:"
+            " set [s3] public_url to where anyone may read the bucket"
+        )
+    dest = Path(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        old = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        old = {}
+    except (OSError, ValueError) as exc:
+        raise ArchiverError(f"cannot read the mirror manifest in {dest}: {exc}") from exc
+    if not isinstance(old, dict) or any(
+        not isinstance(e, dict) or "path" in e for e in old.values()
+    ):
+        raise ArchiverError(
+            f"{dest} holds a mirror of files; --link writes a manifest of links: use another DIR"
+        )
+    versions = copies(db, UrlQuery(states=states, unreferenced=True))
+    summary = MirrorSummary(link=True)
+    manifest: dict[str, dict[str, Any]] = {}
+    for u in db.urls_in_states(states):
+        good = newest_good(versions.get(u.id, []), store)
+        if good is None:
+            kind, why = (
+                (DAMAGED, "archived copy damaged")
+                if versions.get(u.id)
+                else (
+                    NO_COPY,
+                    "no archived copy",
+                )
+            )
+            summary.skipped.append(Skip(u.url, kind, why))
+            continue
+        digest = url_sha256(good.url)
+        entry = {
+            "url": store.public_url(good.sha256),
+            "sha256": good.sha256,
+            "content_type": good.content_type,
+            "url_hash": digest,
+        }
+        key = _manifest_key(manifest, good.url, digest)
+        if old.get(key) == entry:
+            summary.unchanged.append(good.url)
+        else:
+            summary.written.append(good.url)
+            summary.public += 1
+        manifest[key] = entry
     _write_json(dest / MANIFEST, manifest)
     summary.manifest = manifest
     return summary

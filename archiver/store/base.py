@@ -206,6 +206,11 @@ class BlobStore(ABC):
         it), else None; never checks that it exists."""
 
     @abstractmethod
+    def public_url(self, sha256: str) -> str | None:
+        """The blob's plain URL where anyone may read it (a public-read bucket), else
+        None. Never a presigned URL: it expires, and it carries a signature."""
+
+    @abstractmethod
     def link_target(self, sha256: str) -> Path | str:
         """Where a report links the blob: its file, or the object's plain URL (never
         a presigned one)."""

@@ -90,6 +90,9 @@ class Store(BlobStore):
     def local_path(self, sha256: str) -> Path:
         return self.path_for(sha256)
 
+    def public_url(self, sha256: str) -> None:
+        return None  # a directory is published as a mirror of files, not in place
+
     def link_target(self, sha256: str) -> Path:
         return self.path_for(sha256)
 

@@ -243,13 +243,15 @@ class S3Store(BlobStore):
     def local_path(self, sha256: str) -> None:
         return None
 
-    def link_target(self, sha256: str) -> str:
-        key = self._key(sha256)
+    def public_url(self, sha256: str) -> str | None:
         public = self._settings.public_url
-        if public:
-            prefix = self._settings.prefix
-            return f"{public}/{prefix}/{key}" if prefix else f"{public}/{key}"
-        return f"{self.location}/{key}"
+        if not public:
+            return None
+        prefix, key = self._settings.prefix, self._key(sha256)
+        return f"{public}/{prefix}/{key}" if prefix else f"{public}/{key}"
+
+    def link_target(self, sha256: str) -> str:
+        return self.public_url(sha256) or f"{self.location}/{self._key(sha256)}"
 
     def iter_blobs(self) -> Iterator[BlobEntry]:
         import obstore
