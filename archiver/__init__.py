@@ -10,7 +10,8 @@ package each:
   guard, the URL rules (``exclude_urls``, ``[remap]``) and the local folders ``file:``
   URLs may be read from.
 - ``validate``: whether a body is the PDF or image its link promised.
-- ``store``: the content-addressed blob store, and which database it belongs to.
+- ``store``: the content-addressed blob store behind one interface (a directory, or an
+  S3 bucket), and which database it belongs to.
 - ``db``: state: the schema, its migrations and every query.
 - ``run``: a crawl or check: the pipeline, the scheduler, the recorder, the run lock.
 - ``ops``: what users do with the archive: report, status, restore, mirror, rewrite,

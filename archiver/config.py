@@ -36,6 +36,7 @@ __all__ = [
     "Config",
     "FetchConfig",
     "Source",
+    "StoreSettings",
     "TransportChoice",
     "finite_option",
     "load_config",
@@ -98,6 +99,31 @@ _FETCH_KEYS = frozenset(FetchConfig.__dataclass_fields__) - {
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Where the blobs live when not in the directory ``Config.store``: ``store =
+    "s3://bucket/prefix"`` and the ``[s3]`` table. Credentials left out here come from
+    the usual ``AWS_*`` environment variables; they are never shown (not in ``repr``)."""
+
+    url: str | None = None  # s3://bucket/prefix; None: the directory store
+    endpoint: str | None = None  # e.g. http://127.0.0.1:8333 (AWS's own when None)
+    region: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    allow_http: bool = False  # a plain-HTTP endpoint (a loopback or LAN server)
+    #: Where anyone can read the bucket's objects (``<public_url>/<key>``): the links
+    #: ``restore --mirror --link`` and the HTML report write. Never a presigned URL.
+    public_url: str | None = None
+
+    @property
+    def bucket(self) -> str:
+        return (self.url or "")[len("s3://") :].partition("/")[0]
+
+    @property
+    def prefix(self) -> str:
+        return (self.url or "")[len("s3://") :].partition("/")[2].strip("/")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs to know, with paths already made absolute."""
 
@@ -118,6 +144,9 @@ class Config:
     #: ``[archive] endpoint``: the Wayback-style availability API ``report --suggest`` and
     #: ``restore --from-archive`` ask (and nothing else ever does).
     archive_endpoint: str = "https://archive.org/wayback/available"
+    #: ``store = "s3://..."`` and ``[s3]``; then ``store`` is the store's local directory
+    #: (temp bodies and thumbnails), ``[s3] cache``, by default beside the database.
+    blob_store: StoreSettings = field(default_factory=StoreSettings)
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -125,7 +154,12 @@ class Config:
             object.__setattr__(self, "fetch", replace(self.fetch, exclude_urls=self.exclude_urls))
 
     def with_overrides(self, **kwargs: Any) -> Config:
-        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+        """``--db`` and ``--store`` (None: not given); a ``--store`` directory replaces
+        a bucket the config names."""
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if "store" in given and "blob_store" not in given:
+            given["blob_store"] = replace(self.blob_store, url=None)
+        return replace(self, **given)
 
 
 _TOP_KEYS = {
@@ -142,7 +176,17 @@ _TOP_KEYS = {
     "shared_store",
     "hosts",
     "archive",
+    "s3",
 }
+_S3_KEYS = (
+    "endpoint",
+    "region",
+    "access_key_id",
+    "secret_access_key",
+    "allow_http",
+    "public_url",
+    "cache",
+)
 _SOURCE_KEYS = {
     "path",
     "url",
@@ -448,12 +492,24 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         if key not in _TOP_KEYS:
             raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(_TOP_KEYS))})")
     db = _resolve(base, _expect("db", raw.get("db", "data/archive.db"), str, "a path"))
-    store = _resolve(base, _expect("store", raw.get("store", "data/store"), str, "a path"))
+    store_text = _expect("store", raw.get("store", "data/store"), str, "a path or an s3:// URL")
+    blob_store, cache = _s3(raw.get("s3", {}), store_text)
+    if blob_store.url is None:
+        store = _resolve(base, store_text)
+    else:
+        store = _resolve(base, cache) if cache else db.parent / "s3-cache"
     sources_raw = raw.get("sources", [])
     _expect("sources", sources_raw, list, "an array of [[sources]] tables")
     sources = tuple(_source(base, i, s) for i, s in enumerate(sources_raw))
     fetch = _fetch(raw.get("fetch", {}))
-    cfg = Config(db=db, store=store, sources=sources, fetch=fetch, config_path=config_path)
+    cfg = Config(
+        db=db,
+        store=store,
+        sources=sources,
+        fetch=fetch,
+        config_path=config_path,
+        blob_store=blob_store,
+    )
     if "recheck_after" in raw:
         cfg = replace(cfg, recheck_after=parse_duration("recheck_after", raw["recheck_after"]))
     if "confirm_runs" in raw:
@@ -618,6 +674,50 @@ def _hosts(raw: Any) -> HostHeaders:
             raise ConfigError(f"config key '{where}' names a host already given")
         out.append((key, tuple(pairs)))
     return tuple(out)
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _s3(raw: Any, store: str) -> tuple[StoreSettings, str | None]:
+    """``store = "s3://bucket/prefix"`` with the ``[s3]`` table, and ``[s3] cache``."""
+    _expect("s3", raw, dict, "a table")
+    for key in raw:
+        if key not in _S3_KEYS:
+            raise ConfigError(f"unknown config key 's3.{key}' (known: {', '.join(_S3_KEYS)})")
+    url = None
+    if store.startswith("s3://"):
+        bucket, _, prefix = store[len("s3://") :].partition("/")
+        if not _BUCKET.fullmatch(bucket):
+            raise ConfigError(
+                f"config key 'store' names no valid bucket in {store!r}: write"
+                " s3://BUCKET/PREFIX (3-63 lowercase letters, digits, dots, hyphens)"
+            )
+        parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+        if any(part in ("", ".", "..") for part in parts):
+            raise ConfigError(f"config key 'store' has an empty or dot part in {store!r}")
+        url = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
+    elif "://" in store:
+        raise ConfigError(f"config key 'store' must be a path or an s3:// URL, got {store!r}")
+    text = {}
+    for key in ("endpoint", "region", "access_key_id", "secret_access_key", "public_url", "cache"):
+        if key in raw:
+            text[key] = _expect(f"s3.{key}", raw[key], str, "a string")
+    for key in ("endpoint", "public_url"):
+        if key in text and not text[key].startswith(("http://", "https://")):
+            # Not repeated in the message: a mistyped key could be a secret.
+            raise ConfigError(f"config key 's3.{key}' must be an http(s) URL")
+    allow_http = _expect("s3.allow_http", raw.get("allow_http", False), bool, "true or false")
+    settings = StoreSettings(
+        url=url,
+        endpoint=text.get("endpoint"),
+        region=text.get("region"),
+        access_key_id=text.get("access_key_id"),
+        secret_access_key=text.get("secret_access_key"),
+        allow_http=allow_http,
+        public_url=text["public_url"].rstrip("/") if "public_url" in text else None,
+    )
+    return settings, text.get("cache")
 
 
 def _archive(raw: Any) -> str:

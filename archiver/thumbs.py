@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from archiver.validate_deep import DeepLimits, Kind, decode_scale, open_bounded, run_bounded
 
 if TYPE_CHECKING:
-    from archiver.store.directory import Store
+    from archiver.store.base import BlobStore as Store
 
 __all__ = ["THUMB_SIZE", "find_thumbnail", "make_thumbnail", "thumbnail_blob", "thumbnail_path"]
 
@@ -61,16 +61,19 @@ def thumbnail_blob(store: Store, sha256: str, *, limits: DeepLimits | None = Non
     existing = find_thumbnail(store.thumbs_dir, sha256)
     if existing is not None:
         return existing
-    path = store.path_for(sha256)
     try:
-        with path.open("rb") as f:
+        with store.open(sha256) as f:
             head = f.read(1024)
     except OSError:
         return None
     kind = sniff(head) or ""
     if not kind.startswith("image/") or kind == "image/svg+xml":
         return None
-    return make_thumbnail(path, "image", store.thumbs_dir, sha256, limits=limits)
+    try:
+        with store.local_file(sha256) as path:
+            return make_thumbnail(path, "image", store.thumbs_dir, sha256, limits=limits)
+    except FileNotFoundError:
+        return None
 
 
 def make_thumbnail(

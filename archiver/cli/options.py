@@ -18,7 +18,7 @@ from archiver.redact import clean_text
 
 if TYPE_CHECKING:
     from archiver.db.sqlite import Database
-    from archiver.store.directory import Store
+    from archiver.store.base import BlobStore as Store
 
 __all__ = [
     "Log",

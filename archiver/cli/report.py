@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from archiver.config import Config
     from archiver.db.sqlite import Database
     from archiver.ops.report import ReportFilter
-    from archiver.store.directory import Store
+    from archiver.store.base import BlobStore as Store
 
 #: The formats a CI reads (``archiver.ops.ci_report``): one entry per use of a link.
 CI_FORMATS = ("junit", "github", "sarif")
@@ -87,7 +87,6 @@ def report(
         table_width,
         url_rows,
     )
-    from archiver.store.directory import Store
 
     cfg = config_from_options(config_path, db, store)
     if changed and state is None:
@@ -107,8 +106,10 @@ def report(
     if fmt in CI_FORMATS:
         _ci_report(cfg, flt, fmt, output)
         return
-    blobs = Store(cfg.store, create=False)
-    held = blobs if blobs.root.is_dir() else None
+    from archiver.store import open_store
+
+    blobs = open_store(cfg)
+    held = blobs if blobs.exists() else None
 
     def read(database: Database, _: Store) -> list[ReportRow]:
         check_filter_names(database, flt)

@@ -28,7 +28,7 @@ from archiver.config import Config, parse_duration
 from archiver.db.sqlite import STATES, Database
 from archiver.errors import ArchiverError, ConfigError
 from archiver.redact import shown_url
-from archiver.store.directory import Store
+from archiver.store import BlobStore, open_store
 
 __all__ = ["export", "gc", "restore", "verify"]
 
@@ -48,6 +48,7 @@ RESTORE_OPTION_FORMS = (
     ("output", "-o/--output", ("url",)),
     ("sha256", "--sha256", ("url",)),
     ("state", "--state", ("mirror", "rewrite")),
+    ("link", "--link", ("mirror",)),
     ("mirror_url", "--mirror-url", ("rewrite",)),
     ("post", "--post", ("rewrite",)),
     ("dry_run", "--dry-run", ("rewrite", "undo")),
@@ -66,7 +67,7 @@ def _grace(option: str, text: str) -> float:
 
 
 @contextmanager
-def _open(cfg: Config) -> Iterator[tuple[Database, Store]]:
+def _open(cfg: Config) -> Iterator[tuple[Database, BlobStore]]:
     from archiver.ops.access import open_archive
 
     with open_archive(cfg, warn) as opened:
@@ -95,6 +96,11 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     type=click.Path(path_type=Path),
     help="Write DIR/<host>/<path> and DIR/manifest.json.",
 )
+@click.option(
+    "--link",
+    is_flag=True,
+    help="With --mirror: a manifest of the objects' public URLs ([s3] public_url), no files.",
+)
 @click.option("--state", help="States to mirror or rewrite: comma list, or all.")
 @click.option("--rewrite", is_flag=True, help="Point broken links in the posts at the mirror.")
 @click.option("--mirror-url", help="Public base URL of the mirror (for --rewrite).")
@@ -117,6 +123,7 @@ def restore(
     output: Path | None,
     sha256: str | None,
     mirror_dir: Path | None,
+    link: bool,
     state: str | None,
     rewrite: bool,
     mirror_url: str | None,
@@ -130,6 +137,7 @@ def restore(
     \b
     archiver restore URL -o FILE          the newest good copy (or --sha256 SHA)
     archiver restore --mirror DIR         DIR/<host>/<path> + DIR/manifest.json
+    archiver restore --mirror DIR --link  DIR/manifest.json of a public bucket's URLs
     archiver restore --rewrite --mirror-url https://mirror.example.org/ [--dry-run]
     archiver restore --undo [URL]         put the original URLs back
     archiver restore --from-archive URL   store the web archive's snapshot as URL's copy
@@ -137,7 +145,10 @@ def restore(
     Example: archiver restore https://example.org/slides.pdf -o slides.pdf
     """
     if from_archive is not None:
-        given = (url, output, sha256, mirror_dir, state, rewrite, mirror_url, post, undo, dry_run)
+        given = (
+            *(url, output, sha256, mirror_dir, link, state, rewrite, mirror_url, post, undo),
+            dry_run,
+        )
         if any(v not in (None, False) for v in given):
             raise ConfigError(
                 "--from-archive URL is a form of its own: give it alone"
@@ -149,6 +160,11 @@ def restore(
         raise ConfigError(
             "give exactly one of: URL, --mirror DIR, --rewrite, --undo"
             " (see 'archiver restore --help')"
+        )
+    if link and rewrite:
+        raise ConfigError(
+            "--link writes no files for --rewrite to point at: the manifest's public URLs"
+            " are the copies; rewrite with a mirror of files"
         )
     if rewrite and not mirror_url:
         raise ConfigError("--rewrite needs --mirror-url (the public URL of the mirror)")
@@ -172,6 +188,7 @@ def restore(
         output=output,
         sha256=sha256,
         state=state,
+        link=link,
         mirror_url=mirror_url,
         post=post,
         dry_run=dry_run,
@@ -183,7 +200,7 @@ def restore(
     with _open(cfg) as (database, blobs):
         code = 0
         if mirror_dir is not None:
-            code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES))
+            code = _mirror(database, blobs, mirror_dir, _states(state, MIRROR_STATES), link)
         if rewrite or undo:
             code = max(
                 code,
@@ -223,7 +240,7 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
     from archiver.ops.restore import pick_copy, remember_if_damaged, restore_to, restore_to_stream
 
     copy = read_only(cfg, lambda database, blobs: pick_copy(database, blobs, url, sha256))
-    blobs = Store(cfg.store, create=False)
+    blobs = open_store(cfg)
     try:
         if output is not None:
             restore_to(blobs, copy, output)
@@ -240,10 +257,13 @@ def _restore_one(cfg: Config, url: str, output: Path | None, sha256: str | None)
 MIRROR_LIST_SKIPPED = 10
 
 
-def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...]) -> int:
-    from archiver.ops.mirror import NO_COPY, build_mirror
+def _mirror(
+    database: Database, blobs: BlobStore, dest: Path, states: tuple[str, ...], link: bool
+) -> int:
+    from archiver.ops.mirror import NO_COPY, build_link_mirror, build_mirror
 
-    summary = build_mirror(database, blobs, dest, states)
+    build = build_link_mirror if link else build_mirror
+    summary = build(database, blobs, dest, states)
     damaged = 0
     quiet = [s for s in summary.skipped if s.kind == NO_COPY]
     for skip in summary.skipped:
@@ -273,7 +293,7 @@ def _mirror(database: Database, blobs: Store, dest: Path, states: tuple[str, ...
 def _rewrite(
     cfg: Config,
     database: Database,
-    blobs: Store,
+    blobs: BlobStore,
     mirror_url: str | None,
     state: str | None,
     post: str | None,
@@ -386,7 +406,7 @@ def gc(
     with _open(cfg) as (database, blobs):
         if yes and is_shared(blobs):
             raise ConfigError(
-                f"store {blobs.root} is shared by several databases: gc --yes would remove"
+                f"store {blobs.location} is shared by several databases: gc --yes would remove"
                 " the blobs only the others name (see README, 'Sharing a store')"
             )
         if yes:

@@ -52,7 +52,8 @@ from archiver.net.transport import (
     system_resolver,
 )
 from archiver.records import Outcome, UrlState
-from archiver.store.directory import BlobWriter, Store
+from archiver.store.base import BlobStore as Store
+from archiver.store.base import BlobWriter
 from archiver.validate import HEAD_SIZE, Expected, Verdict, describe, verdict
 
 if TYPE_CHECKING:

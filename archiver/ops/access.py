@@ -14,7 +14,7 @@ from typing import TypeVar
 from archiver.config import Config
 from archiver.db import Database, read_snapshot
 from archiver.errors import ConfigError
-from archiver.store import Store
+from archiver.store import BlobStore, open_store
 from archiver.store.identity import bind_store
 
 __all__ = ["open_archive", "read_archive"]
@@ -34,13 +34,13 @@ def _existing(cfg: Config) -> None:
 @contextmanager
 def open_archive(
     cfg: Config, warn: Callable[[str], None] = _no_warnings
-) -> Iterator[tuple[Database, Store]]:
+) -> Iterator[tuple[Database, BlobStore]]:
     """The archive opened for writing (restore, verify, gc); the store made if need be."""
     _existing(cfg)
     database = Database(cfg.db)
     try:
         # Checked before the store is made: a wrong --store is refused, not created empty.
-        store = Store(cfg.store, create=False)
+        store = open_store(cfg)
         for message in bind_store(database, store, shared=cfg.shared_store, write=True):
             warn(message)
         store.create()
@@ -51,7 +51,7 @@ def open_archive(
 
 def read_archive(
     cfg: Config,
-    read: Callable[[Database, Store], T],
+    read: Callable[[Database, BlobStore], T],
     warn: Callable[[str], None] = _no_warnings,
 ) -> T:
     """``read`` on the archive opened read-only: nothing is created on disk.
@@ -60,7 +60,7 @@ def read_archive(
     write something it replaces whole.
     """
     _existing(cfg)
-    store = Store(cfg.store, create=False)
+    store = open_store(cfg)
 
     def checked(database: Database) -> T:
         for message in bind_store(database, store, shared=cfg.shared_store, write=False):

@@ -19,7 +19,7 @@ from archiver import __version__
 from archiver.db.sqlite import Database
 from archiver.db.views import ExportVersion
 from archiver.errors import ArchiverError
-from archiver.store.directory import Store
+from archiver.store import BlobStore
 from archiver.text import plural
 
 __all__ = ["FETCHED_URI_HEADER", "ExportResult", "export_warc"]
@@ -64,7 +64,7 @@ def _http_headers(
     return StatusAndHeaders(status, out, protocol=protocol)
 
 
-def export_warc(db: Database, store: Store, dest: Path) -> ExportResult:
+def export_warc(db: Database, store: BlobStore, dest: Path) -> ExportResult:
     """Writes ``dest`` with one record per version (each gzipped when the name ends in .gz)."""
     result = ExportResult()
     tmp = dest.with_name(f".{dest.name}.partial")
@@ -90,7 +90,7 @@ def export_warc(db: Database, store: Store, dest: Path) -> ExportResult:
     return result
 
 
-def _write_version(writer: WARCWriter, store: Store, v: ExportVersion) -> None:
+def _write_version(writer: WARCWriter, store: BlobStore, v: ExportVersion) -> None:
     date = v.checked_at or v.first_seen
     size = int(v.size)
     with store.open(v.sha256) as body:

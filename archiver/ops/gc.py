@@ -4,34 +4,36 @@ Owns the only deletions from the store. A blob is removed only when no
 version and no URL names it *and* both its file and its row are older than
 a grace period, so a blob a concurrent crawl has just committed (file first,
 row after) is never taken. Plans by default; deletes only when asked. The
-store's thumbnails are no blobs (``Store.iter_blobs`` skips them): a removed
+store's thumbnails are no blobs (``BlobStore.iter_blobs`` skips them): a removed
 blob's thumbnail goes with it, every other stays.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.clock import parse_iso
 from archiver.db.sqlite import Database
-from archiver.store.directory import Store
+from archiver.store import BlobEntry, BlobStore
 from archiver.text import plural
 from archiver.thumbs import find_thumbnail
 
 __all__ = ["GcResult", "collect_garbage"]
 
-_SHA = re.compile(r"[0-9a-f]{64}")
-
 
 @dataclass(frozen=True)
 class Garbage:
     sha256: str
-    path: Path
+    entry: BlobEntry
     size: int
+
+    @property
+    def path(self) -> Path | str:
+        """Where it is: the file, or the object's ``s3://`` URL."""
+        return self.entry.location
 
 
 @dataclass
@@ -63,7 +65,7 @@ def _epoch(iso: str | None) -> float | None:
 
 
 def collect_garbage(
-    db: Database, store: Store, *, grace: float, apply: bool = False, now: float | None = None
+    db: Database, store: BlobStore, *, grace: float, apply: bool = False, now: float | None = None
 ) -> GcResult:
     """Finds (with ``apply`` removes) blobs no version or URL names, older than ``grace``,
     and the temp files of runs that died, once as old."""
@@ -71,20 +73,16 @@ def collect_garbage(
     referenced = db.named_blobs()
     stored = {sha: _epoch(first) for sha, first in db.blobs_first_stored().items()}
     result = GcResult()
-    for path in store.iter_blobs():
-        sha = path.name
-        if not _SHA.fullmatch(sha) or path.parent.name != sha[:2] or sha in referenced:
+    for entry in store.iter_blobs():
+        sha = entry.sha256
+        if sha is None or sha in referenced:
             continue  # not a blob under its own name: verify reports it, gc never guesses
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
         first = stored.get(sha)
-        if now - st.st_mtime < grace or (first is not None and now - first < grace):
+        if now - entry.mtime < grace or (first is not None and now - first < grace):
             result.young += 1
             continue
-        result.garbage.append(Garbage(sha, path, st.st_size))
-    for path in sorted(store.tmp_dir.glob("partial-*")):
+        result.garbage.append(Garbage(sha, entry, entry.size))
+    for path in store.temp_files():
         with contextlib.suppress(FileNotFoundError):
             if now - path.stat().st_mtime >= grace:  # a running crawl's are younger
                 result.temp.append(path)
@@ -97,7 +95,7 @@ def collect_garbage(
                 # Re-checked under the write lock: a run may have named it meanwhile.
                 if not db.forget_blob(g.sha256):
                     continue
-                g.path.unlink(missing_ok=True)
+                store.remove(g.entry)
             thumb = find_thumbnail(store.thumbs_dir, g.sha256)
             if thumb is not None:
                 thumb.unlink(missing_ok=True)

@@ -24,14 +24,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, ConfigError
 from archiver.redact import public_url, url_sha256
-from archiver.store.directory import sha256_of, write_atomic
+from archiver.store.base import sha256_of, write_atomic
 from archiver.text import plural
 
 if TYPE_CHECKING:
     from archiver.db.sqlite import Database
-    from archiver.store.directory import Store
+    from archiver.store import BlobStore
 
 __all__ = [
     "MirrorSummary",
@@ -261,6 +261,9 @@ class MirrorSummary:
     unchanged: list[str] = field(default_factory=list)
     linked: int = 0
     copied: int = 0
+    #: ``--link``: a manifest of public URLs (``public`` new entries), no files.
+    link: bool = False
+    public: int = 0
     skipped: list[Skip] = field(default_factory=list)
     #: Files of an older mirror whose names held a query string: (old path, new path or None
     #: when the file was removed, its URL not mirrored this run).
@@ -275,10 +278,14 @@ class MirrorSummary:
             counts[s.kind] += 1
         why = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         copies = "1 copy" if self.copied == 1 else f"{self.copied} copies"
+        how = (
+            plural(self.public, "public URL")
+            if self.link
+            else f"{plural(self.linked, 'hard link')}, {copies}"
+        )
         return (
-            f"mirror: {len(self.written)} written ({plural(self.linked, 'hard link')},"
-            f" {copies}), {len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
-            f"{f' ({why})' if why else ''}{renamed}"
+            f"mirror: {len(self.written)} written ({how}), {len(self.unchanged)} unchanged,"
+            f" {len(self.skipped)} skipped{f' ({why})' if why else ''}{renamed}"
         )
 
 
@@ -308,18 +315,21 @@ def _same_bytes(path: Path, sha256: str) -> bool:
     return sha256_of(path) == sha256
 
 
-def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> None:
-    """Puts the blob at ``dest``: a hard link when possible, else a verified copy."""
+def _place(store: BlobStore, sha256: str, dest: Path, summary: MirrorSummary) -> None:
+    """Puts the blob at ``dest``: a hard link to a local blob when possible, else a
+    verified copy (always, from a bucket)."""
     from archiver.ops.restore import RestoreError, copy_verified
 
-    blob = store.path_for(sha256)
-    if not _same_bytes(blob, sha256):
+    blob = store.local_path(sha256)
+    if blob is not None and not _same_bytes(blob, sha256):
         raise RestoreError(f"blob {sha256} is corrupt or missing; run 'archiver verify --repair'")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".mirror-{os.getpid()}-{dest.name[:40]}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
+        if blob is None:
+            raise OSError(errno.EXDEV, "the blob is not on this machine")
         os.link(blob, tmp)
         summary.linked += 1
     except OSError as exc:
@@ -338,7 +348,9 @@ def _place(store: Store, sha256: str, dest: Path, summary: MirrorSummary) -> Non
     os.replace(tmp, dest)
 
 
-def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]) -> MirrorSummary:
+def build_mirror(
+    db: Database, store: BlobStore, dest: Path, states: tuple[str, ...]
+) -> MirrorSummary:
     """Writes ``dest/<host>/<path>`` for the newest good copy of each URL in ``states``.
 
     Idempotent: a file already holding the right bytes is left alone. The
@@ -379,7 +391,8 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         try:
             if old_key in legacy and manifest[old_key]["path"] != rel:
                 _move_old(dest, manifest[old_key], target, summary)
-            if _is_link_to(target, store.path_for(c.sha256)) or _same_bytes(target, c.sha256):
+            local = store.local_path(c.sha256)
+            if (local is not None and _is_link_to(target, local)) or _same_bytes(target, c.sha256):
                 summary.unchanged.append(c.url)
             else:
                 _place(store, c.sha256, target, summary)
@@ -408,6 +421,72 @@ def build_mirror(db: Database, store: Store, dest: Path, states: tuple[str, ...]
         _remove(dest / old["path"], old["sha256"])
         summary.renamed.append((old["path"], None))
     manifest = {u: e for u, e in manifest.items() if (dest / e["path"]).is_file()}
+    _write_json(dest / MANIFEST, manifest)
+    summary.manifest = manifest
+    return summary
+
+
+def build_link_mirror(
+    db: Database, store: BlobStore, dest: Path, states: tuple[str, ...]
+) -> MirrorSummary:
+    """``--mirror DIR --link``: only ``DIR/manifest.json``, each entry naming the object's
+    plain public URL (``url``) instead of a file, for a bucket anyone may read.
+
+    Never a presigned URL: one expires, and it carries a credential's signature. A DIR
+    holding a mirror of files is refused (its entries name files, these name URLs).
+    """
+    from archiver.db.views import UrlQuery
+    from archiver.ops.restore import copies, newest_good
+
+    if store.public_url("0" * 64) is None:
+        raise ConfigError(
+            f"--link writes the objects' public URLs, and store {store.location} has none:"
+            " set [s3] public_url to where anyone may read the bucket"
+        )
+    dest = Path(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        old = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        old = {}
+    except (OSError, ValueError) as exc:
+        raise ArchiverError(f"cannot read the mirror manifest in {dest}: {exc}") from exc
+    if not isinstance(old, dict) or any(
+        not isinstance(e, dict) or "path" in e for e in old.values()
+    ):
+        raise ArchiverError(
+            f"{dest} holds a mirror of files; --link writes a manifest of links: use another DIR"
+        )
+    versions = copies(db, UrlQuery(states=states, unreferenced=True))
+    summary = MirrorSummary(link=True)
+    manifest: dict[str, dict[str, Any]] = {}
+    for u in db.urls_in_states(states):
+        good = newest_good(versions.get(u.id, []), store)
+        if good is None:
+            kind, why = (
+                (DAMAGED, "archived copy damaged")
+                if versions.get(u.id)
+                else (
+                    NO_COPY,
+                    "no archived copy",
+                )
+            )
+            summary.skipped.append(Skip(u.url, kind, why))
+            continue
+        digest = url_sha256(good.url)
+        entry = {
+            "url": store.public_url(good.sha256),
+            "sha256": good.sha256,
+            "content_type": good.content_type,
+            "url_hash": digest,
+        }
+        key = _manifest_key(manifest, good.url, digest)
+        if old.get(key) == entry:
+            summary.unchanged.append(good.url)
+        else:
+            summary.written.append(good.url)
+            summary.public += 1
+        manifest[key] = entry
     _write_json(dest / MANIFEST, manifest)
     summary.manifest = manifest
     return summary

@@ -38,7 +38,7 @@ from archiver.ops.report_rows import (
 )
 from archiver.ops.restore import copies, newest_good
 from archiver.redact import clean_text, shown_url
-from archiver.store.directory import Store
+from archiver.store.base import BlobStore as Store
 from archiver.text import plural
 
 __all__ = [

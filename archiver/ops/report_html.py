@@ -26,7 +26,7 @@ from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES
 from archiver.ops.report_rows import NO_POST, Confirmation, PostUse, ReportRow, media_label, uses
 from archiver.redact import clean_text, shown_url
-from archiver.store.directory import Store
+from archiver.store.base import BlobStore as Store
 from archiver.text import plural
 from archiver.thumbs import find_thumbnail
 
@@ -125,8 +125,10 @@ _JS = """
 """
 
 
-def _href(path: Path, output: Path | None) -> str:
+def _href(path: Path | str, output: Path | None) -> str:
     """A link to a local file: relative to the page when we know where it goes."""
+    if isinstance(path, str):
+        return path  # an object's URL
     if output is not None:
         rel = os.path.relpath(path.resolve(), output.resolve().parent)
         return Path(rel).as_posix()
@@ -185,7 +187,7 @@ def _copy_cell(row: ReportRow, thumb: str | None, store: Store | None, output: P
     if not sha or store is None:
         label = "damaged copy" if row.versions else "no copy"
         return f'<span class="none">{label}</span>'
-    href = escape(_href(store.path_for(sha), output))
+    href = escape(_href(store.link_target(sha), output))
     img = (
         f'<a href="{href}"><img class="thumb" alt="archived image" src="{thumb}"></a>'
         if thumb

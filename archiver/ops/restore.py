@@ -19,7 +19,7 @@ from archiver.db.sqlite import Database
 from archiver.db.views import Copy, UrlQuery
 from archiver.errors import DatabaseError, RestoreError
 from archiver.extract import normalize_url
-from archiver.store.directory import Store
+from archiver.store import BlobStore
 
 __all__ = [
     "Copy",
@@ -43,7 +43,7 @@ def copies(db: Database, urls: UrlQuery | int | None = None) -> dict[int, list[C
     return db.copies(urls)
 
 
-def is_good(copy: Copy, store: Store | None) -> bool:
+def is_good(copy: Copy, store: BlobStore | None) -> bool:
     """Restorable: blob present with its recorded size, and its last hash check passed.
 
     The hash computed while the store wrote the blob counts as its first check,
@@ -52,18 +52,17 @@ def is_good(copy: Copy, store: Store | None) -> bool:
     """
     if store is None or not copy.known or copy.verify_ok == 0:
         return False
-    try:
-        size = store.path_for(copy.sha256).stat().st_size
-    except OSError:
+    size = store.size(copy.sha256)
+    if size is None:
         return False
     return copy.size is None or size == copy.size
 
 
-def newest_good(versions: list[Copy], store: Store | None) -> Copy | None:
+def newest_good(versions: list[Copy], store: BlobStore | None) -> Copy | None:
     return next((c for c in versions if is_good(c, store)), None)
 
 
-def pick_copy(db: Database, store: Store, url: str, sha256: str | None = None) -> Copy:
+def pick_copy(db: Database, store: BlobStore, url: str, sha256: str | None = None) -> Copy:
     """The copy ``restore URL`` writes: the newest good one, or the version ``sha256`` names."""
     url_id = db.find_url_id(url)
     if url_id is None:
@@ -106,7 +105,7 @@ def record_verification(db: Database, sha256: str, ok: bool, now: str) -> None:
         db.set_verification(sha256, ok, now)
 
 
-def remember_if_damaged(db_path: Path, store: Store, copy: Copy, now: str) -> None:
+def remember_if_damaged(db_path: Path, store: BlobStore, copy: Copy, now: str) -> None:
     """After a refused copy, records a damaged blob if the database can be written.
 
     ``restore URL`` reads the database read-only (so it works on a full disk or a
@@ -122,7 +121,7 @@ def remember_if_damaged(db_path: Path, store: Store, copy: Copy, now: str) -> No
             db.close()
 
 
-def copy_verified(store: Store, sha256: str, out: IO[bytes]) -> int:
+def copy_verified(store: BlobStore, sha256: str, out: IO[bytes]) -> int:
     """Copies a blob into ``out`` while hashing it; raises when the bytes do not match."""
     h = hashlib.sha256()
     n = 0
@@ -133,7 +132,7 @@ def copy_verified(store: Store, sha256: str, out: IO[bytes]) -> int:
                 out.write(chunk)
                 n += len(chunk)
     except FileNotFoundError:
-        raise RestoreError(f"blob {sha256} is missing from the store at {store.root}") from None
+        raise RestoreError(f"blob {sha256} is missing from the store at {store.location}") from None
     if h.hexdigest() != sha256:
         raise RestoreError(
             f"blob {sha256} is corrupt (its bytes hash to {h.hexdigest()[:12]}…);"
@@ -142,7 +141,7 @@ def copy_verified(store: Store, sha256: str, out: IO[bytes]) -> int:
     return n
 
 
-def restore_to(store: Store, copy: Copy, dest: Path) -> int:
+def restore_to(store: BlobStore, copy: Copy, dest: Path) -> int:
     """Writes the copy to ``dest`` atomically; a refused copy leaves ``dest`` untouched."""
     dest = Path(dest)
     try:
@@ -167,7 +166,7 @@ def restore_to(store: Store, copy: Copy, dest: Path) -> int:
     return n
 
 
-def restore_to_stream(store: Store, copy: Copy, out: IO[bytes]) -> int:
+def restore_to_stream(store: BlobStore, copy: Copy, out: IO[bytes]) -> int:
     """Writes the copy to a stream only once all of it has hashed correctly."""
     with tempfile.SpooledTemporaryFile(max_size=16 * _CHUNK) as buf:
         n = copy_verified(store, copy.sha256, buf)
@@ -180,7 +179,7 @@ def restore_to_stream(store: Store, copy: Copy, out: IO[bytes]) -> int:
 
 def restore_url(
     db: Database,
-    store: Store,
+    store: BlobStore,
     url: str,
     *,
     now: str,

@@ -28,7 +28,7 @@ from archiver.text import plural
 if TYPE_CHECKING:
     from archiver.db.sqlite import Database
     from archiver.db.views import ActiveRewrite, RewriteRef
-    from archiver.store.directory import Store
+    from archiver.store.base import BlobStore as Store
 
 __all__ = ["PostChange", "RewritePlan", "Span", "apply_plan", "plan_rewrite", "plan_undo"]
 

@@ -10,7 +10,7 @@ from typing import Any
 from archiver.db.sqlite import Database
 from archiver.redact import clean_text, shown_url
 from archiver.run.lock import lock_holder
-from archiver.store.directory import Store
+from archiver.store.base import BlobStore as Store
 
 #: Exit codes of a run a signal stopped (128 + SIGINT, 128 + SIGTERM).
 INTERRUPTED = (130, 143)

@@ -16,8 +16,6 @@ bytes) and its URLs are fetched in full at the next crawl.
 
 from __future__ import annotations
 
-import contextlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from archiver.net.rules import UrlRules
 from archiver.ops.restore import record_verification
 from archiver.records import RecheckReason
 from archiver.redact import clean_text, shown_url
-from archiver.store.directory import Store, sha256_of
+from archiver.store import BlobEntry, BlobStore
 from archiver.text import plural
 from archiver.thumbs import find_thumbnail, thumbnail_blob
 from archiver.validate_deep import deep_check, deep_kind
@@ -43,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["VerifyResult", "verify"]
 
-_SHA = re.compile(r"[0-9a-f]{64}")
 #: Files younger than this may belong to a crawl that has not recorded them yet
 #: (the default grace period; ``archiver verify --grace`` sets another).
 YOUNG = 3600.0
@@ -59,10 +56,10 @@ class VerifyResult:
     corrupt: list[str] = field(default_factory=list)
     #: Database rows that name a blob no ``blobs`` row knows, as one line each.
     dangling: list[str] = field(default_factory=list)
-    #: Files in the store that are not a known blob under its own name.
-    unknown: list[Path] = field(default_factory=list)
+    #: Files (objects) in the store that are not a known blob under its own name.
+    unknown: list[Path | str] = field(default_factory=list)
     #: Blob-named files no row knows (a run died before recording them): ``gc`` removes them.
-    orphans: list[Path] = field(default_factory=list)
+    orphans: list[Path | str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     unrepaired: list[tuple[str, str]] = field(default_factory=list)
     #: Blobs left for the next run when the time budget ran out.
@@ -113,25 +110,18 @@ def _dangling(db: Database) -> list[str]:
     return out
 
 
-def _blob_named(path: Path) -> bool:
-    """Named like a blob in its fan-out directory: archiver wrote it (an orphan if no row)."""
-    return bool(_SHA.fullmatch(path.name)) and path.parent.name == path.name[:2]
-
-
-def _unknown(store: Store, known: set[str], now: float, grace: float) -> list[Path]:
-    out = []
-    for path in store.iter_blobs():
-        if _SHA.fullmatch(path.name) and path.parent.name == path.name[:2] and path.name in known:
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            if now - path.stat().st_mtime >= grace:
-                out.append(path)
-    return out
+def _unknown(store: BlobStore, known: set[str], now: float, grace: float) -> list[BlobEntry]:
+    """What the store holds that no row names, once ``grace`` seconds old."""
+    return [
+        e
+        for e in store.iter_blobs()
+        if (e.sha256 is None or e.sha256 not in known) and now - e.mtime >= grace
+    ]
 
 
 def verify(
     db: Database,
-    store: Store,
+    store: BlobStore,
     *,
     now: str,
     max_duration: float | None = None,
@@ -179,8 +169,8 @@ def verify(
         record_verification(db, sha, actual == sha and opens, now)
     result.dangling = _dangling(db)
     strays = _unknown(store, set(blobs), wall(), grace)
-    result.unknown = [p for p in strays if not _blob_named(p)]
-    result.orphans = [p for p in strays if _blob_named(p)]
+    result.unknown = [e.location for e in strays if e.sha256 is None]
+    result.orphans = [e.location for e in strays if e.sha256 is not None]
     if repair:
         _repair(
             db,
@@ -188,19 +178,24 @@ def verify(
             result,
             now,
             _Refetch(settings, rules or UrlRules(), transport, local_roots or LocalRoots()),
+            strays,
         )
     _make_due(db, result)
     return result
 
 
 def _opens(
-    db: Database, store: Store, sha: str, content_type: str | None, result: VerifyResult
+    db: Database, store: BlobStore, sha: str, content_type: str | None, result: VerifyResult
 ) -> bool:
     """Re-runs the deep check on a blob whose hash is right; False when it does not open."""
     kind = deep_kind(content_type)
     if kind is None:
         return True
-    check = deep_check(store.path_for(sha), kind)
+    try:
+        with store.local_file(sha) as path:
+            check = deep_check(path, kind)
+    except FileNotFoundError:
+        return True  # removed since it hashed right: the next verify finds it missing
     with db.transaction():
         db.set_deep_check(sha, check)
     if check.verdict != "corrupt":
@@ -210,7 +205,7 @@ def _opens(
     return False
 
 
-def _thumbnail(store: Store, sha: str, result: VerifyResult) -> None:
+def _thumbnail(store: BlobStore, sha: str, result: VerifyResult) -> None:
     """Makes a sound image blob's missing thumbnail: one per blob, skipped when present."""
     if find_thumbnail(store.thumbs_dir, sha) is None and thumbnail_blob(store, sha):
         result.thumbnails += 1
@@ -242,25 +237,32 @@ class _Refetch:
     local_roots: LocalRoots  # where a ``file:`` asset may be read again, as in the crawl
 
 
-def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch: _Refetch) -> None:
+def _repair(
+    db: Database,
+    store: BlobStore,
+    result: VerifyResult,
+    now: str,
+    refetch: _Refetch,
+    strays: list[BlobEntry],
+) -> None:
     damaged = [*result.missing, *result.corrupt]
     if not damaged:
         return
     # A blob renamed or moved inside the store is found again by its bytes.
-    by_hash: dict[str, Path] = {}
-    for path in [*result.unknown, *result.orphans]:
-        digest = sha256_of(path)
-        if digest in damaged:
-            by_hash.setdefault(digest, path)
+    by_hash: dict[str, BlobEntry] = {}
+    for entry in strays:
+        if (digest := store.hash_entry(entry)) in damaged:
+            by_hash.setdefault(str(digest), entry)
     outcome: dict[str, str | None] = {}
     for sha in damaged:
         if sha in by_hash:
-            why = outcome[sha] = _put_back(store, sha, by_hash[sha])
+            found_at = by_hash[sha]
+            why = outcome[sha] = _put_back(store, sha, found_at)
             if why is None:
-                by_hash[sha].unlink(missing_ok=True)
+                store.remove(found_at)
                 for found in (result.unknown, result.orphans):
-                    if by_hash[sha] in found:
-                        found.remove(by_hash[sha])
+                    if found_at.location in found:
+                        found.remove(found_at.location)
     rest = [sha for sha in damaged if outcome.get(sha, "") is not None]
     if rest:
         outcome.update(anyio.run(_refetch_all, db, store, rest, refetch))
@@ -273,24 +275,24 @@ def _repair(db: Database, store: Store, result: VerifyResult, now: str, refetch:
             result.unrepaired.append((sha, why))
 
 
-def _put_back(store: Store, sha: str, source: Path) -> str | None:
+def _put_back(store: BlobStore, sha: str, source: BlobEntry) -> str | None:
     """Stores ``source`` under ``sha`` when its bytes hash to it; None on success."""
     with store.writer() as w:
         try:
-            with source.open("rb") as f:
+            with store.open_entry(source) as f:
                 while chunk := f.read(1024 * 1024):
                     w.write(chunk)
         except OSError as exc:
-            return f"cannot read {source}: {exc.strerror}"
+            return f"cannot read {source.location}: {exc.strerror}"
         if w.finish() != sha:
-            return f"{source} no longer holds the same bytes"
-        store.path_for(sha).unlink(missing_ok=True)  # the damaged file, if any
+            return f"{source.location} no longer holds the same bytes"
+        store.discard(sha)  # the damaged file, if any
         w.commit()
     return None
 
 
 async def _refetch_all(
-    db: Database, store: Store, damaged: list[str], refetch: _Refetch
+    db: Database, store: BlobStore, damaged: list[str], refetch: _Refetch
 ) -> dict[str, str | None]:
     """Asks the origins again for each damaged blob, one URL at a time, through one Fetcher."""
     out: dict[str, str | None] = {}
@@ -306,7 +308,7 @@ async def _refetch_all(
 
 
 async def _refetch(
-    db: Database, store: Store, sha: str, fetcher: Fetcher, rules: UrlRules
+    db: Database, store: BlobStore, sha: str, fetcher: Fetcher, rules: UrlRules
 ) -> str | None:
     """Fetches the blob again from a URL that had it; None on success, else why not."""
     urls = db.urls_that_served(sha)
@@ -322,7 +324,7 @@ async def _refetch(
 
 
 async def _fetch_into(
-    store: Store, sha: str, url: str, fetcher: Fetcher, rules: UrlRules
+    store: BlobStore, sha: str, url: str, fetcher: Fetcher, rules: UrlRules
 ) -> str | None:
     """Fetches ``url`` as a crawl would; commits the blob only when it is exactly ``sha``."""
     if rules.excluded(url):
@@ -339,7 +341,7 @@ async def _fetch_into(
             return f"cannot be fetched{via} ({result.error})"
         if blob is None or result.sha256 != sha:
             return f"now serves different bytes{via}"
-        store.path_for(sha).unlink(missing_ok=True)  # the damaged file, if any
+        await anyio.to_thread.run_sync(store.discard, sha)  # the damaged copy, if any
         await anyio.to_thread.run_sync(blob.commit)
         blob = None
     finally:

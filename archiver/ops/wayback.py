@@ -35,7 +35,7 @@ from archiver.errors import RestoreError
 from archiver.extract import normalize_url
 from archiver.net.fetch import Fetcher
 from archiver.redact import clean_text, shown_url
-from archiver.store.directory import Store
+from archiver.store import BlobStore
 from archiver.validate import Expected
 
 __all__ = [
@@ -209,7 +209,7 @@ class ArchivedCopy:
 
 
 def restore_from_archive(
-    db: Database, store: Store, cfg: Config, url: str, *, clock: Clock | None = None
+    db: Database, store: BlobStore, cfg: Config, url: str, *, clock: Clock | None = None
 ) -> ArchivedCopy:
     """Asks the web archive for ``url``'s closest capture, fetches its raw bytes,
     validates them as the URL's links expect, and stores them as a version of ``url``
@@ -238,7 +238,7 @@ def restore_from_archive(
 
 async def _fetch_snapshot(
     db: Database,
-    store: Store,
+    store: BlobStore,
     cfg: Config,
     url_id: int,
     url: str,
@@ -265,7 +265,7 @@ async def _fetch_snapshot(
         if blob is not None:
             blob.abort()
     source = f"web-archive:{snapshot.url}"
-    size = result.size if result.size is not None else store.path_for(result.sha256).stat().st_size
+    size = result.size if result.size is not None else store.size(result.sha256) or 0
     with db.transaction():
         db.add_outside_version(
             url_id,

@@ -30,7 +30,7 @@ from archiver.run.indexing import source_roots
 from archiver.run.pipeline import FAIL_ON, JudgedFn, Pipeline, ProgressFn
 from archiver.run.summary import RunSummary
 from archiver.sources import folders
-from archiver.store.directory import Store
+from archiver.store import open_store
 from archiver.store.identity import bind_store
 from archiver.text import plural
 
@@ -204,7 +204,7 @@ def crawl(
         if warn is not None:
             warn(msg)
 
-    store = Store(config.store, create=False)  # made once it is known to be this db's
+    store = open_store(config)  # made once it is known to be this db's
     db = Database(config.db)
     watch = handle_signals and threading.current_thread() is threading.main_thread()
     # The event loop's signal handling puts back the default ones when it ends (SIGTERM

@@ -31,7 +31,7 @@ from archiver.run.recorder import Recorder
 from archiver.run.schedule import Scheduler
 from archiver.run.summary import RunSummary
 from archiver.states import Due
-from archiver.store.directory import Store
+from archiver.store.base import BlobStore as Store
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)

@@ -30,7 +30,8 @@ from archiver.net.fetch import Fetched
 from archiver.records import CheckRecord, DueUrl, Outcome, UrlState
 from archiver.run.summary import RunSummary
 from archiver.states import Previous, may_clear, transition
-from archiver.store.directory import BlobWriter, Store
+from archiver.store.base import BlobStore as Store
+from archiver.store.base import BlobWriter
 from archiver.thumbs import thumbnail_blob
 from archiver.validate_deep import DeepCheck, DeepLimits, deep_check, deep_kind
 

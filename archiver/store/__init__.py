@@ -1,5 +1,12 @@
-"""The content-addressed blob store (file name = SHA-256 of the bytes) and its identity."""
+"""The content-addressed blob store (name = SHA-256 of the bytes), its backends and identity.
 
-from archiver.store.directory import BlobWriter, Store, StoredBlob
+``BlobStore`` is what the rest of archiver sees; ``open_store`` picks the backend a
+config names (a directory, or ``s3://bucket/prefix``). ``Store`` is the directory
+backend, which tests and tools may build directly.
+"""
 
-__all__ = ["BlobWriter", "Store", "StoredBlob"]
+from archiver.store.base import BlobEntry, BlobStore, BlobWriter, StoredBlob
+from archiver.store.directory import Store
+from archiver.store.factory import open_store
+
+__all__ = ["BlobEntry", "BlobStore", "BlobWriter", "Store", "StoredBlob", "open_store"]

@@ -1,4 +1,4 @@
-"""The content-addressed blob store.
+"""The local directory backend of the blob store.
 
 Owns the directory tree under the store root: ``<root>/<aa>/<sha256>`` holds
 blobs named by the SHA-256 of their bytes (so ``sha256sum`` checks them) and
@@ -14,116 +14,31 @@ here (``gc`` is the only remover). Disk-full and permission errors become
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from archiver.errors import StoreError
+from archiver.store.base import (
+    BlobEntry,
+    BlobStore,
+    BlobWriter,
+    StoredBlob,
+    fsync_dir,
+    is_sha256,
+    sha256_of,
+    store_error,
+    write_atomic,
+)
 
-__all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of"]
+__all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of", "write_atomic"]
 
-_TMP_PREFIX = "partial-"
-_CHUNK = 1024 * 1024
 #: Directories of the store root that hold no blobs.
 _NOT_BLOBS = frozenset({"tmp", "thumbs"})
 
 
-@dataclass(frozen=True)
-class StoredBlob:
-    """A blob that is safely under its final name."""
-
-    sha256: str
-    size: int
-    path: Path
-    new: bool  # False when identical bytes were already stored
-
-
-def _store_error(exc: OSError, what: str) -> StoreError:
-    if exc.errno == errno.ENOSPC:
-        hint = "the disk is full: free space or point --store at a larger disk"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = "permission denied: check the owner and mode of the store directory"
-    else:
-        hint = exc.strerror or str(exc)
-    return StoreError(f"cannot {what}: {hint} ({exc.filename or ''})".replace(" ()", ""))
-
-
-class BlobWriter:
-    """Receives a body chunk by chunk, hashing as it writes to a temp file.
-
-    Use ``write`` then either ``commit`` (fsync + rename into place) or ``abort``.
-    As a context manager it aborts whatever was not committed.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._closed = False
-        try:
-            fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=store.tmp_dir)
-        except OSError as exc:
-            raise _store_error(exc, "create a temp file in the store") from exc
-        self.tmp_path = Path(name)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        try:
-            self._file.write(chunk)
-        except OSError as exc:
-            self.abort()
-            raise _store_error(exc, "write to the store") from exc
-        self._hash.update(chunk)
-        self.size += len(chunk)
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    def finish(self) -> str:
-        """Flushes and fsyncs the temp file; returns the SHA-256. Idempotent."""
-        if not self._closed:
-            try:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-            except OSError as exc:
-                self.abort()
-                raise _store_error(exc, "write to the store") from exc
-            self._closed = True
-        return self.sha256
-
-    def commit(self) -> StoredBlob:
-        """Moves the finished body under its content name."""
-        sha = self.finish()
-        return self._store._adopt(self.tmp_path, sha, self.size)
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self._closed = True
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp_path.unlink()
-
-    def __enter__(self) -> BlobWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.tmp_path.exists():
-            self.abort()
-
-
-class Store:
+class Store(BlobStore):
     """A directory of blobs named by their SHA-256, with two-hex-digit fan-out."""
 
     def __init__(self, root: Path | str, *, create: bool = True) -> None:
@@ -136,12 +51,19 @@ class Store:
         if create:
             self.create()
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def create(self) -> None:
         """Makes the store's directories (a no-op when they exist)."""
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _store_error(exc, f"create the store at {self.root}") from exc
+            raise store_error(exc, f"create the store at {self.root}") from exc
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
 
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -149,50 +71,81 @@ class Store:
     def has(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
 
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self)
-
-    def put_bytes(self, data: bytes) -> StoredBlob:
-        with self.writer() as w:
-            w.write(data)
-            return w.commit()
-
-    def put_file(self, path: Path) -> StoredBlob:
-        """Copies a local file into the store (for assets that live on disk)."""
-        with self.writer() as w, path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                w.write(chunk)
-            return w.commit()
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except OSError:
+            return None
 
     def open(self, sha256: str) -> BinaryIO:
         return self.path_for(sha256).open("rb")
+
+    @contextlib.contextmanager
+    def local_file(self, sha256: str) -> Iterator[Path]:
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise FileNotFoundError(f"no blob {sha256} in {self.root}")
+        yield path
+
+    def local_path(self, sha256: str) -> Path:
+        return self.path_for(sha256)
+
+    def public_url(self, sha256: str) -> None:
+        return None  # a directory is published as a mirror of files, not in place
+
+    def link_target(self, sha256: str) -> Path:
+        return self.path_for(sha256)
 
     def hash_file(self, sha256: str) -> str | None:
         """Re-hashes a stored blob; None when it is missing."""
         return sha256_of(self.path_for(sha256))
 
-    def iter_blobs(self) -> list[Path]:
+    def iter_blobs(self) -> list[BlobEntry]:
         """Every file under a fan-out directory (named or not like a blob); never the
         temp files or the thumbnails, which verify and gc leave alone."""
-        out: list[Path] = []
+        out: list[BlobEntry] = []
         if not self.root.is_dir():
             return out  # a store not made yet holds nothing
         for sub in sorted(self.root.iterdir()):
             if sub.is_dir() and sub.name not in _NOT_BLOBS:
-                out.extend(sorted(p for p in sub.iterdir()))
+                for path in sorted(sub.iterdir()):
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:
+                        continue  # gc removed it meanwhile
+                    named = is_sha256(path.name) and sub.name == path.name[:2]
+                    sha = path.name if named else None
+                    out.append(BlobEntry(path.name, path, sha, st.st_mtime, st.st_size))
         return out
 
-    def clean_temp(self) -> int:
-        """Removes temp files left by a killed run; returns how many."""
-        n = 0
-        for p in self.tmp_dir.glob(_TMP_PREFIX + "*"):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                n += 1
-        return n
+    def open_entry(self, entry: BlobEntry) -> BinaryIO:
+        return Path(entry.location).open("rb")
 
-    def total_size(self) -> int:
-        return sum(p.stat().st_size for p in self.iter_blobs())
+    def remove(self, entry: BlobEntry) -> None:
+        Path(entry.location).unlink(missing_ok=True)
+
+    def discard(self, sha256: str) -> None:
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def read_meta(self, name: str) -> bytes | None:
+        path = self.root / name
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    def write_meta(self, name: str, data: bytes) -> None:
+        path = self.root / name
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write {path}: {exc.strerror or exc}"
+                " (check the store directory's owner, mode and free space)"
+            ) from exc
 
     def _adopt(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
         final = self.path_for(sha256)
@@ -204,46 +157,8 @@ class Store:
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _store_error(exc, "move a blob into the store") from exc
+            raise store_error(exc, "move a blob into the store") from exc
         return StoredBlob(sha256, size, final, new=True)
-
-
-def sha256_of(path: Path) -> str | None:
-    """The SHA-256 of a file's bytes, read in chunks; None when it cannot be read."""
-    h = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
-def write_atomic(file: Path, data: bytes, mode: int | None = None) -> None:
-    """Replaces ``file`` in one rename (temp file, fsync, rename, fsync the directory):
-    a crash leaves the old content or the new, never half. ``mode`` defaults to 0o644."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 if mode is None else mode)
-        os.replace(tmp, file)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(file.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

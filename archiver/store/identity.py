@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from archiver.db.sqlite import Database
 from archiver.errors import ConfigError, StoreError
-from archiver.store.directory import Store, write_atomic
+from archiver.store.base import BlobStore
 
 __all__ = ["ID_FILE", "StoreIdentity", "bind_store", "is_shared", "read_identity"]
 
@@ -31,45 +31,42 @@ class StoreIdentity:
     databases: tuple[str, ...]  # ids of the databases that use the store
 
 
-def read_identity(store: Store) -> StoreIdentity | None:
+def read_identity(store: BlobStore) -> StoreIdentity | None:
     """The store's id file, or None when it has none (new, empty, or from before ids)."""
-    path = store.root / ID_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        identity = StoreIdentity(str(data["store_id"]), tuple(map(str, data["databases"])))
-    except FileNotFoundError:
+    raw = store.read_meta(ID_FILE)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        identity = StoreIdentity(str(data["store_id"]), tuple(map(str, data["databases"])))
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(
-            f"{path} is not an archiver store id file ({exc}): restore it from a backup"
+            f"{store.meta_location(ID_FILE)} is not an archiver store id file ({exc}):"
+            " restore it from a backup"
         ) from exc
     return identity
 
 
-def _write_identity(store: Store, identity: StoreIdentity) -> None:
-    """Replaces the id file atomically: temp file, fsync, rename, fsync the directory."""
+def _write_identity(store: BlobStore, identity: StoreIdentity) -> None:
+    """Replaces the id file whole (a crash leaves the old one or the new)."""
     text = json.dumps(
         {"store_id": identity.store_id, "databases": list(identity.databases)}, indent=2
     )
-    try:
-        store.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(store.root / ID_FILE, (text + "\n").encode("utf-8"))
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write {store.root / ID_FILE}: {exc.strerror or exc}"
-            " (check the store directory's owner, mode and free space)"
-        ) from exc
+    store.write_meta(ID_FILE, (text + "\n").encode("utf-8"))
 
 
-def _held(db: Database, store: Store) -> tuple[int, int]:
+def _held(db: Database, store: BlobStore) -> tuple[int, int]:
     """How many of the blobs the database names are in the store, and how many it names."""
     named = list(db.blob_shas())
     return sum(1 for sha in named if store.has(sha)), len(named)
 
 
-def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list[str]:
+def _empty(store: BlobStore) -> bool:
+    """No blob at all (asks a bucket for one key, not for all of them)."""
+    return next(iter(store.iter_blobs()), None) is None
+
+
+def bind_store(db: Database, store: BlobStore, *, shared: bool, write: bool) -> list[str]:
     """Refuses a store that is not this database's; returns warnings worth showing.
 
     ``write=False`` (read-only commands) checks the same way and records nothing.
@@ -78,23 +75,23 @@ def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list
     database_id = str(db.meta("database_id"))
     known = db.meta("store_id")
     identity = read_identity(store)
-    both = f"database {db.path} and store {store.root}"
+    both = f"database {db.path} and store {store.location}"
     warnings: list[str] = []
     if identity is None:
         held, named = _held(db, store)
         if named and not held:
-            what = "is empty" if not store.iter_blobs() else f"holds none of its {named} blobs"
+            what = "is empty" if _empty(store) else f"holds none of its {named} blobs"
             raise ConfigError(
                 f"{both}: the store {what}; pass the --store the database was crawled with"
             )
-        if not named and known is None and store.iter_blobs() and not shared:
+        if not named and known is None and not _empty(store) and not shared:
             raise ConfigError(
                 f"{both}: the store holds blobs this new database does not name (another"
                 " database's store?); use another --store, or set shared_store = true"
             )
         if held < named:
             warnings.append(
-                f"store {store.root} holds {held} of the {named} blobs database {db.path}"
+                f"store {store.location} holds {held} of the {named} blobs database {db.path}"
                 " names; 'archiver verify' lists the missing ones"
             )
         identity = StoreIdentity(known or uuid.uuid4().hex, (database_id,))
@@ -125,7 +122,7 @@ def bind_store(db: Database, store: Store, *, shared: bool, write: bool) -> list
     return warnings
 
 
-def is_shared(store: Store) -> bool:
+def is_shared(store: BlobStore) -> bool:
     """Whether more than one database uses the store (``gc`` would remove their blobs)."""
     identity = read_identity(store)
     return identity is not None and len(identity.databases) > 1

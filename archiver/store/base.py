@@ -1,0 +1,338 @@
+"""What every blob store promises, whichever backend holds the bytes.
+
+Owns the interface the rest of archiver sees (``BlobStore``), the one way a body
+enters a store (``BlobWriter``: a local temp file, hashed as it is written, handed to
+the backend by ``commit``) and the values a store hands back (``StoredBlob``,
+``BlobEntry``). A backend (``directory``, ``s3``) says how a finished temp file
+becomes a blob under its SHA-256 name and how blobs are read, listed and removed; no
+code outside this package knows which one runs. ``commit`` returns only once the blob
+is complete under its final name, so a row never names a blob that is not there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, ClassVar
+
+from archiver.errors import StoreError
+
+__all__ = [
+    "BlobEntry",
+    "BlobStore",
+    "BlobWriter",
+    "StoredBlob",
+    "is_sha256",
+    "sha256_of",
+    "write_atomic",
+]
+
+TMP_PREFIX = "partial-"
+CHUNK = 1024 * 1024
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(name: str) -> bool:
+    """A lowercase hex SHA-256, as blobs are named."""
+    return bool(_SHA.fullmatch(name))
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob that is complete under its final name."""
+
+    sha256: str
+    size: int
+    path: Path | None  # the file, in a local store; None when the bytes live elsewhere
+    new: bool  # False when identical bytes were already stored
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """Something found where a store keeps blobs (``iter_blobs``), blob or not."""
+
+    name: str  # the file's or the key's last part
+    #: How a message names it: the file's path, or the object's ``s3://`` URL.
+    location: Path | str
+    #: The SHA-256 it is named after when it sits under its own two-hex fan-out
+    #: (archiver wrote it there), else None: a stray that gc never guesses about.
+    sha256: str | None
+    mtime: float  # seconds since the epoch
+    size: int
+
+
+def store_error(exc: OSError, what: str) -> StoreError:
+    """A disk error as the operator reads it; full disks and permissions are permanent."""
+    if exc.errno == errno.ENOSPC:
+        hint = "the disk is full: free space or point --store at a larger disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "permission denied: check the owner and mode of the store directory"
+    else:
+        hint = exc.strerror or str(exc)
+    return StoreError(f"cannot {what}: {hint} ({exc.filename or ''})".replace(" ()", ""))
+
+
+class BlobWriter:
+    """Receives a body chunk by chunk, hashing as it writes to a temp file.
+
+    Use ``write`` then either ``commit`` (the backend puts it under its content name)
+    or ``abort``. As a context manager it aborts whatever was not committed. Until
+    then ``tmp_path`` is a local file holding the body (the deep check reads it).
+    """
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._closed = False
+        try:
+            fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.tmp_dir)
+        except OSError as exc:
+            raise store_error(exc, "create a temp file in the store") from exc
+        self.tmp_path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise store_error(exc, "write to the store") from exc
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def finish(self) -> str:
+        """Flushes (and, for a local store, fsyncs) the temp file; returns the SHA-256.
+        Idempotent."""
+        if not self._closed:
+            try:
+                self._file.flush()
+                if self._store.fsync_temp:
+                    os.fsync(self._file.fileno())
+                self._file.close()
+            except OSError as exc:
+                self.abort()
+                raise store_error(exc, "write to the store") from exc
+            self._closed = True
+        return self.sha256
+
+    def commit(self) -> StoredBlob:
+        """Puts the finished body under its content name; returns once it is complete."""
+        sha = self.finish()
+        try:
+            return self._store._adopt(self.tmp_path, sha, self.size)
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self._closed = True
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp_path.unlink()
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.tmp_path.exists():
+            self.abort()
+
+
+class BlobStore(ABC):
+    """Blobs named by their SHA-256 (``<aa>/<sha256>``), wherever they are kept.
+
+    Every backend has two local directories: ``tmp_dir`` for bodies being written and
+    ``thumbs_dir`` for the report's thumbnails (a cache, never blobs).
+    """
+
+    tmp_dir: Path
+    thumbs_dir: Path
+    #: Whether a temp file is fsynced before ``_adopt``: a local store renames it into
+    #: place, a remote one uploads it (the upload is what must be durable).
+    fsync_temp: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """How messages name the store: its directory, or ``s3://bucket/prefix``."""
+
+    @abstractmethod
+    def create(self) -> None:
+        """Makes what the store needs to be written (a no-op when it exists)."""
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether the store was ever made (a read-only report shows no copies else)."""
+
+    @abstractmethod
+    def has(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, sha256: str) -> int | None:
+        """The stored blob's size in bytes; None when it is missing."""
+
+    @abstractmethod
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob's bytes, streamed; ``FileNotFoundError`` when it is missing."""
+
+    @abstractmethod
+    def local_file(self, sha256: str) -> contextlib.AbstractContextManager[Path]:
+        """A local file holding the blob, for code that needs a path (a parser in a
+        child process): the blob itself in a local store, a temp copy (removed on
+        exit) otherwise. ``FileNotFoundError`` when it is missing."""
+
+    @abstractmethod
+    def local_path(self, sha256: str) -> Path | None:
+        """The blob's own file when the store is a local directory (a mirror hard-links
+        it), else None; never checks that it exists."""
+
+    @abstractmethod
+    def public_url(self, sha256: str) -> str | None:
+        """The blob's plain URL where anyone may read it (a public-read bucket), else
+        None. Never a presigned URL: it expires, and it carries a signature."""
+
+    @abstractmethod
+    def link_target(self, sha256: str) -> Path | str:
+        """Where a report links the blob: its file, or the object's plain URL (never
+        a presigned one)."""
+
+    @abstractmethod
+    def iter_blobs(self) -> Iterable[BlobEntry]:
+        """Everything where blobs are kept (named like a blob or not); never the temp
+        files, the thumbnails or the id file, which verify and gc leave alone."""
+
+    @abstractmethod
+    def open_entry(self, entry: BlobEntry) -> BinaryIO:
+        """The bytes of something ``iter_blobs`` found (verify finds a moved blob by them)."""
+
+    @abstractmethod
+    def remove(self, entry: BlobEntry) -> None:
+        """Deletes something ``iter_blobs`` found (gc, or a moved blob put back)."""
+
+    @abstractmethod
+    def discard(self, sha256: str) -> None:
+        """Deletes the blob named ``sha256``, if any: a damaged one about to be replaced."""
+
+    @abstractmethod
+    def read_meta(self, name: str) -> bytes | None:
+        """A small file beside the blobs (the store's id file); None when absent."""
+
+    @abstractmethod
+    def write_meta(self, name: str, data: bytes) -> None:
+        """Replaces such a file whole: a crash leaves the old content or the new."""
+
+    @abstractmethod
+    def _adopt(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
+        """Puts a finished temp file under its content name; it may consume ``tmp``."""
+
+    # What every backend shares: the temp directory is local whatever holds the blobs.
+
+    def meta_location(self, name: str) -> str:
+        return f"{self.location}/{name}"
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        with self.writer() as w:
+            w.write(data)
+            return w.commit()
+
+    def put_file(self, path: Path) -> StoredBlob:
+        """Copies a local file into the store (for assets that live on disk)."""
+        with self.writer() as w, path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                w.write(chunk)
+            return w.commit()
+
+    def hash_file(self, sha256: str) -> str | None:
+        """Re-hashes a stored blob by streaming it; None when it is missing or unreadable."""
+        try:
+            with self.open(sha256) as f:
+                return _hash_stream(f)
+        except (OSError, StoreError):
+            return None
+
+    def hash_entry(self, entry: BlobEntry) -> str | None:
+        try:
+            with self.open_entry(entry) as f:
+                return _hash_stream(f)
+        except (OSError, StoreError):
+            return None
+
+    def temp_files(self) -> list[Path]:
+        """Bodies still being written, or left by a run that died."""
+        return sorted(self.tmp_dir.glob(TMP_PREFIX + "*"))
+
+    def clean_temp(self) -> int:
+        """Removes temp files left by a killed run; returns how many."""
+        n = 0
+        for p in self.temp_files():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                n += 1
+        return n
+
+    def total_size(self) -> int:
+        return sum(e.size for e in self.iter_blobs())
+
+
+def _hash_stream(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    while chunk := f.read(CHUNK):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_of(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, read in chunks; None when it cannot be read."""
+    try:
+        with path.open("rb") as f:
+            return _hash_stream(f)
+    except OSError:
+        return None
+
+
+def write_atomic(file: Path, data: bytes, mode: int | None = None) -> None:
+    """Replaces ``file`` in one rename (temp file, fsync, rename, fsync the directory):
+    a crash leaves the old content or the new, never half. ``mode`` defaults to 0o644."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 if mode is None else mode)
+        os.replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(file.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
