@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MB = 1_000_000
-SECTIONS = ("check", "http2", "archive", "memory", "extract", "report")
+SECTIONS = ("check", "http2", "archive", "assets", "memory", "extract", "report")
 
 
 @dataclass
@@ -647,6 +647,76 @@ def bench_archive(work: Path, args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+#: The small-assets row's size of each body, and the posts' links each.
+SMALL_ASSET = 4096
+SMALL_PER_POST = 11
+
+
+def bench_assets(work: Path, args: argparse.Namespace) -> list[Row]:
+    """Many small assets, all the same bytes (nginx serves one real 4 KiB PDF under every
+    name, hard links of it): what a run costs per URL when the body is not the work. Then a
+    plain ``crawl`` of the same, unchanged posts, with nothing due: what reading posts
+    that did not change costs."""
+    n = 1_100 if args.smoke else 110_000
+    site = work / "small-site"
+    (site / "a").mkdir(parents=True)
+    first = site / "a" / "0.pdf"
+    write_pdf(first, SMALL_ASSET)
+    for i in range(1, n):
+        if i % 60_000 == 0:  # a file system caps one file's links (ext4: 65,000)
+            shutil.copyfile(first, site / "a" / f"{i}.pdf")
+            continue
+        os.link(site / "a" / f"{i // 60_000 * 60_000}.pdf", site / "a" / f"{i}.pdf")
+    state = work / "small-state"
+    with file_server(site, work) as srv:
+        urls = [f"http://127.0.0.1:{srv['port']}/a/{i}.pdf" for i in range(n)]
+        posts = link_posts(work / "small-posts", urls, per_post=SMALL_PER_POST)
+        args_ = [
+            str(posts),
+            *("--db", str(state / "a.db"), "--store", str(state / "store")),
+            *("--per-host", "32", "--concurrency", "64", "--fail-on", "none"),
+        ]
+        run = checked(archiver("crawl", *args_, cwd=work), "archiver crawl (small assets)")
+        ok = _count_ok(state / "a.db")
+        agains = [
+            checked(archiver("crawl", *args_, cwd=work), "archiver crawl (unchanged posts)")
+            for _ in range(args.repeat)
+        ]
+        again_bytes = run_bytes(state / "a.db")
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+    again = median(agains)
+    rate = n / run.wall
+    n_posts = -(-n // SMALL_PER_POST)
+    return [
+        Row(
+            f"archive {n:,} assets of {SMALL_ASSET // 1024} KiB (one body, nginx)",
+            f"{rate:,.0f} URL/s ({run.wall:.1f} s)",
+            f"{ok:,} ok, {run.cpu / n * 1000:.2f} ms CPU/URL, peak RSS {run.maxrss_mb:.0f} MB",
+            "",
+            ">= 1,500 URL/s",
+            None if args.smoke else rate >= 1500 and ok == n,
+        ),
+        Row(
+            f"crawl {n_posts:,} unchanged posts, nothing due"
+            + (f" (median of {len(agains)})" if len(agains) > 1 else ""),
+            f"{again.wall:.2f} s, {again_bytes:,} body bytes",
+            f"{n:,} URLs; start-up {startup_seconds(work):.2f} s",
+            "",
+            "<= 1 s",
+            None if args.smoke else again.wall <= 1 and again_bytes == 0,
+        ),
+    ]
+
+
+def _count_ok(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM urls WHERE state='ok'").fetchone()[0])
+    finally:
+        conn.close()
+
+
 _FLOOR = """
 import click, httpx, anyio, sqlite3
 async def nothing() -> None: ...
@@ -922,6 +992,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_http2(work, args)
         if "archive" in only:
             rows += bench_archive(work, args)
+        if "assets" in only:
+            rows += bench_assets(work, args)
         state = None
         if "memory" in only:
             more, state = bench_memory(work, args)

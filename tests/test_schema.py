@@ -67,6 +67,16 @@ AFTER_401 = {
         ],
     ),
     "503_version_source": ("versions", [("source", "TEXT")]),
+    "504_post_stat": (
+        "posts",
+        [
+            ("stat_size", "INTEGER"),
+            ("stat_mtime_ns", "INTEGER"),
+            ("stat_ctime_ns", "INTEGER"),
+            ("stat_inode", "INTEGER"),
+            ("stat_read_ns", "INTEGER"),
+        ],
+    ),
 }
 
 

@@ -352,6 +352,20 @@ _503_VERSION_SOURCE = Step(
     add_columns=(AddColumn("versions", Column("source", TEXT)),),
 )
 
+_504_POST_STAT = Step(
+    "504_post_stat",
+    # A folder post's stat when its bytes were last read and hashed, and when that was
+    # (ns since the epoch): a post whose stat still matches, and whose mtime is older than
+    # that moment by more than a timestamp's granularity, is not read again (git's index).
+    add_columns=(
+        AddColumn("posts", Column("stat_size", INTEGER)),
+        AddColumn("posts", Column("stat_mtime_ns", INTEGER)),
+        AddColumn("posts", Column("stat_ctime_ns", INTEGER)),
+        AddColumn("posts", Column("stat_inode", INTEGER)),
+        AddColumn("posts", Column("stat_read_ns", INTEGER)),
+    ),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -362,4 +376,5 @@ STEPS: tuple[Step, ...] = (
     _401_RECHECK,
     _501_DEEP_CHECK,
     _503_VERSION_SOURCE,
+    _504_POST_STAT,
 )

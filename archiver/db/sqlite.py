@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from archiver.validate_deep import DeepCheck
 
-__all__ = ["STATES", "Database", "PostRow", "read_snapshot"]
+__all__ = ["STATES", "Database", "PostRow", "PostStat", "read_snapshot"]
 
 #: Every state a URL can be in.
 STATES = tuple(state.value for state in UrlState)
@@ -90,11 +90,35 @@ def as_database_error(exc: BaseException) -> BaseException:
     return exc
 
 
+@dataclass(frozen=True, slots=True)
+class PostStat:
+    """A post file's ``os.stat`` when its bytes were read, and the wall clock just before
+    (``read_ns``): what tells a later run it need not read them again."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    read_ns: int
+
+
 @dataclass(frozen=True)
 class PostRow:
     id: int
     content_sha256: str | None
     extractor_version: str | None
+    gone: bool = False
+    stat: PostStat | None = None
+
+
+#: At most this many values bound in one statement (SQLite allows 999 in old builds).
+_CHUNK = 500
+
+
+def _stat_values(stat: PostStat | None) -> tuple[int | None, ...]:
+    if stat is None:
+        return (None,) * 5
+    return (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode, stat.read_ns)
 
 
 class Database(ArchiveQueries, RunQueries):
@@ -244,6 +268,23 @@ class Database(ArchiveQueries, RunQueries):
         ).fetchone()
         return None if row is None else PostRow(*row)
 
+    def folder_posts(self, source: str, paths: Sequence[str]) -> dict[str, PostRow]:
+        """The known posts among ``paths`` of a folder source, with their recorded stat:
+        one query per ``_CHUNK`` paths."""
+        out: dict[str, PostRow] = {}
+        for start in range(0, len(paths), _CHUNK):
+            chunk = paths[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                "SELECT path, id, content_sha256, extractor_version, gone_since IS NOT NULL,"
+                " stat_size, stat_mtime_ns, stat_ctime_ns, stat_inode, stat_read_ns"
+                f" FROM posts WHERE source=? AND path IN ({marks})",
+                (source, *chunk),
+            ):
+                stat = None if row[5] is None or None in row[6:] else PostStat(*row[5:])
+                out[row[0]] = PostRow(row[1], row[2], row[3], bool(row[4]), stat)
+        return out
+
     # -- writes ------------------------------------------------------------
 
     def url_id(self, url: str, now: str, expect: str = "any") -> int:
@@ -270,17 +311,21 @@ class Database(ArchiveQueries, RunQueries):
         extractor_version: str,
         refs: Sequence[RefRow],
         now: str,
+        stat: PostStat | None = None,
     ) -> int:
-        """Records a (re-)parsed post, its references and where [remap] sends each URL.
+        """Records a (re-)parsed post, its references and where [remap] sends each URL;
+        ``stat``: the post file's, when its bytes were read (a folder post).
 
         Call inside a transaction.
         """
         existing = self.post(source, path)
+        stats = _stat_values(stat)
         if existing is None:
             cur = self.conn.execute(
                 "INSERT INTO posts (source, path, content_sha256, extractor_version, first_seen,"
-                " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-                (source, path, content_sha256, extractor_version, now, now),
+                " last_seen, stat_size, stat_mtime_ns, stat_ctime_ns, stat_inode, stat_read_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (source, path, content_sha256, extractor_version, now, now, *stats),
             )
             assert cur.lastrowid is not None
             post_id = cur.lastrowid
@@ -288,8 +333,9 @@ class Database(ArchiveQueries, RunQueries):
             post_id = existing.id
             self.conn.execute(
                 "UPDATE posts SET content_sha256=?, extractor_version=?, last_seen=?,"
-                " gone_since=NULL WHERE id=?",
-                (content_sha256, extractor_version, now, post_id),
+                " gone_since=NULL, stat_size=?, stat_mtime_ns=?, stat_ctime_ns=?, stat_inode=?,"
+                " stat_read_ns=? WHERE id=?",
+                (content_sha256, extractor_version, now, *stats, post_id),
             )
             self.conn.execute("DELETE FROM refs WHERE post_id=?", (post_id,))
         self.conn.executemany(
@@ -326,6 +372,25 @@ class Database(ArchiveQueries, RunQueries):
         """A post seen again unchanged: it is here (not gone), and not re-parsed."""
         self.conn.execute(
             "UPDATE posts SET last_seen=?, gone_since=NULL WHERE id=?", (now, post_id)
+        )
+
+    def touch_posts(self, post_ids: Sequence[int], now: str) -> None:
+        """Folder posts seen again unchanged, one statement per ``_CHUNK``. Call inside a
+        transaction."""
+        for start in range(0, len(post_ids), _CHUNK):
+            chunk = post_ids[start : start + _CHUNK]
+            self.conn.execute(
+                f"UPDATE posts SET last_seen=? WHERE id IN ({','.join('?' * len(chunk))})",
+                (now, *chunk),
+            )
+
+    def record_post_stats(self, stats: Iterable[tuple[int, PostStat]]) -> None:
+        """New stats of posts read again and found unchanged (touched, or copied back).
+        Call inside a transaction."""
+        self.conn.executemany(
+            "UPDATE posts SET stat_size=?, stat_mtime_ns=?, stat_ctime_ns=?, stat_inode=?,"
+            " stat_read_ns=? WHERE id=?",
+            [(*_stat_values(stat), post_id) for post_id, stat in stats],
         )
 
     def mark_due(self, url_ids: Iterable[int], reason: RecheckReason) -> None:

@@ -130,8 +130,8 @@ class Pipeline:
                     for source in self.sources:
                         if source.url is not None:
                             continue
-                        for post_id in index_folder(db, source, now, summary, self.warn, rules):
-                            await offer((post_id,))
+                        for post_ids in index_folder(db, source, now, summary, self.warn, rules):
+                            await offer(post_ids)
                             # Responses that arrived meanwhile are handled between two
                             # posts, and the next post is read once the queue has room.
                             await anyio.lowlevel.checkpoint()

@@ -17,6 +17,8 @@ class RunSummary:
     run_id: int = 0
     posts: int = 0
     posts_parsed: int = 0
+    #: Posts whose bytes were read: the others' stat said they had not changed.
+    posts_read: int = 0
     urls: int = 0
     checked: int = 0
     counts: Counter[str] = field(default_factory=Counter)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,9 @@ __all__ = [
     "default_static_roots",
     "has_extension",
     "iter_post_files",
+    "iter_post_stats",
     "iter_source_files",
+    "iter_source_stats",
     "read_post",
     "resolve_local",
     "source_roots",
@@ -71,8 +74,23 @@ def iter_post_files(
     A file given as ``root`` is yielded as is, whatever its extension. A visible file
     of another extension is passed to ``on_skip``, so a run can say it was not read.
     """
-    if root.is_file():
-        yield root
+    for path, _ in iter_post_stats(root, extensions, on_skip):
+        yield path
+
+
+def iter_post_stats(
+    root: Path,
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    on_skip: Callable[[Path], None] | None = None,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """``iter_post_files`` with each file's ``os.stat`` (the one that told it is a file),
+    so a crawl can tell an unchanged post without another system call."""
+    try:
+        st = root.stat()
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        yield root, st
         return
     for folder, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -81,10 +99,14 @@ def iter_post_files(
             if name.startswith("."):
                 continue
             path = base / name
-            if not path.is_file():
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # vanished, or a dangling symlink
+            if not stat.S_ISREG(st.st_mode):
                 continue
             if has_extension(name, extensions):
-                yield path
+                yield path, st
             elif on_skip is not None:
                 on_skip(path)
 
@@ -97,15 +119,26 @@ def iter_source_files(
 ) -> Iterator[Path]:
     """``iter_post_files`` of ``root``, or, when ``only`` names some of its files and
     folders, of each of those (a file as is), every file once."""
+    for path, _ in iter_source_stats(root, only, extensions, on_skip):
+        yield path
+
+
+def iter_source_stats(
+    root: Path,
+    only: tuple[Path, ...] = (),
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS,
+    on_skip: Callable[[Path], None] | None = None,
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """``iter_source_files`` with each file's ``os.stat`` (see ``iter_post_stats``)."""
     if not only:
-        yield from iter_post_files(root, extensions, on_skip)
+        yield from iter_post_stats(root, extensions, on_skip)
         return
     seen: set[Path] = set()
     for part in only:
-        for file in iter_post_files(part, extensions, on_skip):
+        for file, st in iter_post_stats(part, extensions, on_skip):
             if file not in seen:
                 seen.add(file)
-                yield file
+                yield file, st
 
 
 def _post_base_url(base_url: str, rel_dir: str) -> str:
