@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -16,7 +16,7 @@ from archiver.errors import ConfigError
 if TYPE_CHECKING:
     from archiver.config import Config
     from archiver.db.sqlite import Database
-    from archiver.ops.report import ReportFilter
+    from archiver.ops.report import Confirmation, ReportFilter
     from archiver.store.base import BlobStore as Store
 
 #: The formats a CI reads (``archiver.ops.ci_report``): one entry per use of a link.
@@ -77,15 +77,13 @@ def report(
     Example: archiver report --format html --state all -o report.html
     """
     from archiver.ops.report import (
+        ArchiveRows,
         Confirmation,
         ReportFilter,
-        ReportRow,
         check_filter_names,
         parse_since,
         parse_states,
-        render,
         table_width,
-        url_rows,
     )
 
     cfg = config_from_options(config_path, db, store)
@@ -110,30 +108,55 @@ def report(
 
     blobs = open_store(cfg)
     held = blobs if blobs.exists() else None
+    tty = output is None and sys.stdout.isatty()
+    fmt = fmt or ("table" if tty else "json")
+    width = table_width(tty) if output is None else None
+    confirm = Confirmation(cfg.confirm_runs, cfg.confirm_after)
+    if suggest:
+        _suggest(cfg, flt, fmt, held, output, tty=tty, width=width, confirm=confirm)
+        return
+
+    def read(database: Database, _: Store) -> Callable[[TextIO], int]:
+        from archiver.ops.ci_report import spool_text
+        from archiver.ops.report import write_report
+
+        check_filter_names(database, flt)
+        rows = ArchiveRows(database, flt, held)
+        return spool_text(
+            lambda out: write_report(
+                rows, fmt, out, color=tty, store=held, output=output, width=width, confirm=confirm
+            )
+        )
+
+    _emit(read_only(cfg, read), output)
+
+
+def _suggest(
+    cfg: Config,
+    flt: ReportFilter,
+    fmt: str,
+    held: Store | None,
+    output: Path | None,
+    *,
+    tty: bool,
+    width: int | None,
+    confirm: Confirmation,
+) -> None:
+    """``report --suggest``: the rows in hand, since each may gain a web-archive snapshot."""
+    from archiver.cli.options import warn
+    from archiver.ops.report import check_filter_names, json_array, render, url_rows
+    from archiver.ops.report_rows import ReportRow, row_dict
+    from archiver.ops.wayback import add_snapshots, show_snapshots
 
     def read(database: Database, _: Store) -> list[ReportRow]:
         check_filter_names(database, flt)
         return url_rows(database, flt, held)
 
     rows = read_only(cfg, read)
-    tty = output is None and sys.stdout.isatty()
-    fmt = fmt or ("table" if tty else "json")
-    suggested: list[dict[str, Any]] = []
-    if suggest:
-        from archiver.cli.options import warn
-        from archiver.ops.report_rows import row_dict
-        from archiver.ops.wayback import add_snapshots
-
-        suggested = [row_dict(r) for r in rows]  # the JSON objects, which gain ``snapshot``
-        add_snapshots(cfg, suggested, warn=warn)
-    width = table_width(tty) if output is None else None
-    confirm = Confirmation(cfg.confirm_runs, cfg.confirm_after)
+    suggested = [row_dict(r) for r in rows]  # the JSON objects, which gain ``snapshot``
+    add_snapshots(cfg, suggested, warn=warn)
     text = render(rows, fmt, color=tty, store=held, output=output, width=width, confirm=confirm)
-    if suggest:
-        from archiver.ops.report import json_array
-        from archiver.ops.wayback import show_snapshots
-
-        text = json_array(suggested) if fmt == "json" else show_snapshots(text, suggested, fmt)
+    text = json_array(suggested) if fmt == "json" else show_snapshots(text, suggested, fmt)
     if output:
         try:
             output.write_text(text, encoding="utf-8")
@@ -157,7 +180,7 @@ def _ci_report(cfg: Config, flt: ReportFilter, fmt: str, output: Path | None) ->
 
 
 def _emit(copy: Callable[[TextIO], int], output: Path | None) -> None:
-    """Copies a spooled CI report to ``output`` or stdout; exit 1 when it has any use."""
+    """Copies a spooled report to ``output`` or stdout; exit 1 when it has any link."""
     if output is None:
         count = copy(sys.stdout)
         sys.stdout.flush()

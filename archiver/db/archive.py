@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archiver.db.views import (
@@ -22,8 +22,8 @@ from archiver.db.views import (
     ExportVersion,
     LinkUse,
     OldestCheck,
-    PostRef,
-    ReportUrl,
+    PostUse,
+    ReportRow,
     RewriteRef,
     RewriteSpan,
     RunRecord,
@@ -72,58 +72,121 @@ class ArchiveQueries:
 
     # -- report --------------------------------------------------------------
 
-    def report_urls(self, q: UrlQuery) -> Iterator[ReportUrl]:
-        """The URLs a report covers, in no particular order (the report sorts)."""
+    def max_url_id(self) -> int:
+        """The largest URL id (0 when there is none): the report sizes its seen-set by it."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM urls").fetchone()[0])
+
+    def report_order(self, q: UrlQuery) -> Iterator[tuple[int, str, str]]:
+        """(url id, URL, post path) of every use of the URLs ``q`` covers, streamed by
+        post path, line and URL: a URL's first use says where the report lists it."""
         where, params = _url_where(q)
-        cur = self.conn.execute(
-            "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
-            " u.sha256, u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
-            " u.referenced, u.fetch_url, u.confirm_count, u.confirm_last, b.pages, b.title,"
-            " b.width, b.height, b.format, b.deep_check"
-            " FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
-            f" WHERE {where}",
+        yield from self.conn.execute(
+            "SELECT u.id, u.url, p.path FROM refs r JOIN posts p ON p.id = r.post_id"
+            f" JOIN urls u ON u.id = r.url_id WHERE {where} ORDER BY p.path, r.line, u.url",
             params,
         )
-        for r in cur:
-            yield ReportUrl(*r[:13], bool(r[13]), r[14], r[15] or 0, r[16], *r[17:])  # type: ignore[call-arg]
 
-    def post_refs(self, q: UrlQuery | None = None) -> Iterator[PostRef]:
-        """The links of every post (to the URLs ``q`` covers), by path, line and column."""
-        sql = "SELECT r.url_id, p.source, p.path, r.line, r.kind, COALESCE(r.text, '') FROM refs r"
-        sql += " JOIN posts p ON p.id = r.post_id"
-        params: list[Any] = []
-        if q is not None:
-            where, params = _url_where(q)
-            sql += f" JOIN urls u ON u.id = r.url_id WHERE {where}"
-        cur = self.conn.execute(sql + " ORDER BY p.path, r.line, r.start, r.id", params)
-        for r in cur:
-            yield PostRef(*r)
+    def unused_urls(self, q: UrlQuery) -> Iterator[tuple[int, str]]:
+        """(id, URL) of the URLs ``q`` covers that no post uses, by URL."""
+        where, params = _url_where(q)
+        yield from self.conn.execute(
+            f"SELECT u.id, u.url FROM urls u WHERE {where}"
+            " AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.url_id = u.id) ORDER BY u.url",
+            params,
+        )
 
-    def link_uses(self, q: UrlQuery, sources: Iterable[str] | None = None) -> Iterator[LinkUse]:
+    def report_rows(
+        self,
+        ids: Sequence[int],
+        pick: Callable[[list[Copy]], Copy | None],
+        *,
+        posts: bool = True,
+        keep: Callable[[str], bool] | None = None,
+    ) -> dict[int, ReportRow]:
+        """The report's row of each URL of ``ids`` (a batch: a few hundred), by id.
+
+        ``pick`` chooses the restorable copy among its versions (newest first), or None;
+        ``posts=False`` leaves ``posts`` empty (the caller has the use in hand), and
+        ``keep`` keeps only the uses in posts whose path it accepts.
+        """
+        marks = ",".join("?" * len(ids))
+        uses: dict[int, list[PostUse]] = {}
+        if posts:
+            for r in self.conn.execute(
+                "SELECT r.url_id, p.source, p.path, r.line, r.kind, COALESCE(r.text, '')"
+                f" FROM refs r JOIN posts p ON p.id = r.post_id WHERE r.url_id IN ({marks})"
+                " ORDER BY r.url_id, p.path, r.line, r.start, r.id",
+                ids,
+            ):
+                if keep is None or keep(r[2]):
+                    uses.setdefault(r[0], []).append(PostUse(*r[1:]))
+        held: dict[int, list[Copy]] = {}
+        for r in self.conn.execute(
+            f"SELECT {_COPY_COLUMNS} FROM versions v JOIN urls u ON u.id = v.url_id"
+            f" LEFT JOIN blobs b ON b.sha256 = v.sha256 WHERE v.url_id IN ({marks})"
+            " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256",
+            ids,
+        ):
+            held.setdefault(r[0], []).append(Copy(*r[:8], bool(r[8]), r[9], r[10]))  # type: ignore[call-arg]
+        out = {}
+        for r in self.conn.execute(
+            "SELECT u.id, u.url, u.state, u.http_status, u.error, u.error_class, u.sha256,"
+            " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
+            " u.referenced, u.host, u.fetch_url, b.pages, b.title, b.width, b.height,"
+            " b.format, b.deep_check, u.confirm_count, u.confirm_last"
+            " FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
+            f" WHERE u.id IN ({marks})",
+            ids,
+        ):
+            versions = held.get(r[0])
+            good = pick(versions) if versions else None
+            # Positional: a million rows build faster than by keyword.
+            out[r[0]] = ReportRow(  # type: ignore[call-arg]
+                *r[1:12],
+                bool(r[12]),
+                tuple(uses.get(r[0], ())),
+                r[13],
+                good is not None,
+                good.sha256 if good else None,
+                good.verified_at if good else None,
+                len(versions) if versions else 0,
+                *r[14:21],
+                r[21] or 0,
+                r[22],
+            )
+        return out
+
+    def link_uses(
+        self, q: UrlQuery, sources: Iterable[str] | None = None, *, by_path: bool = False
+    ) -> Iterator[LinkUse]:
         """Every use of the URLs ``q`` covers (in the posts of ``sources``, when given),
-        streamed from the cursor by source, path, line and column."""
+        streamed from the cursor by source, path, line and column; ``by_path``: by path,
+        line, URL and column, the order of the report's post-by-post formats."""
         where, params = _url_where(q)
         if sources is not None:
             names = list(sources)
             where += f" AND p.source IN ({','.join('?' for _ in names)})"
             params += names
+        order = "p.path, r.line, u.url" if by_path else "p.source, p.path, r.line"
         cur = self.conn.execute(
             "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
-            " p.source, p.path, r.line, r.kind, r.text FROM refs r"
+            " p.source, p.path, r.line, r.kind, COALESCE(r.text, '') FROM refs r"
             " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
-            f" WHERE {where} ORDER BY p.source, p.path, r.line, r.start, r.id",
+            f" WHERE {where} ORDER BY {order}, r.start, r.id",
             params,
         )
         for r in cur:
-            yield LinkUse(*r)
+            yield LinkUse(*r[:7], PostUse(*r[7:]))  # type: ignore[call-arg]
 
-    def post_paths(self) -> list[str]:
-        """Every recorded post's path, sorted, once each."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path")]
+    def post_paths(self) -> Iterator[str]:
+        """Every recorded post's path, sorted, once each (streamed: stop when suited)."""
+        for r in self.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path"):
+            yield r[0]
 
-    def urls_on_host(self, host: str) -> list[str]:
-        """The URLs on a (lower-case) host, whatever their port."""
-        return [r[0] for r in self.conn.execute("SELECT url FROM urls WHERE host = ?", (host,))]
+    def urls_on_host(self, host: str) -> Iterator[str]:
+        """The URLs on a (lower-case) host, whatever their port (streamed)."""
+        for r in self.conn.execute("SELECT url FROM urls WHERE host = ?", (host,)):
+            yield r[0]
 
     # -- copies --------------------------------------------------------------
 

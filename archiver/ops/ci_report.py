@@ -21,7 +21,15 @@ from archiver.db.views import LinkUse, UrlQuery
 from archiver.ops.ci_formats import Finding, github, junit, sarif
 from archiver.ops.report import DEFAULT_PORTS, ReportFilter
 
-__all__ = ["CI_FORMATS", "findings", "run_findings", "run_report", "spool", "write_findings"]
+__all__ = [
+    "CI_FORMATS",
+    "findings",
+    "run_findings",
+    "run_report",
+    "spool",
+    "spool_text",
+    "write_findings",
+]
 
 #: The ``--format`` values written by ``ci_formats``.
 CI_FORMATS = ("junit", "github", "sarif")
@@ -54,7 +62,8 @@ def _port(url: str) -> int | None:
 
 
 def _finding(use: LinkUse, files: _Files) -> Finding:
-    file = files.file(use.source, use.path)
+    at = use.at
+    file = files.file(at.source, at.path)
     return Finding(
         url=use.url,
         state=use.state,
@@ -62,10 +71,10 @@ def _finding(use: LinkUse, files: _Files) -> Finding:
         error=use.error,
         error_class=use.error_class,
         file=file,
-        line=use.line,
-        post=use.path if file is None else use.source,
-        kind=use.kind,
-        text=use.text or "",
+        line=at.line,
+        post=at.path if file is None else at.source,
+        kind=at.kind,
+        text=at.text,
     )
 
 
@@ -77,7 +86,7 @@ def findings(db: Database, flt: ReportFilter) -> Iterator[Finding]:
     for use in db.link_uses(query):
         if port is not None and _port(use.url) != port:
             continue
-        if flt.post and not fnmatch.fnmatch(use.path, flt.post):
+        if flt.post and not fnmatch.fnmatch(use.at.path, flt.post):
             continue
         yield _finding(use, files)
 
@@ -120,15 +129,21 @@ def write_findings(
 
 
 def spool(fmt: str, make: Callable[[], Iterable[Finding]]) -> Callable[[TextIO], int]:
-    """Writes the findings to a temporary file and returns what copies them out (and
-    says how many there were): a read of the database may be retried, so it must write
-    something it replaces whole, and the output waits until the read succeeded."""
+    """The findings written to a temporary file (see ``spool_text``)."""
+    return spool_text(lambda out: write_findings(fmt, make, out))
+
+
+def spool_text(write: Callable[[TextIO], int]) -> Callable[[TextIO], int]:
+    """Runs ``write`` into a temporary file and returns what copies it out (and says what
+    ``write`` returned): a read of the database may be retried, so it must write
+    something it replaces whole, and the output waits until the read succeeded. The
+    report streams into the file, so its size costs disk, never memory."""
     import shutil
     import tempfile
 
     # Closed by ``copy``; a read that is retried drops its file to the collector.
     buf = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-    count = write_findings(fmt, make, buf)
+    count = write(buf)
 
     def copy(out: TextIO) -> int:
         buf.seek(0)

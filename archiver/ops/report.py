@@ -15,40 +15,47 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES, Database
-from archiver.db.views import UrlQuery
+from archiver.db.views import Copy, UrlQuery
 from archiver.errors import ConfigError
 from archiver.ops.report_rows import (
     FIELDS,
     NO_POST,
     Confirmation,
+    ListRows,
     PostUse,
     ReportRow,
+    Rows,
     media_label,
     row_dict,
     uses,
 )
-from archiver.ops.restore import copies, newest_good
+from archiver.ops.restore import newest_good
 from archiver.redact import clean_text, shown_url
 from archiver.store.base import BlobStore as Store
 from archiver.text import plural
 
 __all__ = [
+    "BATCH",
     "FIELDS",
     "FORMATS",
     "NO_POST",
+    "ArchiveRows",
     "Confirmation",
+    "ListRows",
     "PostUse",
     "ReportFilter",
     "ReportRow",
+    "Rows",
     "check_filter_names",
     "parse_host",
     "parse_since",
@@ -58,6 +65,7 @@ __all__ = [
     "table_width",
     "url_rows",
     "uses",
+    "write_report",
 ]
 
 FORMATS = ("table", "markdown", "json", "csv", "html")
@@ -181,70 +189,118 @@ class ReportFilter:
         return query, port
 
 
+#: URLs asked of the database per query: a batch's IN-list, never one of every id.
+BATCH = 256
+
+#: Above this URL id the seen-set is a set, not a byte per id (ids are dense in practice).
+_DENSE_IDS = 64_000_000
+
+
+class ArchiveRows:
+    """``Rows`` streamed from the database: any number of URLs in bounded memory.
+
+    The order comes from one sorted cursor over the uses (by post path, line and URL):
+    a URL takes its place at its first use, so a byte per URL id says which were
+    placed. The rows themselves are read a batch of ``BATCH`` ids at a time. With
+    ``--post``, each URL lists only the matching posts. ``restorable`` needs the
+    store: without one nothing is restorable.
+    """
+
+    def __init__(self, db: Database, flt: ReportFilter, store: Store | None = None) -> None:
+        self.db = db
+        self.flt = flt
+        self.store = store
+        self.query, self.port = flt.query()
+        post = flt.post
+        self.keep: Callable[[str], bool] | None = (
+            None if post is None else lambda path: fnmatch.fnmatch(path, post)
+        )
+
+    def _pick(self, versions: list[Copy]) -> Copy | None:
+        return newest_good(versions, self.store)
+
+    def _wanted(self, url: str) -> bool:
+        return self.port is None or _url_port(url) == self.port
+
+    def _order(self) -> Iterator[int]:
+        """The ids of the URLs the report lists, in its order."""
+        top = self.db.max_url_id()
+        dense = top <= _DENSE_IDS
+        placed = bytearray(top + 1 if dense else 0)
+        sparse: set[int] = set()
+        keep = self.keep
+        for url_id, url, path in self.db.report_order(self.query):
+            if placed[url_id] if dense else url_id in sparse:
+                continue
+            if keep is not None and not keep(path):
+                continue  # a later use may be in a post that matches
+            if dense:
+                placed[url_id] = 1
+            else:
+                sparse.add(url_id)
+            if self._wanted(url):
+                yield url_id
+        if keep is None:
+            for url_id, url in self.db.unused_urls(self.query):
+                if self._wanted(url):
+                    yield url_id
+
+    def by_url(self) -> Iterator[ReportRow]:
+        for batch in _batches(self._order()):
+            found = self.db.report_rows(batch, self._pick, keep=self.keep)
+            for url_id in batch:
+                yield found[url_id]
+
+    def by_post(self) -> Iterator[tuple[PostUse, ReportRow]]:
+        for batch in _batches(self._uses()):
+            ids = list(dict.fromkeys(url_id for _, url_id in batch))
+            found = self.db.report_rows(ids, self._pick, posts=False)
+            for use, url_id in batch:
+                yield use, found[url_id]
+
+    def _uses(self) -> Iterator[tuple[PostUse, int]]:
+        """Each use and its URL's id, the URLs no post uses merged in as ``NO_POST``."""
+        keep = self.keep
+        unused: Iterator[tuple[int, str]] = iter(())
+        if keep is None:
+            unused = (u for u in self.db.unused_urls(self.query) if self._wanted(u[1]))
+        pending = next(unused, None)
+        for use in self.db.link_uses(self.query, by_path=True):
+            at = use.at
+            while pending is not None and (NO_POST.path, 0, pending[1]) < (
+                at.path,
+                at.line,
+                use.url,
+            ):
+                yield NO_POST, pending[0]
+                pending = next(unused, None)
+            if (keep is None or keep(at.path)) and self._wanted(use.url):
+                yield at, use.url_id
+        while pending is not None:
+            yield NO_POST, pending[0]
+            pending = next(unused, None)
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> list[ReportRow]:
     """Every URL matching the filter with its posts, ordered by first post then line.
 
-    With ``--post``, each URL lists only the matching posts. ``restorable`` needs
-    the store: without one nothing is restorable.
+    A list, for callers that want the rows in hand; the report itself streams them
+    (``ArchiveRows``).
     """
-    query, port = flt.query()
-    urls = [u for u in db.report_urls(query) if port is None or _url_port(u.url) == port]
-    by_url: dict[int, list[PostUse]] = {}
-    for r in db.post_refs(query):
-        by_url.setdefault(r.url_id, []).append(PostUse(r.source, r.path, r.line, r.kind, r.text))
-    versions = copies(db, query)
-    out = []
-    for u in urls:
-        posts = by_url.get(u.id, [])
-        if flt.post:
-            posts = [p for p in posts if fnmatch.fnmatch(p.path, flt.post)]
-            if not posts:
-                continue
-        held = versions.get(u.id, [])
-        good = newest_good(held, store)
-        out.append(
-            ReportRow(  # positional: 100,000 rows build faster than by keyword
-                u.url,
-                u.state,
-                u.http_status,
-                u.error,
-                u.error_class,
-                u.sha256,
-                u.size,
-                u.content_type,
-                u.last_checked,
-                u.last_ok,
-                u.failing_since,
-                u.referenced,
-                tuple(posts),
-                u.host,
-                good is not None,
-                good.sha256 if good else None,
-                good.verified_at if good else None,
-                len(held),
-                u.remapped_url,
-                u.pages,
-                u.title,
-                u.width,
-                u.height,
-                u.format,
-                u.deep_check,
-                u.confirm_count,
-                u.confirm_last,
-            )
-        )
-    out.sort(key=_order_key)
-    return out
-
-
-def _order_key(row: ReportRow) -> tuple[Any, ...]:
-    if row.posts:
-        return (0, row.posts[0].path, row.posts[0].line, row.url)
-    return (1, "", 0, row.url)
+    return list(ArchiveRows(db, flt, store).by_url())
 
 
 def render(
-    rows: list[ReportRow],
+    rows: Sequence[ReportRow] | Rows,
     fmt: str,
     *,
     color: bool = False,
@@ -254,24 +310,57 @@ def render(
     confirm: Confirmation | None = None,
     generated: str | None = None,
 ) -> str:
-    """The report as text; ``store`` and ``output`` let the HTML page link archived copies.
+    """The report as text; see ``write_report``."""
+    buf = io.StringIO()
+    source: Rows = ListRows(rows) if isinstance(rows, list | tuple) else rows  # type: ignore[assignment]
+    write_report(
+        source,
+        fmt,
+        buf,
+        color=color,
+        store=store,
+        output=output,
+        width=width,
+        confirm=confirm,
+        generated=generated,
+    )
+    return buf.getvalue()
 
-    ``width`` is the terminal's, for the table (None: a terminal's when ``color``, else
-    unlimited). For the HTML page, ``confirm`` lets a failing link say how many runs
-    are left, and ``generated`` is the time it shows (default: now).
+
+def write_report(
+    rows: Rows,
+    fmt: str,
+    out: TextIO,
+    *,
+    color: bool = False,
+    store: Store | None = None,
+    output: Path | None = None,
+    width: int | None = None,
+    confirm: Confirmation | None = None,
+    generated: str | None = None,
+) -> int:
+    """Writes the report to ``out`` as it reads the rows; returns how many it wrote (URLs,
+    or uses for Markdown): 0 when no link matches.
+
+    ``store`` and ``output`` let the HTML page link archived copies. ``width`` is the
+    terminal's, for the table (None: a terminal's when ``color``, else unlimited). For
+    the HTML page, ``confirm`` lets a failing link say how many runs are left, and
+    ``generated`` is the time it shows (default: now).
     """
     if fmt == "json":
-        return _json(rows)
+        return _json(rows, out)
     if fmt == "csv":
-        return _csv(rows)
+        return _csv(rows, out)
     if fmt == "markdown":
-        return _markdown(rows)
+        return _markdown(rows, out)
     if fmt == "table":
-        return _table(rows, color=color, width=width)
+        return _table(rows, out, color=color, width=width)
     if fmt == "html":
-        from archiver.ops.report_html import render_html
+        from archiver.ops.report_html import write_html
 
-        return render_html(rows, store=store, output=output, confirm=confirm, generated=generated)
+        return write_html(
+            rows, out, store=store, output=output, confirm=confirm, generated=generated
+        )
     raise ConfigError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")
 
 
@@ -311,14 +400,15 @@ def copy_cell(row: ReportRow) -> str:
     return f"{copy_label(row)} ({media})" if media else copy_label(row)
 
 
-def _csv(rows: Iterable[ReportRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def _csv(rows: Rows, out: TextIO) -> int:
+    w = csv.writer(out, lineterminator="\n")
     cols = [f for f in FIELDS if f != "posts"] + ["posts"]
     w.writerow(cols)
-    for r in rows:
+    n = 0
+    for r in rows.by_url():
         w.writerow([_csv_cell(shown(r, c)) if c != "posts" else _where(r) for c in cols])
-    return buf.getvalue()
+        n += 1
+    return n
 
 
 def _csv_cell(value: Any) -> Any:
@@ -329,27 +419,36 @@ def _csv_cell(value: Any) -> Any:
 def check_filter_names(db: Database, flt: ReportFilter) -> None:
     """A ``--post`` or ``--host`` that names nothing recorded is a mistake, not "all good"."""
     if flt.post:
-        paths = db.post_paths()
-        if not any(fnmatch.fnmatch(p, flt.post) for p in paths):
-            example = f" (posts are named like {paths[0]})" if paths else " (no post is recorded)"
+        first = None
+        for path in db.post_paths():
+            if fnmatch.fnmatch(path, flt.post):
+                break
+            first = first or path
+        else:
+            example = f" (posts are named like {first})" if first else " (no post is recorded)"
             raise ConfigError(f"--post {flt.post!r} matches no recorded post{example}")
     if flt.host:
         host, port = parse_host(flt.host)
-        urls = db.urls_on_host(host)
-        if not any(port is None or _url_port(u) == port for u in urls):
+        if not any(port is None or _url_port(u) == port for u in db.urls_on_host(host)):
             raise ConfigError(
                 f"--host {flt.host!r} matches no recorded URL (hosts are as in the URLs,"
                 " e.g. example.org or 127.0.0.1:8080)"
             )
 
 
-def _json(rows: list[ReportRow]) -> str:
+def _json(rows: Rows, out: TextIO) -> int:
     """A JSON array with one URL object per line: diffable, and fast to write.
 
     ``json.dumps(..., indent=2)`` would run Python's pure-Python encoder (indent
     disables the C one) and take seconds for 100,000 URLs.
     """
-    return json_array(row_dict(r) for r in rows)
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    n = 0
+    for batch in _batches(rows.by_url(), 512):
+        out.write(("[\n" if n == 0 else ",\n") + ",\n".join(encode(row_dict(r)) for r in batch))
+        n += len(batch)
+    out.write("\n]\n" if n else "[]\n")
+    return n
 
 
 def json_array(objects: Iterable[dict[str, Any]]) -> str:
@@ -368,24 +467,31 @@ def _remap_note(row: ReportRow) -> str:
     return f" (fetched as <{shown(row, 'remapped_url')}>)" if row.remapped_url else ""
 
 
-def _markdown(rows: list[ReportRow]) -> str:
-    if not rows:
-        return "No links match.\n"
-    groups = uses(rows)
-    lines = []
-    for path in sorted(groups):
-        lines.append(f"### {_md(clean_text(path))}\n")
-        lines.append("| where | URL | state | status | failing since | last worked | copy |")
-        lines.append("|---|---|---|---|---|---|---|")
-        for p, r in groups[path]:
-            lines.append(
-                f"| {_md(clean_text(path))}:{p.line} | <{shown(r, 'url')}>{_remap_note(r)} |"
-                f" {r.state} |"
-                f" {_md(_status(r))} |"
-                f" {r.failing_since or ''} | {r.last_ok or 'never'} | {copy_cell(r)} |"
+def _markdown(rows: Rows, out: TextIO) -> int:
+    """A section per post, a line per use; blank lines between the sections."""
+    n = 0
+    path: str | None = None
+    where = ""
+    for p, r in rows.by_post():
+        if p.path != path:
+            where = _md(clean_text(p.path))
+            out.write(
+                ("\n" if path is not None else "")
+                + f"### {where}\n\n"
+                + "| where | URL | state | status | failing since | last worked | copy |\n"
+                + "|---|---|---|---|---|---|---|\n"
             )
-        lines.append("")
-    return "\n".join(lines)
+            path = p.path
+        out.write(
+            f"| {where}:{p.line} | <{shown(r, 'url')}>{_remap_note(r)} |"
+            f" {r.state} |"
+            f" {_md(_status(r))} |"
+            f" {r.failing_since or ''} | {r.last_ok or 'never'} | {copy_cell(r)} |\n"
+        )
+        n += 1
+    if not n:
+        out.write("No links match.\n")
+    return n
 
 
 #: Rich styles for each state in the terminal table.
@@ -453,23 +559,46 @@ def table_width(tty: bool) -> int | None:
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
-def totals_line(rows: list[ReportRow]) -> str:
+def totals_line(rows: Iterable[ReportRow]) -> str:
     """``5 links: dead 3, failing 2``: how many URLs of each state, in the states' order."""
     counts = {s: 0 for s in STATES}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
+    return _totals(counts)
+
+
+def _totals(counts: dict[str, int]) -> str:
     parts = ", ".join(f"{s} {n}" for s, n in counts.items() if n)
-    return f"{plural(len(rows), 'link')}: {parts}"
+    return f"{plural(sum(counts.values()), 'link')}: {parts}"
 
 
-def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = None) -> str:
+#: Rows the table renders at a time: rich holds a table's cells until it prints it.
+_TABLE_CHUNK = 1000
+
+
+def _cells(r: ReportRow) -> dict[str, str]:
+    """A row's cells as the table and the list show them."""
+    d = {
+        "state": r.state,
+        "status": _status(r),
+        "url": shown(r, "url"),
+        "remap": shown(r, "remapped_url") if r.remapped_url else "",
+        "where": _where(r),
+        "failing since": (r.failing_since or "")[:10],
+        "copy": copy_cell(r),
+    }
+    d["url cell"] = d["url"] + (f" -> {d['remap']}" if d["remap"] else "")
+    return d
+
+
+def _table(rows: Rows, out: TextIO, *, color: bool = False, width: int | None = None) -> int:
     """Rows as a table, or as a list below ``LIST_BELOW`` columns; totals at the end.
 
     A URL is never broken over lines, so it can be copied whole. On a terminal
     the width is the terminal's (``width`` overrides it); off one, nothing wraps.
+    Two passes: the first measures the columns and counts the states, the second
+    prints ``_TABLE_CHUNK`` rows at a time with the widths the first found.
     """
-    if not rows:
-        return "No links match.\n"
     from rich import box
     from rich.cells import cell_len
     from rich.console import Console
@@ -477,26 +606,18 @@ def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = No
     from rich.table import Table
     from rich.text import Text
 
+    natural = {c: cell_len(c) for c in TABLE_COLUMNS}
+    counts = {s: 0 for s in STATES}
+    for r in rows.by_url():
+        d = _cells(r)
+        for c in TABLE_COLUMNS:
+            natural[c] = max(natural[c], cell_len(d["url cell" if c == "url" else c]))
+        counts[r.state] = counts.get(r.state, 0) + 1
+    if not sum(counts.values()):
+        out.write("No links match.\n")
+        return 0
     if width is None and color:
         width = shutil.get_terminal_size().columns
-    data = [
-        {
-            "state": r.state,
-            "status": _status(r),
-            "url": shown(r, "url"),
-            "remap": shown(r, "remapped_url") if r.remapped_url else "",
-            "where": _where(r),
-            "failing since": (r.failing_since or "")[:10],
-            "copy": copy_cell(r),
-        }
-        for r in rows
-    ]
-    for d in data:
-        d["url cell"] = d["url"] + (f" -> {d['remap']}" if d["remap"] else "")
-    natural = {
-        c: max(cell_len(c), *(cell_len(d["url cell" if c == "url" else c]) for d in data))
-        for c in TABLE_COLUMNS
-    }
     layout = table_layout(natural, width)
     buf = io.StringIO()
     console = Console(
@@ -507,6 +628,11 @@ def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = No
         highlight=False,
     )
 
+    def flush() -> None:
+        out.write("".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines()))
+        buf.seek(0)
+        buf.truncate()
+
     def state_style(d: dict[str, str]) -> str:
         return STATE_STYLES.get(d["state"], "") if color else ""
 
@@ -515,9 +641,9 @@ def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = No
         # On a terminal each URL is a link (OSC 8, shown by most terminals).
         return Text(text, style=Style(link=url)) if color else Text(text)
 
-    if layout is None:
+    def print_list(chunk: list[dict[str, str]]) -> None:
         # A list: the facts on one line, then each URL whole on a line of its own.
-        for d in data:
+        for d in chunk:
             facts = [d["status"], d["where"]]
             if d["failing since"]:
                 facts.append(f"failing since {d['failing since']}")
@@ -530,15 +656,28 @@ def _table(rows: list[ReportRow], *, color: bool = False, width: int | None = No
                 console.print(
                     Text("  fetched as ") + url_text(d["remap"], d["remap"]), soft_wrap=True
                 )
-    else:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for c, w in layout.items():
+
+    def print_table(chunk: list[dict[str, str]], header: bool, widths: dict[str, int]) -> None:
+        # Chunks of one table: the same widths, the header on the first only.
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, show_header=header)
+        for c, w in widths.items():
             table.add_column(c.upper(), width=w, overflow="fold", no_wrap=c == "url")
-        for d in data:
+        for d in chunk:
             cells = [
-                url_text(d["url cell"], d["url"]) if c == "url" else Text(d[c]) for c in layout
+                url_text(d["url cell"], d["url"]) if c == "url" else Text(d[c]) for c in widths
             ]
             table.add_row(*cells, style=state_style(d))
         console.print(table)
-    console.print(Text(totals_line(rows)), soft_wrap=True)
-    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()) + "\n"
+
+    first = True
+    for batch in _batches(rows.by_url(), _TABLE_CHUNK):
+        chunk = [_cells(r) for r in batch]
+        if layout is None:
+            print_list(chunk)
+        else:
+            print_table(chunk, first, layout)
+        first = False
+        flush()
+    console.print(Text(_totals(counts)), soft_wrap=True)
+    flush()
+    return sum(counts.values())

@@ -14,23 +14,37 @@ the store. Reads the store only; never writes it, never decodes an image.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import shlex
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from html import escape
+from itertools import islice
 from pathlib import Path
+from typing import TextIO, TypeVar
 
 from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES
-from archiver.ops.report_rows import NO_POST, Confirmation, PostUse, ReportRow, media_label, uses
+from archiver.ops.report_rows import (
+    NO_POST,
+    Confirmation,
+    ListRows,
+    PostUse,
+    ReportRow,
+    Rows,
+    media_label,
+)
 from archiver.redact import clean_text, shown_url
 from archiver.store.base import BlobStore as Store
 from archiver.text import plural
 from archiver.thumbs import find_thumbnail
 
-__all__ = ["EMBED_MAX", "LEGEND", "next_step", "render_html"]
+__all__ = ["EMBED_MAX", "LEGEND", "next_step", "render_html", "write_html"]
+
+_T = TypeVar("_T")
 
 #: Thumbnails embedded in one page, broken links first; the rest are linked. A
 #: thumbnail is at most 6 KB (8 KB in base64), so they add at most ~2.4 MB.
@@ -142,26 +156,55 @@ def _is_raster(row: ReportRow) -> bool:
 
 
 class _Thumbs:
-    """Embeds at most ``limit`` thumbnails, for the uses chosen up front, broken first."""
+    """Embeds at most ``limit`` thumbnails, broken links first, chosen as the rows pass.
 
-    def __init__(self, rows: list[ReportRow], store: Store | None, limit: int) -> None:
+    Fed every row in report order (``add``), it keeps at most ``limit`` uses of broken
+    links and ``limit`` of others, so a million rows cost the memory of a few hundred;
+    ``done`` then tops the broken ones up with the others, as a sort would have.
+    """
+
+    #: Blobs remembered as having no thumbnail, so a shared one is looked for once.
+    MISSES = 4096
+
+    def __init__(self, store: Store | None, limit: int) -> None:
+        self.store = store
+        self.limit = limit
         self.chosen: dict[tuple[str, int, str], str] = {}
-        if store is None or limit <= 0:
+        self._others: dict[tuple[str, int, str], str] = {}
+        self._uris: dict[str, str] = {}
+        self._misses: set[str] = set()
+
+    def add(self, r: ReportRow) -> None:
+        if self.store is None or self.limit <= 0 or not r.copy_sha256 or not _is_raster(r):
             return
-        cache: dict[str, str | None] = {}
-        candidates = [r for r in rows if r.copy_sha256 and _is_raster(r)]
-        candidates.sort(key=lambda r: r.state not in BROKEN)  # stable: report order kept
-        for r in candidates:
-            sha = r.copy_sha256 or ""
-            if sha not in cache:
-                cache[sha] = _data_uri(store, sha)
-            uri = cache[sha]
-            if uri is None:
-                continue
-            for p in r.posts or (NO_POST,):
-                if len(self.chosen) >= limit:
-                    return
-                self.chosen[(p.path, p.line, r.url)] = uri
+        into = self.chosen if r.state in BROKEN else self._others
+        if len(into) >= self.limit:
+            return
+        uri = self._uri(self.store, r.copy_sha256)
+        if uri is None:
+            return
+        for p in r.posts or (NO_POST,):
+            if len(into) >= self.limit:
+                return
+            into[(p.path, p.line, r.url)] = uri
+
+    def _uri(self, store: Store, sha: str) -> str | None:
+        uri = self._uris.get(sha)
+        if uri is None and sha not in self._misses:
+            uri = _data_uri(store, sha)
+            if uri is not None:
+                self._uris[sha] = uri  # at most 2 x limit of them: each adds a use
+            elif len(self._misses) < self.MISSES:
+                self._misses.add(sha)
+        return uri
+
+    def done(self) -> None:
+        for key, uri in self._others.items():
+            if len(self.chosen) >= self.limit:
+                break
+            self.chosen[key] = uri
+        self._others.clear()
+        self._uris.clear()
 
     def get(self, use: PostUse, row: ReportRow) -> str | None:
         if not self.chosen:
@@ -316,7 +359,7 @@ def _legend() -> str:
 
 
 def render_html(
-    rows: list[ReportRow],
+    rows: Sequence[ReportRow] | Rows,
     *,
     store: Store | None = None,
     output: Path | None = None,
@@ -324,45 +367,69 @@ def render_html(
     generated: str | None = None,
     embed: int = EMBED_MAX,
 ) -> str:
-    """The page for these report rows; ``output`` is where it will be saved (for links).
+    """The page for these report rows, as text; see ``write_html``."""
+    buf = io.StringIO()
+    source: Rows = ListRows(rows) if isinstance(rows, list | tuple) else rows  # type: ignore[assignment]
+    write_html(
+        source, buf, store=store, output=output, confirm=confirm, generated=generated, embed=embed
+    )
+    return buf.getvalue()
 
-    ``confirm`` (the config's rule) lets a failing link say how many runs are left;
-    ``generated`` is the time shown (default: now); ``embed`` caps embedded thumbnails.
+
+_SECTION_HEAD = (
+    "<table><thead><tr><th>line</th><th>link</th><th>state</th><th>status</th>"
+    "<th>failing since</th><th>last worked</th><th>copy</th><th>next step</th>"
+    "</tr></thead><tbody>"
+)
+
+
+def write_html(
+    rows: Rows,
+    out: TextIO,
+    *,
+    store: Store | None = None,
+    output: Path | None = None,
+    confirm: Confirmation | None = None,
+    generated: str | None = None,
+    embed: int = EMBED_MAX,
+) -> int:
+    """Writes the page for these report rows; returns how many URLs it shows.
+
+    ``output`` is where it will be saved (for links); ``confirm`` (the config's rule)
+    lets a failing link say how many runs are left; ``generated`` is the time shown
+    (default: now); ``embed`` caps embedded thumbnails. Two passes over the rows: the
+    first for the totals, the hosts and the thumbnails the head announces, the second,
+    post by post, for the sections.
     """
     generated = generated or iso(datetime.now(UTC))
-    counts = Counter(r.state for r in rows)
-    restorable = sum(1 for r in rows if r.restorable)
+    counts: Counter[str] = Counter()
+    restorable = shown = 0
+    hosts: set[str] = set()
+    thumbs = _Thumbs(store, embed)
+    for r in rows.by_url():
+        counts[r.state] += 1
+        restorable += r.restorable
+        shown += len(r.posts) or 1
+        if r.host:
+            hosts.add(clean_text(r.host))
+        thumbs.add(r)
+    thumbs.done()
+    total = sum(counts.values())
     summary = "".join(
         f'<li class="count" data-state="{s}"><span class="state s-{s}">{s}</span> {counts[s]}</li>'
         for s in STATES
         if counts[s]
     )
     summary += f'<li class="count" data-state="restorable">restorable {restorable}</li>'
-    thumbs = _Thumbs(rows, store, embed)
-    groups = uses(rows)
-    sections = []
-    for path in sorted(groups):
-        body = "".join(
-            _row(p, r, thumbs.get(p, r), store, output, confirm) for p, r in groups[path]
-        )
-        sections.append(
-            f'<section class="post" data-post="{escape(clean_text(path))}">'
-            f"<h2>{escape(clean_text(path))}</h2>"
-            "<table><thead><tr><th>line</th><th>link</th><th>state</th><th>status</th>"
-            "<th>failing since</th><th>last worked</th><th>copy</th><th>next step</th>"
-            f"</tr></thead><tbody>{body}</tbody></table></section>"
-        )
     states = [s for s in STATES if counts[s]]
-    hosts = sorted({clean_text(r.host or "") for r in rows} - {""})
-    main = "\n".join(sections) or '<p class="empty">No links match.</p>'
     embedded = len(thumbs.chosen)
-    return (
+    out.write(
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         "<title>archiver: link report</title>"
         f"<style>{_CSS}</style></head><body>\n"
-        f"<h1>Link report: {len(rows)} links</h1>\n"
+        f"<h1>Link report: {total} links</h1>\n"
         f'<p class="meta">Generated <time datetime="{escape(generated)}">{escape(generated)}'
         f"</time> by archiver; {plural(embedded, 'thumbnail')} shown"
         f" (at most {embed}, broken links first).</p>\n"
@@ -370,10 +437,30 @@ def render_html(
         f"{_legend()}\n"
         '<div class="filters">'
         f'<label>State <select id="f-state">{_options("state", states)}</select></label>'
-        f'<label>Host <select id="f-host">{_options("host", hosts)}</select></label>'
-        f'<span><span id="visible-count">{sum(len(g) for g in groups.values())}</span>'
+        f'<label>Host <select id="f-host">{_options("host", sorted(hosts - {""}))}</select></label>'
+        f'<span><span id="visible-count">{shown}</span>'
         " rows shown</span></div>\n"
-        f"<main>\n{main}\n</main>\n"
-        f"<script>{_JS}</script>\n"
-        "</body></html>\n"
+        "<main>\n"
     )
+    path: str | None = None
+    for batch in _batches(rows.by_post()):
+        parts = []
+        for p, r in batch:
+            if p.path != path:
+                name = escape(clean_text(p.path))
+                parts.append(
+                    ("</tbody></table></section>\n" if path is not None else "")
+                    + f'<section class="post" data-post="{name}"><h2>{name}</h2>{_SECTION_HEAD}'
+                )
+                path = p.path
+            parts.append(_row(p, r, thumbs.get(p, r), store, output, confirm))
+        out.write("".join(parts))
+    end = '<p class="empty">No links match.</p>' if path is None else "</tbody></table></section>"
+    out.write(f"{end}\n</main>\n<script>{_JS}</script>\n</body></html>\n")
+    return total
+
+
+def _batches(items: Iterable[_T], size: int = 512) -> Iterator[list[_T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch

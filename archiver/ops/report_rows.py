@@ -1,29 +1,34 @@
 """The report's rows: what ``url_rows`` returns and every format renders.
 
-Typed and immutable, so formats cannot disagree about a field or change one under
+Typed and immutable (``ReportRow`` and ``PostUse`` are the records the database's
+report query returns), so formats cannot disagree about a field or change one under
 another; ``row_dict`` is the one place that spells the JSON (and CSV) object.
+``Rows`` is what a format reads them from: twice if it must (the HTML page's totals,
+the table's column widths), and in two orders, so no format holds them all.
 Apart from ``report`` so the HTML page can use them without importing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Protocol
 
+from archiver.db.views import PostUse, ReportRow
 from archiver.text import plural
 
 __all__ = [
     "FIELDS",
     "NO_POST",
     "Confirmation",
+    "ListRows",
     "PostUse",
     "ReportRow",
+    "Rows",
     "media_label",
     "row_dict",
     "uses",
 ]
-__all__ = ["FIELDS", "NO_POST", "Confirmation", "PostUse", "ReportRow", "row_dict", "uses"]
 
 #: Fields of each URL object in the JSON report, in order. Add, never rename.
 FIELDS = (
@@ -68,56 +73,6 @@ class Confirmation:
     after: float
 
 
-class PostUse(NamedTuple):
-    """Where a post uses a URL. The JSON report shows the first four fields.
-
-    A NamedTuple, like ``ReportRow``: as immutable and typed as a frozen dataclass, and
-    four times cheaper to build (a report of 100,000 URLs builds 200,000 of them).
-    """
-
-    source: str
-    path: str
-    line: int
-    kind: str
-    #: The link text or alt text as the post has it ("" when its form has none): the
-    #: deck's title, as readers see it. HTML only (the JSON fields stay as they were).
-    text: str = ""
-
-
-class ReportRow(NamedTuple):
-    """One URL of the report: the fields of the JSON object (``FIELDS``, in order), then
-    what only the HTML page shows. ``row_dict`` makes the JSON/CSV form."""
-
-    url: str
-    state: str
-    http_status: int | None
-    error: str | None
-    error_class: str | None
-    sha256: str | None
-    size: int | None
-    content_type: str | None
-    last_checked: str | None
-    last_ok: str | None
-    failing_since: str | None
-    referenced: bool
-    posts: tuple[PostUse, ...]
-    host: str | None
-    restorable: bool
-    copy_sha256: str | None
-    copy_verified_at: str | None
-    versions: int
-    remapped_url: str | None
-    pages: int | None
-    title: str | None
-    width: int | None
-    height: int | None
-    format: str | None
-    deep_check: str | None
-    #: Failing runs counted towards confirming it dead, and the last one counted.
-    confirm_count: int = 0
-    confirm_last: str | None = None
-
-
 def media_label(row: ReportRow) -> str:
     """What the copy is, where the deep check learnt it: ``12 pages``, ``1600x900``, else ""."""
     if row.pages is not None:
@@ -155,3 +110,31 @@ def uses(rows: Iterable[ReportRow]) -> dict[str, list[tuple[PostUse, ReportRow]]
     for group in groups.values():
         group.sort(key=lambda x: (x[0].line, x[1].url))
     return groups
+
+
+class Rows(Protocol):
+    """Where a format reads the report's rows from; each call starts a fresh pass."""
+
+    def by_url(self) -> Iterator[ReportRow]:
+        """Every row, ordered by first post then line, then URL (no post: last, by URL)."""
+        ...
+
+    def by_post(self) -> Iterator[tuple[PostUse, ReportRow]]:
+        """Every use with its URL's row (``posts`` may be empty), ordered as ``uses``
+        groups them: by post path, then line, then URL; ``NO_POST`` for a URL no post uses."""
+        ...
+
+
+class ListRows:
+    """``Rows`` over rows in hand (a list from ``url_rows``)."""
+
+    def __init__(self, rows: Iterable[ReportRow]) -> None:
+        self._rows = list(rows)
+
+    def by_url(self) -> Iterator[ReportRow]:
+        return iter(self._rows)
+
+    def by_post(self) -> Iterator[tuple[PostUse, ReportRow]]:
+        groups = uses(self._rows)
+        for path in sorted(groups):
+            yield from groups[path]

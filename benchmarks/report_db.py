@@ -1,0 +1,227 @@
+"""A report's archive of any size, built in seconds: posts, URLs in every state, uses, copies.
+
+The report benchmark (``run.py --only report``) and ``tests/test_report_stream.py``
+need an archive of 1,000,000 URLs whose rows look like a real one's, and a crawl of
+that size takes half an hour. So the rows are made here and bulk-inserted with
+``executemany`` in one transaction (about 10 s for a million URLs) into a database
+that archiver's own migrations created; the store gets one small file per blob and a
+thumbnail for some image blobs. A seeded ``random.Random`` makes every value, so two
+builds of the same size are the same archive.
+
+What is in it, per URL: a state in about the mix of a large site (mostly ok, some
+failing, dead, invalid, error, blocked and pending), a host out of a few dozen (one on
+a port of its own, one with a password in its URLs), an error text with the characters
+the formats must escape, a copy for half the URLs (some damaged, missing or changed,
+many sharing a blob), and one or two uses in posts of a folder and of a site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+from archiver.db import Database
+from archiver.store import Store
+from archiver.store.identity import bind_store
+
+__all__ = ["build"]
+
+#: The states, and how often each comes (out of 1,000 URLs).
+MIX = (
+    ("ok", 880),
+    ("failing", 40),
+    ("dead", 30),
+    ("invalid", 15),
+    ("error", 15),
+    ("blocked", 10),
+    ("pending", 10),
+)
+
+_ERRORS = (
+    "HTTP 404",
+    "connect timeout | retried 3 times",
+    "unknown host [bold]cdn[/bold]",
+    "server said: \u202egnp.x\u202c\nsecond line",
+    "TLS: certificate has expired",
+)
+_TEXTS = ("Slides", "photo of the speaker", "", None, "deck | part 2 ✓", "[red]notes[/red]")
+_KINDS = ("markdown-link", "markdown-image", "html-img", "html-a")
+
+
+def _hosts(rng: random.Random) -> list[str]:
+    hosts = [f"https://cdn{i}.example.test" for i in range(30)]
+    hosts += ["https://files.example.test:8443", "https://user:secret@private.example.test"]
+    hosts += ["http://127.0.0.1:8080", "https://[::1]:9443"]
+    rng.shuffle(hosts)
+    return hosts
+
+
+def build(db_path: Path, store_root: Path, urls: int, *, seed: int = 13) -> None:
+    """Makes a database at ``db_path`` (a new file) with ``urls`` URLs, and its store."""
+    rng = random.Random(seed)
+    db = Database(db_path)
+    store = Store(store_root)
+    try:
+        bind_store(db, store, shared=False, write=True)
+        # A large page cache: the URL index is filled in random order, and with the
+        # default 2 MB a million inserts take a minute instead of seconds.
+        db.conn.execute("PRAGMA cache_size=-1000000")
+        with db.transaction():
+            _fill(db, store, rng, urls)
+    finally:
+        db.close()
+
+
+def _fill(db: Database, store: Store, rng: random.Random, n: int) -> None:
+    hosts = _hosts(rng)
+    states = [s for s, k in MIX for _ in range(k)]
+    day = "2026-11-{:02d}T{:02d}:00:00Z".format
+    # Blobs: one per 8 URLs with a copy, at most 5,000 (so copies share them, and the
+    # store is made in seconds), a third of them images.
+    blobs = []
+    for i in range(min(max(n // 16, 4), 5000)):
+        sha = hashlib.sha256(f"blob {i}".encode()).hexdigest()
+        image = i % 3 == 0
+        size = 100 + i % 900
+        blobs.append(
+            (
+                sha,
+                size,
+                "image/png" if image else "application/pdf",
+                day(1, 0),
+                day(2, i % 24) if i % 5 == 0 else None,
+                0 if i % 97 == 1 else (1 if i % 5 == 0 else None),
+                None if image else 1 + i % 40,
+                None if image else f"Talk {i}",
+                1600 if image else None,
+                900 if image else None,
+                "PNG" if image else "PDF",
+                "ok" if i % 7 else None,
+                None,
+            )
+        )
+    db.conn.executemany(
+        "INSERT INTO blobs (sha256, size, content_type, first_stored, verified_at, verify_ok,"
+        " pages, title, width, height, format, deep_check, deep_reason)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        blobs,
+    )
+    for i, b in enumerate(blobs):
+        if i % 53 == 2:
+            continue  # missing from the store: not restorable
+        path = store.path_for(b[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * (b[1] + (1 if i % 61 == 3 else 0)))  # some of the wrong size
+        if b[2] == "image/png" and i % 4 == 0:
+            thumb = store.thumbs_dir / b[0][:2] / f"{b[0]}.webp"
+            thumb.parent.mkdir(parents=True, exist_ok=True)
+            thumb.write_bytes(b"RIFF" + hashlib.sha256(b[0].encode()).digest())
+    url_rows = []
+    versions = []
+    for i in range(1, n + 1):
+        state = states[rng.randrange(len(states))]
+        host = hosts[i % len(hosts)]
+        ext = "png" if i % 3 == 0 else "pdf"
+        url = f"{host}/a/{i // 100}/{i}.{ext}"
+        name = host.split("//")[1].split("@")[-1].rsplit(":", 1)[0].strip("[]").lower()
+        if host.endswith("]:9443"):
+            name = "::1"
+        copy = state != "pending" and rng.random() < 0.5
+        blob = blobs[rng.randrange(len(blobs))] if copy else None
+        failing = state in ("failing", "dead", "invalid")
+        error = None
+        status = None
+        if state == "ok":
+            status = 200
+        elif state in ("failing", "dead"):
+            status = 404 if i % 2 else None
+            error = None if status else _ERRORS[i % len(_ERRORS)]
+        elif state in ("error", "blocked", "invalid"):
+            error = _ERRORS[i % len(_ERRORS)]
+            status = 503 if state == "error" and i % 2 else None
+        url_rows.append(
+            (
+                i,
+                url,
+                name,
+                "pdf" if ext == "pdf" else "image",
+                state,
+                status,
+                ("NotFound" if status == 404 else "Timeout") if state != "ok" else None,
+                error,
+                blob[0] if blob else None,
+                blob[1] if blob else None,
+                blob[2] if blob else None,
+                day(1, 0),
+                None if state == "pending" else day(10 + i % 10, i % 24),
+                day(3, i % 24) if blob else None,
+                day(5 + i % 5, 0) if failing else None,
+                i % 3 if state == "failing" else 0,
+                day(9, 0) if state == "failing" else None,
+                0 if i % 211 == 7 else 1,
+                f"https://mirror.example.test/{i}.{ext}" if i % 101 == 5 else None,
+            )
+        )
+        if blob is not None:
+            versions.append((i, blob[0], day(3, 0), day(3 + i % 5, 1), "crawl"))
+            if i % 37 == 0:  # changed: an older version too
+                old = blobs[(rng.randrange(len(blobs)))]
+                if old[0] != blob[0]:
+                    versions.append((i, old[0], day(1, 0), day(2, 0), "crawl"))
+    db.conn.executemany(
+        "INSERT INTO urls (id, url, host, expect, state, http_status, error_class, error,"
+        " sha256, size, content_type, first_seen, last_checked, last_ok, failing_since,"
+        " confirm_count, confirm_last, referenced, fetch_url)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        url_rows,
+    )
+    db.conn.executemany(
+        "INSERT INTO versions (url_id, sha256, first_seen, last_seen, source) VALUES (?,?,?,?,?)",
+        versions,
+    )
+    _posts(db, rng, n, day(1, 0))
+
+
+def _posts(db: Database, rng: random.Random, n: int, when: str) -> None:
+    """Ten URLs to a post, in order; one URL in 10 is used again by a later post."""
+    posts = []
+    refs = []
+    per = 10
+    for p in range(1, n // per + 2):
+        site = p % 5 == 0
+        source = "https://site.example.test/" if site else "/srv/posts"
+        path = (
+            f"https://site.example.test/{p // 100}/talk-{p}/"
+            if site
+            else f"{2020 + p % 5}/post-{p:07d}.md"
+        )
+        posts.append((p, source, path, when, when))
+        first = (p - 1) * per + 1
+        ids = [i for i in range(first, min(first + per, n + 1))]
+        if p > 1 and rng.random() < 0.9:
+            ids.append(rng.randrange(1, first))  # an older URL, used again
+        if p % 17 == 0 and ids:
+            ids.append(ids[0])  # the same URL twice in a post
+        for k, url_id in enumerate(ids):
+            line = 5 + 2 * k if k < per else 3
+            refs.append(
+                (
+                    p,
+                    url_id,
+                    line,
+                    _KINDS[url_id % len(_KINDS)],
+                    _TEXTS[url_id % len(_TEXTS)],
+                    f"[x](u{url_id})",
+                    k * 10,
+                    k * 10 + 8,
+                )
+            )
+    db.conn.executemany(
+        "INSERT INTO posts (id, source, path, first_seen, last_seen) VALUES (?,?,?,?,?)", posts
+    )
+    db.conn.executemany(
+        'INSERT INTO refs (post_id, url_id, line, kind, text, as_written, start, "end")'
+        " VALUES (?,?,?,?,?,?,?,?)",
+        [r for r in refs if r[1] % 211 != 7],  # unreferenced URLs: no post uses them
+    )

@@ -1,0 +1,161 @@
+"""The report streams: every format reads rows from the database as it writes them.
+
+Two promises of issue 13. The output is what it was: every format, with every
+``--state`` filter and the other filters, on a real SQLite archive of 2,000 URLs,
+hashes to what the code before streaming wrote (``fixtures/report_oracle.json``, made
+by that code from the same seeded archive; ``benchmarks/report_db.py`` builds it).
+And no query grows with the data: with SQLite's limit on bound parameters lowered
+below the number of URLs, every format still runs (an IN-list of every id would not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from archiver.db import Database
+from archiver.ops.ci_report import findings, write_findings
+from archiver.ops.report import (
+    BATCH,
+    ArchiveRows,
+    Confirmation,
+    ReportFilter,
+    check_filter_names,
+    render,
+    url_rows,
+    write_report,
+)
+from archiver.store import Store
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "report_db.py"
+ORACLE = json.loads((Path(__file__).parent / "fixtures" / "report_oracle.json").read_text())
+
+STATES = ("ok", "failing", "dead", "invalid", "error", "blocked", "pending")
+NOW = "2026-12-01T12:00:00Z"
+CWD = Path("/oracle")
+WIDTHS = (None, 120, 80)
+FORMATS = ("json", "csv", "markdown", "html", "table", "junit", "github", "sarif")
+CASES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "all": {"states": STATES},
+    **{s: {"states": (s,)} for s in STATES},
+    "dead,invalid": {"states": ("dead", "invalid")},
+    "post": {"states": STATES, "post": "2021/*"},
+    "post-site": {"states": STATES, "post": "https://site.example.test/1/*"},
+    "host": {"states": STATES, "host": "files.example.test"},
+    "host-port": {"states": STATES, "host": "127.0.0.1:8080"},
+    "host-ipv6": {"states": STATES, "host": "[::1]:9443"},
+    "since": {"since": "2026-11-07"},
+    "changed": {"states": STATES, "changed": True},
+    "unreferenced": {"states": STATES, "unreferenced": True},
+    "unreferenced-post": {"unreferenced": True, "post": "2022/*"},
+}
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_report_db", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_report_db"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report-stream")
+    _bench().build(root / "a.db", root / "store", 2000)
+    return root
+
+
+@pytest.fixture
+def opened(archive: Path) -> Iterator[tuple[Database, Store]]:
+    db = Database(archive / "a.db", readonly=True)
+    try:
+        yield db, Store(archive / "store", create=False)
+    finally:
+        db.close()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _outputs(
+    db: Database, store: Store, root: Path, flt: ReportFilter
+) -> Iterator[tuple[str, str]]:
+    """(format, output) of every format for one filter, as the oracle names them."""
+    rows = ArchiveRows(db, flt, store)
+    for fmt in FORMATS:
+        buf = io.StringIO()
+        if fmt in ("junit", "github", "sarif"):
+            write_findings(fmt, lambda: findings(db, flt), buf, cwd=CWD)
+            yield fmt, buf.getvalue()
+            continue
+        for width in WIDTHS if fmt == "table" else (None,):
+            buf = io.StringIO()
+            write_report(
+                rows,
+                fmt,
+                buf,
+                store=store,
+                output=root / "report.html",
+                width=width,
+                confirm=Confirmation(3, 3600.0),
+                generated=NOW,
+            )
+            yield f"{fmt}{'' if width is None else width}", buf.getvalue()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_format_writes_what_it_wrote_before_streaming(
+    case: str, archive: Path, opened: tuple[Database, Store]
+) -> None:
+    db, store = opened
+    flt = ReportFilter(**CASES[case])
+    got = {f"{fmt} {case}": _digest(text) for fmt, text in _outputs(db, store, archive, flt)}
+    assert got == {key: ORACLE[key] for key in got}
+
+
+def test_the_list_and_the_stream_render_alike(
+    archive: Path, opened: tuple[Database, Store]
+) -> None:
+    """``render`` of the rows in hand (the library's list) is the stream's output too."""
+    db, store = opened
+    flt = ReportFilter(states=STATES, post="2023/*")
+    rows = url_rows(db, flt, store)
+    assert rows
+    for fmt in ("json", "markdown", "html", "table"):
+        kw: dict[str, Any] = {"store": store, "output": archive / "r.html", "generated": NOW}
+        assert render(rows, fmt, **kw) == render(ArchiveRows(db, flt, store), fmt, **kw)
+
+
+def test_no_query_binds_more_parameters_as_the_archive_grows(tmp_path: Path) -> None:
+    """5,000 URLs, and at most ``BATCH`` + 44 parameters a statement: every format, filter
+    and check runs, so no statement lists every URL (or every post, or every use)."""
+    _bench().build(tmp_path / "a.db", tmp_path / "store", 5000)
+    db = Database(tmp_path / "a.db", readonly=True)
+    store = Store(tmp_path / "store", create=False)
+    try:
+        db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, BATCH + 44)
+        for kw in ({"states": STATES, "unreferenced": True}, {"post": "202*"}, CASES["host-port"]):
+            flt = ReportFilter(**kw)
+            check_filter_names(db, flt)
+            rows = ArchiveRows(db, flt, store)
+            for fmt in ("json", "csv", "markdown", "html", "table"):
+                assert render(rows, fmt, store=store, generated=NOW)
+            for fmt in ("junit", "github", "sarif"):
+                write_findings(fmt, lambda flt=flt: findings(db, flt), io.StringIO(), cwd=CWD)
+        assert len(url_rows(db, ReportFilter(states=STATES, unreferenced=True))) == 5000
+    finally:
+        db.close()
