@@ -24,7 +24,7 @@ if str(_RESOLVER) not in sys.path:
     sys.path.insert(0, str(_RESOLVER))
 
 import hermetic  # noqa: E402
-from pg_server import postgres  # noqa: E402, F401 (the fixture, for state_db)
+from pg_server import pg_dsn, postgres  # noqa: E402, F401 (fixtures, for every module)
 from server import LoopbackServer  # noqa: E402
 
 #: What every test may connect to: the loopback servers. Guard tests narrow or drop it.
