@@ -10,6 +10,7 @@ both in one test and compares them. Without PostgreSQL the PostgreSQL runs skip
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -194,8 +195,6 @@ def test_the_run_lock_is_the_database_s_and_names_its_holder(
     assert scenario.run("crawl", "--no-progress")[0] == 1
     assert lock_holder(url) is None
     with run_lock(url):
-        import os
-
         assert lock_holder(url) == os.getpid()
         code, _, err = scenario.run("crawl", "--no-progress")
         assert code == 75
