@@ -43,7 +43,7 @@ def test_a_read_only_open_cannot_write(state_db: str) -> None:
     Database(state_db).close()
     db = Database(state_db, readonly=True)
     try:
-        with pytest.raises(Exception, match="(?i)read.only|readonly"):
+        with pytest.raises(Exception, match=r"(?i)read.only|readonly"):
             db.add_meta("k", "v")
     finally:
         db.close()
@@ -120,3 +120,14 @@ def test_an_older_schema_is_not_migrated_by_a_read_only_open(pg_dsn: str) -> Non
         Database(pg_dsn, readonly=True)
     Database(pg_dsn).close()
     Database(pg_dsn, readonly=True).close()
+
+
+def test_without_psycopg_a_postgresql_url_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    monkeypatch.delitem(sys.modules, "archiver.db.postgres", raising=False)
+    with pytest.raises(DatabaseError, match=r"needs psycopg 3: pip install 'archiver\[postgres\]'"):
+        Database("postgresql://u@127.0.0.1:1/archive")

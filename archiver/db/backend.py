@@ -11,12 +11,15 @@ Which backend runs is chosen here, by the location, and nowhere else.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from archiver.db.location import Location
+from archiver.errors import DatabaseError
 
 __all__ = ["Backend", "Cursor", "open_backend"]
 
@@ -54,12 +57,23 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def postgres_module() -> ModuleType:
+    """``archiver.db.postgres``, or the one line that says psycopg is missing."""
+    try:
+        return importlib.import_module("archiver.db.postgres")
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("psycopg"):
+            raise
+        raise DatabaseError(
+            "a postgresql:// database needs psycopg 3: pip install 'archiver[postgres]'"
+        ) from None
+
+
 def open_backend(location: Location, *, readonly: bool, side_files: bool) -> Backend:
     """The backend for ``location``, opened: created and migrated unless ``readonly``."""
     if isinstance(location, Path):
         from archiver.db.sqlite_backend import SqliteBackend
 
         return SqliteBackend(location, readonly=readonly, side_files=side_files)
-    from archiver.db.postgres import PostgresBackend
-
-    return PostgresBackend(location, readonly=readonly)
+    backend: Backend = postgres_module().PostgresBackend(location, readonly=readonly)
+    return backend

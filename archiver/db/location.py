@@ -96,9 +96,9 @@ def directory_beside(location: Location, base: Path) -> Path:
 
 
 def as_location(value: Location | str) -> Location:
-    """A location from what a caller holds (a string is parsed against the working directory)."""
+    """A location from what a caller holds: a string is a URL, or a path as given."""
     if isinstance(value, str):
-        return parse_location(value, Path.cwd())
+        return parse_location(value, Path()) if value.lower().startswith(SCHEMES) else Path(value)
     return value
 
 

@@ -16,13 +16,17 @@ def server_lock(
     location: PostgresUrl, *, wait: float, poll: float, started: str
 ) -> AbstractContextManager[None]:
     """The run lock of a database on a server (``run.lock`` takes it, as it takes a file's)."""
-    from archiver.db.postgres import run_lock
+    from archiver.db.backend import postgres_module
 
-    return run_lock(location, wait=wait, poll=poll, started=started)
+    lock: AbstractContextManager[None] = postgres_module().run_lock(
+        location, wait=wait, poll=poll, started=started
+    )
+    return lock
 
 
 def server_lock_holder(location: PostgresUrl) -> int | None:
     """The pid holding a server database's run lock, or None."""
-    from archiver.db.postgres import lock_holder
+    from archiver.db.backend import postgres_module
 
-    return lock_holder(location)
+    holder: int | None = postgres_module().lock_holder(location)
+    return holder
