@@ -9,6 +9,7 @@ import pytest
 from pg_server import PgServer
 
 from archiver.db import Database, PostgresUrl, read_snapshot
+from archiver.db.location import as_location
 from archiver.db.schema import STEPS
 from archiver.errors import DatabaseError
 
@@ -131,3 +132,37 @@ def test_without_psycopg_a_postgresql_url_says_what_to_install(
     monkeypatch.delitem(sys.modules, "archiver.db.postgres", raising=False)
     with pytest.raises(DatabaseError, match=r"needs psycopg 3: pip install 'archiver\[postgres\]'"):
         Database("postgresql://u@127.0.0.1:1/archive")
+
+
+def test_a_long_read_streams_every_row_in_order_between_other_queries(state_db: str) -> None:
+    from archiver.db.views import UrlQuery
+    from archiver.records import RefRow
+
+    n = 2_500  # more than one batch of PostgreSQL's server-side cursor (2,000)
+    refs = [
+        RefRow(f"http://127.0.0.1/{i:05d}.pdf", i + 1, "markdown-link", "x", 0, 1) for i in range(n)
+    ]
+    db = Database(state_db)
+    try:
+        with db.transaction():
+            db.save_post(
+                source="s",
+                path="a.md",
+                content_sha256="0",
+                extractor_version="v",
+                refs=refs,
+                now="2026-01-01T00:00:00Z",
+            )
+    finally:
+        db.close()
+
+    def read(db: Database) -> list[str]:
+        urls = []
+        for url_id, url, _ in db.report_order(UrlQuery(states=("pending",))):
+            assert db.find_url_id(url) == url_id  # another query while the cursor is open
+            if not urls and state_db.startswith("postgresql://"):  # read on the server
+                assert db.scalar("SELECT COUNT(*) FROM pg_cursors WHERE NOT is_holdable") == 1
+            urls.append(url)
+        return urls
+
+    assert read_snapshot(as_location(state_db), read) == [r.url for r in refs]

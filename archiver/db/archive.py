@@ -63,6 +63,8 @@ class ArchiveQueries:
 
     execute: Callable[..., Cursor]
     executemany: Callable[[str, Iterable[Sequence[Any]]], None]
+    #: ``stream(sql, params)``: the rows of a long read, fetched in batches as iterated.
+    stream: Callable[..., Iterator[Any]]
 
     # -- report --------------------------------------------------------------
 
@@ -74,7 +76,7 @@ class ArchiveQueries:
         """(url id, URL, post path) of every use of the URLs ``q`` covers, streamed by
         post path, line and URL: a URL's first use says where the report lists it."""
         where, params = _url_where(q)
-        yield from self.execute(
+        yield from self.stream(
             "SELECT u.id, u.url, p.path FROM refs r JOIN posts p ON p.id = r.post_id"
             f" JOIN urls u ON u.id = r.url_id WHERE {where} ORDER BY p.path, r.line, u.url",
             params,
@@ -83,7 +85,7 @@ class ArchiveQueries:
     def unused_urls(self, q: UrlQuery) -> Iterator[tuple[int, str]]:
         """(id, URL) of the URLs ``q`` covers that no post uses, by URL."""
         where, params = _url_where(q)
-        yield from self.execute(
+        yield from self.stream(
             f"SELECT u.id, u.url FROM urls u WHERE {where}"
             " AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.url_id = u.id) ORDER BY u.url",
             params,
@@ -162,7 +164,7 @@ class ArchiveQueries:
             where += f" AND p.source IN ({','.join('?' for _ in names)})"
             params += names
         order = "p.path, r.line, u.url" if by_path else "p.source, p.path, r.line"
-        cur = self.execute(
+        cur = self.stream(
             "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
             " p.source, p.path, r.line, r.kind, COALESCE(r.text, '') FROM refs r"
             " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
@@ -391,7 +393,7 @@ class ArchiveQueries:
 
     def export_versions(self) -> Iterator[ExportVersion]:
         """Every version whose blob row exists, with its response, by URL then age."""
-        cur = self.execute(
+        cur = self.stream(
             "SELECT u.url, v.sha256, v.first_seen, b.size, b.content_type, c.checked_at,"
             " r.url AS response_url, r.final_url, r.status_line, r.headers"
             " FROM versions v JOIN urls u ON u.id = v.url_id"

@@ -49,6 +49,10 @@ class Backend(Protocol):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """The rows of a long read (a report's, an export's), fetched as iterated."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]: ...
 
     @property

@@ -43,6 +43,9 @@ __all__ = ["PostgresBackend", "database_error", "lock_holder", "run_lock"]
 #: Seconds a connection attempt may take before the command gives up (libpq's option).
 CONNECT_TIMEOUT = 10
 
+#: Rows a server-side cursor fetches per round trip (``stream``).
+STREAM_BATCH = 2000
+
 #: The run lock's advisory key: the migration key's neighbour (``postgres_schema.LOCK_KEY``).
 RUN_LOCK_KEY = postgres_schema.LOCK_KEY - 1
 
@@ -106,6 +109,7 @@ class PostgresBackend:
     def __init__(self, url: PostgresUrl, *, readonly: bool) -> None:
         self.url = url
         self.readonly = readonly
+        self._cursors = 0
         self.conn = _connect(url)
         try:
             if readonly:
@@ -155,6 +159,22 @@ class PostgresBackend:
         try:
             with self.conn.cursor() as cur:
                 cur.executemany(to_psycopg(sql), rows)  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise database_error("database query failed on", exc, self.url) from exc
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """The rows of a long read. Inside the read-only snapshot, through a server-side
+        cursor fetching ``STREAM_BATCH`` rows at a time (a client cursor would hold the
+        whole result, a million report rows, in memory); elsewhere, as ``execute``."""
+        if not self.readonly:
+            yield from self.execute(sql, params)
+            return
+        self._cursors += 1
+        try:
+            with self.conn.cursor(name=f"archiver_stream_{self._cursors}") as cur:
+                cur.itersize = STREAM_BATCH
+                cur.execute(to_psycopg(sql), params)  # type: ignore[arg-type]
+                yield from cur
         except psycopg.Error as exc:
             raise database_error("database query failed on", exc, self.url) from exc
 

@@ -149,6 +149,7 @@ class Database(ArchiveQueries, RunQueries):
         self.backend = open_backend(self.location, readonly=readonly, side_files=side_files)
         self.execute = self.backend.execute
         self.executemany = self.backend.executemany
+        self.stream = self.backend.stream
 
     @property
     def conn(self) -> Any:

@@ -67,6 +67,10 @@ class SqliteBackend:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.conn.cursor().executemany(sql, rows)
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Any]:
+        """A cursor: SQLite steps through the rows as they are read."""
+        return iter(self.conn.execute(sql, params))
+
     def _open_readonly(self, side_files: bool) -> sqlite3.Connection:
         """A connection that cannot write, and creates no file beside the database.
 
