@@ -212,6 +212,25 @@ def test_second_run_waits_or_exits_75_while_the_first_holds_the_lock(
         first.kill()
 
 
+def test_verify_repair_takes_the_lock_and_plain_verify_does_not(
+    site: Path, server: LoopbackServer
+) -> None:
+    assert run("crawl", cwd=site).returncode == 0  # something to verify
+    gate = server.gate()
+    server.route("/deck.pdf", Reply(status=503, body=b"busy", hold=gate))
+    first = start("crawl", "--all", cwd=site)
+    try:
+        assert server.wait_for_in_flight(1)  # the crawl is mid-fetch, holding the lock
+        repair = run("verify", "--repair", cwd=site)
+        assert repair.returncode == 75, repair.stderr
+        assert "another run (pid " in repair.stderr
+        assert run("verify", cwd=site).returncode == 0
+        gate.set()
+        first.wait(60)
+    finally:
+        first.kill()
+
+
 @pytest.mark.parametrize("point", ["after-temp-write", "after-rename", "before-commit"])
 def test_kill_9_at_each_point_then_rerun_completes(site: Path, point: str) -> None:
     killed = run("crawl", cwd=site, env={"ARCHIVER_FAULT": point})
