@@ -25,6 +25,7 @@ from typing import Any, get_args
 import anyio
 import anyio.abc
 import httpx
+import media
 import pytest
 import trustme
 from fetching import fetch_all
@@ -52,7 +53,7 @@ from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
+PDF = media.deck("slides", 16_000)
 SMALL_PDF = b"%PDF-1.7\nslides"
 SETTINGS = FetchSettings(
     retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4, transport="lean"
