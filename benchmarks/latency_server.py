@@ -12,8 +12,8 @@ Routes (the number only makes URLs distinct; every asset has ``--size`` bytes)::
     /gone/<n>.<ext>          404
     /soft/<n>.<ext>          200 with an HTML page (a soft 404)
 
-Assets carry an ``ETag`` and answer a matching ``If-None-Match`` with 304.
-Standard library only; bind it to loopback.
+Assets are a real PDF and a real PNG (``bench_media``), carry an ``ETag`` and answer a
+matching ``If-None-Match`` with 304. Standard library only; bind it to loopback.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import json
 import resource
 import signal
 import sys
+
+from bench_media import pdf_exact, png_exact
 
 _REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 404: "Not Found"}
 _HTML = b"<!doctype html><html><head><title>Not found</title></head><body>Gone</body></html>"
@@ -38,11 +40,7 @@ class Assets:
     """Bodies generated once per kind; a request only slices them."""
 
     def __init__(self, size: int) -> None:
-        filler = bytes(range(256)) * (size // 256 + 1)
-        self.bodies = {
-            "pdf": (b"%PDF-1.7\n" + filler)[:size],
-            "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + filler)[:size],
-        }
+        self.bodies = {"pdf": pdf_exact(size), "png": png_exact(size)}
         self.etag = f'"bench-{size}"'
 
 

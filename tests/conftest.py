@@ -105,13 +105,8 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_deep_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Most tests serve stand-in bodies (``%PDF-1.4`` and filler) that no parser opens;
-    a crawl deep-checks only in the tests that ask for ``deep_checking``."""
-    monkeypatch.setenv("ARCHIVER_DEEP_CHECK", "off")
-
-
-@pytest.fixture
 def deep_checking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A crawl deep-checks each new body, as it does outside the tests."""
+    """A crawl deep-checks each new body, as it does outside the tests: the bodies the
+    tests serve are real files (``media``). A test whose point is not the check may set
+    ``ARCHIVER_DEEP_CHECK=off`` itself, with its reason."""
     monkeypatch.delenv("ARCHIVER_DEEP_CHECK", raising=False)

@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer, Reply
 
-PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 300
+PDF = media.deck("x", 2000)
+PNG = media.picture("PNG", 1)
 
 
 def run(

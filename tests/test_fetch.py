@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
+import media
 import pytest
 from fetching import fetch_all
 from server import LoopbackServer, Reply, Request, conditional, http_date
@@ -34,8 +35,8 @@ from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 2000
+PDF = media.deck("slides", 16_000)
+PNG = media.picture("PNG", 1, side=26)  # ~2 KB
 HTML = b"<!DOCTYPE html><html><head><title>Not found</title></head><body>Gone</body></html>"
 FAST = FetchSettings(retries=2, connect_timeout=2.0, read_timeout=5.0)
 

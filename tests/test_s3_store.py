@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import media
 import pytest
 from click.testing import CliRunner
 from s3_server import S3Server, running_server, weed_binary
@@ -33,9 +34,9 @@ from archiver.store import BlobStore, open_store
 
 pytest.importorskip("obstore", reason="the S3 store needs obstore (pip install 'archiver[s3]')")
 
-PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-OTHER = b"%PDF-1.4\n" + b"another deck " * 40 + b"\n%%EOF\n"
+PDF = media.deck("slides", 3500)
+PNG = media.picture("PNG", 1)
+OTHER = media.deck("another deck", 520)
 
 
 def sha(data: bytes) -> str:

@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import media
 import pytest
 
 from archiver.errors import StoreError
@@ -14,11 +15,12 @@ from archiver.store import Store
 
 def test_blob_is_named_by_its_sha256_and_read_only(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
-    blob = store.put_bytes(b"%PDF-1.4 hello")
-    digest = hashlib.sha256(b"%PDF-1.4 hello").hexdigest()
+    body = media.deck("hello")
+    blob = store.put_bytes(body)
+    digest = hashlib.sha256(body).hexdigest()
     assert blob.sha256 == digest
     assert blob.path == tmp_path / "store" / digest[:2] / digest
-    assert blob.path.read_bytes() == b"%PDF-1.4 hello"
+    assert blob.path.read_bytes() == body
     assert not blob.path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
     assert blob.new
 
