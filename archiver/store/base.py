@@ -17,7 +17,9 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,14 @@ __all__ = [
 
 TMP_PREFIX = "partial-"
 CHUNK = 1024 * 1024
+#: A body is written and hashed where it arrives up to this many bytes; past them a
+#: thread of its own does it (``_Spooler``), so the event loop that receives a large
+#: body goes on receiving meanwhile (write and SHA-256 release the GIL): a small asset
+#: never pays for a thread.
+INLINE_BYTES = 1024 * 1024
+#: Bytes a body's thread may have waiting; ``write`` blocks past them (memory stays
+#: bounded when the disk is slower than the network, as a blocking write did before).
+SPOOL_BYTES = 4 * 1024 * 1024
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -81,12 +91,78 @@ def store_error(exc: OSError, what: str) -> StoreError:
     return StoreError(f"cannot {what}: {hint} ({exc.filename or ''})".replace(" ()", ""))
 
 
+class _Spooler:
+    """One body's writing thread: chunks in order into the file and the hash, at most
+    ``SPOOL_BYTES`` waiting. A write error stops it; ``drain`` raises it."""
+
+    def __init__(self, file: BinaryIO, digest: hashlib._Hash) -> None:
+        self._file, self._hash = file, digest
+        self._chunks: deque[bytes] = deque()
+        self._waiting = 0  # bytes queued, and the one being written
+        self._cond = threading.Condition()
+        self._stop = False
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="blob writer", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        with self._cond:
+            while self._waiting > SPOOL_BYTES and self.error is None:
+                self._cond.wait()
+            if self.error is not None:
+                raise self.error
+            self._chunks.append(chunk)
+            self._waiting += len(chunk)
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Returns once every chunk is written and hashed and the thread has ended."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        """Drops what waits and ends the thread (after the chunk it is writing)."""
+        with self._cond:
+            self._chunks.clear()
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        chunks, cond = self._chunks, self._cond
+        while True:
+            with cond:
+                while not chunks and not self._stop:
+                    cond.wait()
+                if not chunks:
+                    return
+                chunk = chunks.popleft()
+            try:
+                self._file.write(chunk)
+            except OSError as exc:
+                with cond:
+                    self.error = exc
+                    chunks.clear()
+                    cond.notify_all()
+                return
+            self._hash.update(chunk)
+            with cond:
+                self._waiting -= len(chunk)
+                cond.notify_all()
+
+
 class BlobWriter:
     """Receives a body chunk by chunk, hashing as it writes to a temp file.
 
     Use ``write`` then either ``commit`` (the backend puts it under its content name)
     or ``abort``. As a context manager it aborts whatever was not committed. Until
     then ``tmp_path`` is a local file holding the body (the deep check reads it).
+    Past ``INLINE_BYTES`` the writing and hashing go on in a thread of the body's own;
+    ``finish`` waits for it.
     """
 
     def __init__(self, store: BlobStore) -> None:
@@ -94,6 +170,7 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self._closed = False
+        self._spool: _Spooler | None = None
         try:
             fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.tmp_dir)
         except OSError as exc:
@@ -103,21 +180,38 @@ class BlobWriter:
 
     def write(self, chunk: bytes) -> None:
         try:
-            self._file.write(chunk)
+            if self._spool is not None:
+                self._spool.put(chunk)
+            elif self.size + len(chunk) > INLINE_BYTES:
+                self._spool = _Spooler(self._file, self._hash)
+                self._spool.put(chunk)
+            else:
+                self._file.write(chunk)
+                self._hash.update(chunk)
         except OSError as exc:
             self.abort()
             raise store_error(exc, "write to the store") from exc
-        self._hash.update(chunk)
         self.size += len(chunk)
 
     @property
     def sha256(self) -> str:
+        self._drain()
         return self._hash.hexdigest()
+
+    def _drain(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            try:
+                spool.drain()
+            except OSError as exc:
+                self.abort()
+                raise store_error(exc, "write to the store") from exc
 
     def finish(self) -> str:
         """Flushes (and, for a local store, fsyncs) the temp file; returns the SHA-256.
         Idempotent."""
         if not self._closed:
+            self._drain()
             try:
                 self._file.flush()
                 if self._store.fsync_temp:
@@ -138,6 +232,9 @@ class BlobWriter:
             self.tmp_path.unlink(missing_ok=True)
 
     def abort(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.cancel()
         with contextlib.suppress(OSError):
             self._file.close()
         self._closed = True
