@@ -40,11 +40,11 @@ __all__ = [
 
 TMP_PREFIX = "partial-"
 CHUNK = 1024 * 1024
-#: A body is written and hashed where it arrives up to this many bytes; past them a
-#: thread of its own does it (``_Spooler``), so the event loop that receives a large
-#: body goes on receiving meanwhile (write and SHA-256 release the GIL): a small asset
-#: never pays for a thread.
-INLINE_BYTES = 1024 * 1024
+#: A body is written and hashed where it arrives up to this many bytes (one read of
+#: the event loop's socket); past them a thread of its own does it (``_Spooler``), so
+#: the event loop that receives a large body goes on receiving meanwhile (write and
+#: SHA-256 release the GIL): a small asset never pays for a thread.
+INLINE_BYTES = 256 * 1024
 #: Bytes a body's thread may have waiting; ``write`` blocks past them (memory stays
 #: bounded when the disk is slower than the network, as a blocking write did before).
 SPOOL_BYTES = 4 * 1024 * 1024
