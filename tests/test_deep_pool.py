@@ -30,6 +30,7 @@ from archiver.validate_deep import (
     close,
     deep_check,
     run_bounded,
+    warm,
     zygote_pid,
 )
 
@@ -365,3 +366,18 @@ def test_the_zygote_and_its_children_end_with_their_parent(tmp_path: Path, how: 
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_warm_starts_the_zygote_before_any_check(tmp_path: Path) -> None:
+    close()
+    assert zygote_pid() is None
+    warm()
+    for thread in threading.enumerate():
+        if thread.name == "deep-check warm-up":
+            thread.join()
+    pid = zygote_pid()
+    assert pid is not None
+    png = tmp_path / "p.png"
+    png.write_bytes(media.encode(media.noise(64, 64), "PNG"))
+    assert deep_check(png, "image").ok
+    assert zygote_pid() == pid  # the check used the zygote warm() started
