@@ -15,11 +15,11 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,8 @@ INLINE_BYTES = 256 * 1024
 #: Bytes a body's thread may have waiting; ``write`` blocks past them (memory stays
 #: bounded when the disk is slower than the network, as a blocking write did before).
 SPOOL_BYTES = 4 * 1024 * 1024
+#: Chunks go to the thread in batches of about this many bytes: each hand-over wakes it.
+_SPOOL_BATCH = 1024 * 1024
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -93,66 +95,76 @@ def store_error(exc: OSError, what: str) -> StoreError:
 
 class _Spooler:
     """One body's writing thread: chunks in order into the file and the hash, at most
-    ``SPOOL_BYTES`` waiting. A write error stops it; ``drain`` raises it."""
+    ``SPOOL_BYTES`` waiting. A write error stops it; ``drain`` raises it.
+
+    The event loop's side appends to a list; every ``_SPOOL_BATCH`` bytes the list goes
+    through a C-level queue (one wake-up of the thread). A lock taken per chunk by both
+    threads was a stall whenever the machine, busy with other work, preempted the thread
+    holding it. Each byte count has one writer thread.
+    """
 
     def __init__(self, file: BinaryIO, digest: hashlib._Hash) -> None:
         self._file, self._hash = file, digest
-        self._chunks: deque[bytes] = deque()
-        self._waiting = 0  # bytes queued, and the one being written
-        self._cond = threading.Condition()
-        self._stop = False
+        self._chunks: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._batch: list[bytes] = []
+        self._batched = 0  # bytes in ``_batch``
+        self._queued = 0  # bytes handed to the thread (the producer's count)
+        self._written = 0  # bytes written and hashed (the thread's count)
+        self._room = threading.Event()
+        self._cancelled = False
         self.error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="blob writer", daemon=True)
         self._thread.start()
 
     def put(self, chunk: bytes) -> None:
-        with self._cond:
-            while self._waiting > SPOOL_BYTES and self.error is None:
-                self._cond.wait()
-            if self.error is not None:
-                raise self.error
-            self._chunks.append(chunk)
-            self._waiting += len(chunk)
-            self._cond.notify_all()
+        if self._queued - self._written > SPOOL_BYTES:
+            self._room.clear()
+            while self._queued - self._written > SPOOL_BYTES and self.error is None:
+                self._room.wait()
+                self._room.clear()
+        if self.error is not None:
+            raise self.error
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= _SPOOL_BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queued += self._batched
+            self._chunks.put(self._batch)
+            self._batch, self._batched = [], 0
 
     def drain(self) -> None:
         """Returns once every chunk is written and hashed and the thread has ended."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
+        self._hand_over()
+        self._chunks.put(None)
         self._thread.join()
         if self.error is not None:
             raise self.error
 
     def cancel(self) -> None:
         """Drops what waits and ends the thread (after the chunk it is writing)."""
-        with self._cond:
-            self._chunks.clear()
-            self._stop = True
-            self._cond.notify_all()
+        self._cancelled = True
+        self._chunks.put(None)
         self._thread.join()
 
     def _run(self) -> None:
-        chunks, cond = self._chunks, self._cond
-        while True:
-            with cond:
-                while not chunks and not self._stop:
-                    cond.wait()
-                if not chunks:
-                    return
-                chunk = chunks.popleft()
-            try:
-                self._file.write(chunk)
-            except OSError as exc:
-                with cond:
-                    self.error = exc
-                    chunks.clear()
-                    cond.notify_all()
-                return
-            self._hash.update(chunk)
-            with cond:
-                self._waiting -= len(chunk)
-                cond.notify_all()
+        get, room = self._chunks.get, self._room
+        while (batch := get()) is not None:
+            for chunk in batch:
+                if self._cancelled or self.error is not None:
+                    pass  # dropped: only the end marker matters now
+                else:
+                    try:
+                        self._file.write(chunk)
+                    except OSError as exc:
+                        self.error = exc
+                    else:
+                        self._hash.update(chunk)
+                self._written += len(chunk)
+            if not room.is_set():
+                room.set()
 
 
 class BlobWriter:
