@@ -741,7 +741,12 @@ def _start_zygote() -> _Server:
     package_root = str(Path(__file__).resolve().parents[len(__name__.split(".")) - 1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    code = f"import {__name__} as m; m._zygote_main({os.getpid()})"
+    # ``-c`` puts the current directory first on sys.path: a folder that holds another
+    # checkout's ``archiver`` would be imported instead, so this one goes before it.
+    code = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        f"import {__name__} as m; m._zygote_main({os.getpid()})"
+    )
     errors = tempfile.TemporaryFile()  # noqa: SIM115  (its last words, if it cannot start)
     try:
         proc = subprocess.Popen(

@@ -381,3 +381,21 @@ def test_warm_starts_the_zygote_before_any_check(tmp_path: Path) -> None:
     png.write_bytes(media.encode(media.noise(64, 64), "PNG"))
     assert deep_check(png, "image").ok
     assert zygote_pid() == pid  # the check used the zygote warm() started
+
+
+def test_the_zygote_runs_this_code_whatever_the_current_directory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -c`` imports from the current directory first: another ``archiver``
+    package there (a second checkout) must not be what the zygote runs."""
+    decoy = tmp_path / "archiver"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy checkout')\n")
+    png = tmp_path / "p.png"
+    png.write_bytes(media.encode(media.noise(64, 64), "PNG"))
+    close()
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert deep_check(png, "image") == DeepCheck("ok", width=64, height=64, format="PNG")
+    finally:
+        close()
