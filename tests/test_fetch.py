@@ -705,3 +705,25 @@ async def test_file_urls_outside_the_local_roots_are_blocked_unread(
 async def test_unfetchable_scheme_is_dead(fake_clock: FakeClock) -> None:
     r = await fetch("mailto:someone@example.org", fake_clock)
     assert (r.state, r.error_class) == ("dead", "bad-url")
+
+
+def test_evolve_is_dataclasses_replace_for_every_field() -> None:
+    """The fetcher's cheap copy of an Outcome changes what it is given and nothing else."""
+    import dataclasses
+
+    from archiver.net.fetch import _evolve
+    from archiver.records import Outcome, UrlState
+
+    base = Outcome(url="http://127.0.0.1/a.pdf", state=UrlState.OK, headers=(("etag", '"1"'),))
+    samples: dict[str, object] = {"url": "http://127.0.0.1/b.pdf", "state": UrlState.DEAD}
+    for field in dataclasses.fields(Outcome):
+        value = samples.get(field.name, getattr(base, field.name))
+        if field.name not in samples:
+            value = {bool: True, int: 7, float: 1.5, str: "x"}.get(type(value), "x")
+            if field.name == "headers":
+                value = (("server", "nginx"),)
+        new = _evolve(base, **{field.name: value})
+        assert new == dataclasses.replace(base, **{field.name: value})
+        assert getattr(new, field.name) == value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.url = "http://127.0.0.1/c.pdf"  # type: ignore[misc]

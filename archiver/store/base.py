@@ -15,8 +15,10 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import re
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +40,16 @@ __all__ = [
 
 TMP_PREFIX = "partial-"
 CHUNK = 1024 * 1024
+#: A body is written and hashed where it arrives up to this many bytes (one read of
+#: the event loop's socket); past them a thread of its own does it (``_Spooler``), so
+#: the event loop that receives a large body goes on receiving meanwhile (write and
+#: SHA-256 release the GIL): a small asset never pays for a thread.
+INLINE_BYTES = 256 * 1024
+#: Bytes a body's thread may have waiting; ``write`` blocks past them (memory stays
+#: bounded when the disk is slower than the network, as a blocking write did before).
+SPOOL_BYTES = 4 * 1024 * 1024
+#: Chunks go to the thread in batches of about this many bytes: each hand-over wakes it.
+_SPOOL_BATCH = 1024 * 1024
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -81,12 +93,88 @@ def store_error(exc: OSError, what: str) -> StoreError:
     return StoreError(f"cannot {what}: {hint} ({exc.filename or ''})".replace(" ()", ""))
 
 
+class _Spooler:
+    """One body's writing thread: chunks in order into the file and the hash, at most
+    ``SPOOL_BYTES`` waiting. A write error stops it; ``drain`` raises it.
+
+    The event loop's side appends to a list; every ``_SPOOL_BATCH`` bytes the list goes
+    through a C-level queue (one wake-up of the thread). A lock taken per chunk by both
+    threads was a stall whenever the machine, busy with other work, preempted the thread
+    holding it. Each byte count has one writer thread.
+    """
+
+    def __init__(self, file: BinaryIO, digest: hashlib._Hash) -> None:
+        self._file, self._hash = file, digest
+        self._chunks: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._batch: list[bytes] = []
+        self._batched = 0  # bytes in ``_batch``
+        self._queued = 0  # bytes handed to the thread (the producer's count)
+        self._written = 0  # bytes written and hashed (the thread's count)
+        self._room = threading.Event()
+        self._cancelled = False
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="blob writer", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self._queued - self._written > SPOOL_BYTES:
+            self._room.clear()
+            while self._queued - self._written > SPOOL_BYTES and self.error is None:
+                self._room.wait()
+                self._room.clear()
+        if self.error is not None:
+            raise self.error
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= _SPOOL_BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queued += self._batched
+            self._chunks.put(self._batch)
+            self._batch, self._batched = [], 0
+
+    def drain(self) -> None:
+        """Returns once every chunk is written and hashed and the thread has ended."""
+        self._hand_over()
+        self._chunks.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        """Drops what waits and ends the thread (after the chunk it is writing)."""
+        self._cancelled = True
+        self._chunks.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        get, room = self._chunks.get, self._room
+        while (batch := get()) is not None:
+            for chunk in batch:
+                if self._cancelled or self.error is not None:
+                    pass  # dropped: only the end marker matters now
+                else:
+                    try:
+                        self._file.write(chunk)
+                    except OSError as exc:
+                        self.error = exc
+                    else:
+                        self._hash.update(chunk)
+                self._written += len(chunk)
+            if not room.is_set():
+                room.set()
+
+
 class BlobWriter:
     """Receives a body chunk by chunk, hashing as it writes to a temp file.
 
     Use ``write`` then either ``commit`` (the backend puts it under its content name)
     or ``abort``. As a context manager it aborts whatever was not committed. Until
     then ``tmp_path`` is a local file holding the body (the deep check reads it).
+    Past ``INLINE_BYTES`` the writing and hashing go on in a thread of the body's own;
+    ``finish`` waits for it.
     """
 
     def __init__(self, store: BlobStore) -> None:
@@ -94,6 +182,7 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self._closed = False
+        self._spool: _Spooler | None = None
         try:
             fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.tmp_dir)
         except OSError as exc:
@@ -103,21 +192,38 @@ class BlobWriter:
 
     def write(self, chunk: bytes) -> None:
         try:
-            self._file.write(chunk)
+            if self._spool is not None:
+                self._spool.put(chunk)
+            elif self.size + len(chunk) > INLINE_BYTES:
+                self._spool = _Spooler(self._file, self._hash)
+                self._spool.put(chunk)
+            else:
+                self._file.write(chunk)
+                self._hash.update(chunk)
         except OSError as exc:
             self.abort()
             raise store_error(exc, "write to the store") from exc
-        self._hash.update(chunk)
         self.size += len(chunk)
 
     @property
     def sha256(self) -> str:
+        self._drain()
         return self._hash.hexdigest()
+
+    def _drain(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            try:
+                spool.drain()
+            except OSError as exc:
+                self.abort()
+                raise store_error(exc, "write to the store") from exc
 
     def finish(self) -> str:
         """Flushes (and, for a local store, fsyncs) the temp file; returns the SHA-256.
         Idempotent."""
         if not self._closed:
+            self._drain()
             try:
                 self._file.flush()
                 if self._store.fsync_temp:
@@ -138,6 +244,9 @@ class BlobWriter:
             self.tmp_path.unlink(missing_ok=True)
 
     def abort(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.cancel()
         with contextlib.suppress(OSError):
             self._file.close()
         self._closed = True
