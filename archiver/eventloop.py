@@ -1,8 +1,9 @@
 """Starting anyio's event loop: on uvloop where it is installed (issue 13 item 3).
 
 uvloop (libuv under asyncio's API) spends less CPU per socket event than asyncio's own
-loop, which is what a check of many fast links is bound by. It is an optional
-dependency (``pip install 'archiver[fast]'``, Linux and macOS); without it, or with
+loop. It is an optional dependency (``pip install 'archiver[fast]'``, Linux and macOS):
+on a 2-core VM it bought no CPU per URL beyond the noise (docs/benchmarks.md), as a
+check's CPU goes to the HTTP and database code rather than the loop. Without it, or with
 ``ARCHIVER_EVENT_LOOP=asyncio`` in the environment (to compare, or to rule it out when
 something misbehaves), asyncio's loop runs as before. Every ``anyio.run`` goes through
 ``run`` here.
