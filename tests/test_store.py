@@ -122,7 +122,7 @@ class _FullAfter:
 def test_a_disk_full_past_the_inline_part_is_a_store_error(tmp_path: Path) -> None:
     store = Store(tmp_path)
     w = store.writer()
-    w._file = _FullAfter(w._file, INLINE_BYTES + 65536)  # type: ignore[assignment]
+    w._file = _FullAfter(w._open_temp(), INLINE_BYTES + 65536)  # type: ignore[assignment]
     chunk = b"x" * 65536
     with pytest.raises(StoreError, match="the disk is full"):
         for _ in range(4 * INLINE_BYTES // len(chunk)):

@@ -193,6 +193,9 @@ class ReportFilter:
 #: URLs asked of the database per query: a batch's IN-list, never one of every id.
 BATCH = 256
 
+#: Blob sizes a report keeps at once (about 150 bytes each); cleared when full.
+_SIZES = 100_000
+
 #: Above this URL id the seen-set is a set, not a byte per id (ids are dense in practice).
 _DENSE_IDS = 64_000_000
 
@@ -212,13 +215,26 @@ class ArchiveRows:
         self.flt = flt
         self.store = store
         self.query, self.port = flt.query()
+        self._sizes: dict[str, int | None] = {}
         post = flt.post
         self.keep: Callable[[str], bool] | None = (
             None if post is None else lambda path: fnmatch.fnmatch(path, post)
         )
 
     def _pick(self, versions: list[Copy]) -> Copy | None:
-        return newest_good(versions, self.store)
+        return newest_good(versions, self.store, self._size)
+
+    def _size(self, sha256: str) -> int | None:
+        """``store.size``, memoized for the report (a stat, or a listing, per blob rather
+        than per URL: at 1,000,000 URLs the stats took a fifth of a JSON report's time)."""
+        sizes = self._sizes
+        if sha256 in sizes:
+            return sizes[sha256]
+        if len(sizes) >= _SIZES:
+            sizes.clear()
+        assert self.store is not None  # is_good asks only with a store
+        size = sizes[sha256] = self.store.size(sha256)
+        return size
 
     def _wanted(self, url: str) -> bool:
         return self.port is None or _url_port(url) == self.port

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from archiver import eventloop
 from archiver.clock import Clock, SystemClock, iso
 from archiver.config import DEFAULT_EXTENSIONS, Config, Source
 from archiver.db.sqlite import Database, as_database_error
@@ -236,8 +237,8 @@ def crawl(
         ).run
         try:
             if watch:
-                return anyio.run(_until_signalled, run)
-            return anyio.run(run)
+                return eventloop.run(_until_signalled, run)
+            return eventloop.run(run)
         except BaseException as raised:
             exc = _unwrap(raised)
             signum = _stop_signal(exc)
