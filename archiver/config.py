@@ -38,6 +38,7 @@ __all__ = [
     "Source",
     "StoreSettings",
     "TransportChoice",
+    "WorkerSettings",
     "finite_option",
     "load_config",
     "override_fetch",
@@ -124,6 +125,17 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """``[workers]``: how ``crawl --worker`` shares a run with other workers."""
+
+    #: A worker's host leases (and its own liveness) expire this long after its last
+    #: renewal; it renews every third of it. A worker that died loses its hosts then.
+    lease_seconds: float = 60.0
+    #: Hosts one worker leases at once; 0: as many as ``[fetch] concurrency``.
+    hosts: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs to know, with paths already made absolute."""
 
@@ -147,6 +159,7 @@ class Config:
     #: ``store = "s3://..."`` and ``[s3]``; then ``store`` is the store's local directory
     #: (temp bodies and thumbnails), ``[s3] cache``, by default beside the database.
     blob_store: StoreSettings = field(default_factory=StoreSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -177,6 +190,7 @@ _TOP_KEYS = {
     "hosts",
     "archive",
     "s3",
+    "workers",
 }
 _S3_KEYS = (
     "endpoint",
@@ -535,6 +549,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(cfg, archive_endpoint=_archive(raw["archive"]))
     if "hosts" in raw:
         cfg = replace(cfg, fetch=replace(cfg.fetch, host_headers=_hosts(raw["hosts"])))
+    if "workers" in raw:
+        cfg = replace(cfg, workers=_workers(raw["workers"]))
     return cfg
 
 
@@ -730,3 +746,23 @@ def _archive(raw: Any) -> str:
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"config key 'archive.endpoint' must be an http(s) URL, got {endpoint!r}")
     return endpoint
+
+
+def _workers(raw: Any) -> WorkerSettings:
+    """The ``[workers]`` table: ``lease_seconds`` (at least 2) and ``hosts``."""
+    _expect("workers", raw, dict, "a table")
+    known = ("hosts", "lease_seconds")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown config key 'workers.{key}' (known: {', '.join(known)})")
+    out = WorkerSettings()
+    if "lease_seconds" in raw:
+        lease = _positive("workers.lease_seconds", raw["lease_seconds"])
+        if lease < 2:  # times are stored to the second: a shorter lease may lapse at once
+            raise ConfigError(
+                f"config key 'workers.lease_seconds' must be at least 2, got {lease!r}"
+            )
+        out = replace(out, lease_seconds=lease)
+    if "hosts" in raw:
+        out = replace(out, hosts=_positive("workers.hosts", raw["hosts"], integer=True))
+    return out

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.db.archive import ArchiveQueries
+from archiver.db.leases import Leases
 from archiver.db.run_queries import RunQueries
 from archiver.db.schema import STEPS, Step
 from archiver.errors import DatabaseError
@@ -121,7 +122,7 @@ def _stat_values(stat: PostStat | None) -> tuple[int | None, ...]:
     return (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode, stat.read_ns)
 
 
-class Database(ArchiveQueries, RunQueries):
+class Database(ArchiveQueries, RunQueries, Leases):
     """The archive database. Opening it creates or migrates the schema.
 
     ``readonly=True`` (report, status, restore URL -o, export) writes nothing at all:

@@ -3,6 +3,9 @@
 Owns the lock file beside the database. It is an OS lock (``flock``), so the
 kernel releases it when the process dies: a killed run never leaves a stale
 lock. The file records who holds it, for the message the next run prints.
+
+Workers of a shared run (``crawl --worker``) hold it shared, so they run together, while
+a plain crawl, gc, verify --repair or restore --rewrite still needs it alone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from archiver.clock import iso
 from archiver.errors import ConfigError, LockedError
 
-__all__ = ["lock_holder", "run_lock"]
+__all__ = ["lock_holder", "run_lock", "setup_lock"]
 
 
 def _holder(fd: int) -> str:
@@ -45,7 +48,7 @@ def lock_holder(db_path: Path) -> int | None:
         return None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held shared by workers too
         except BlockingIOError:
             pid = os.pread(fd, 40, 0).decode("ascii", "replace").partition(" ")[0]
             return int(pid) if pid.isdigit() else 0
@@ -56,8 +59,15 @@ def lock_holder(db_path: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator[None]:
-    """Holds ``<db>.lock`` for the duration; waits up to ``wait`` seconds for it."""
+def run_lock(
+    db_path: Path, *, wait: float = 0.0, poll: float = 0.2, shared: bool = False
+) -> Iterator[None]:
+    """Holds ``<db>.lock`` for the duration; waits up to ``wait`` seconds for it.
+
+    ``shared``: a worker's hold, which other workers share; every other run's excludes
+    them all. (A database on a server takes its advisory lock the same two ways:
+    ``pg_advisory_lock_shared`` and ``pg_advisory_lock``.)
+    """
     path = lock_path(db_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +78,7 @@ def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator
         deadline = time.monotonic() + wait
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -81,6 +91,29 @@ def run_lock(db_path: Path, *, wait: float = 0.0, poll: float = 0.2) -> Iterator
         stamp = iso(datetime.now(UTC))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {stamp}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def setup_lock(db: object) -> Iterator[None]:
+    """Held by a worker while it opens the database, binds the store and joins the run:
+    workers starting together on a new database would each create its schema and give
+    the store an identity of their own. ``<db>.setup.lock``, exclusive, waited for (each
+    holds it for a moment). A database on a server needs its own (an advisory lock):
+    not taken here yet."""
+    if not isinstance(db, Path):
+        yield
+        return
+    path = db.with_name(db.name + ".setup.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot create lock file {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
