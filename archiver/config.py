@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from archiver.db.location import Location, directory_beside, parse_location
 from archiver.errors import ConfigError
 from archiver.net.guard import AddressGuard
 from archiver.net.rules import UrlRules, compile_pattern
@@ -139,7 +140,8 @@ class WorkerSettings:
 class Config:
     """Everything a run needs to know, with paths already made absolute."""
 
-    db: Path
+    #: The state: a SQLite file, or a PostgreSQL database (``db = "postgresql://..."``).
+    db: Location
     store: Path
     sources: tuple[Source, ...] = ()
     fetch: FetchConfig = field(default_factory=FetchConfig)
@@ -475,6 +477,11 @@ def override_fetch(
     return fetch
 
 
+def db_option(text: str) -> Location:
+    """``--db``: a path (relative to the working directory, resolved) or a PostgreSQL URL."""
+    return parse_location(text, Path.cwd(), resolve=True)
+
+
 def default_config(base: Path | None = None) -> Config:
     """The configuration used when there is no config file."""
     base = base or Path.cwd()
@@ -505,13 +512,16 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
     for key in raw:
         if key not in _TOP_KEYS:
             raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(_TOP_KEYS))})")
-    db = _resolve(base, _expect("db", raw.get("db", "data/archive.db"), str, "a path"))
+    db = parse_location(
+        _expect("db", raw.get("db", "data/archive.db"), str, "a path or a postgresql:// URL"),
+        base,
+    )
     store_text = _expect("store", raw.get("store", "data/store"), str, "a path or an s3:// URL")
     blob_store, cache = _s3(raw.get("s3", {}), store_text)
     if blob_store.url is None:
         store = _resolve(base, store_text)
     else:
-        store = _resolve(base, cache) if cache else db.parent / "s3-cache"
+        store = _resolve(base, cache) if cache else directory_beside(db, base) / "s3-cache"
     sources_raw = raw.get("sources", [])
     _expect("sources", sources_raw, list, "an array of [[sources]] tables")
     sources = tuple(_source(base, i, s) for i, s in enumerate(sources_raw))

@@ -177,7 +177,7 @@ def _run(
     *,
     sources: tuple[str, ...],
     config_path: Path | None,
-    db: Path | None,
+    db: str | None,
     store: Path | None,
     concurrency: int | None,
     per_host: int | None,

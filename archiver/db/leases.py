@@ -84,17 +84,19 @@ class LeaseRow:
 class Leases:
     """The shared-run queries of ``Database``."""
 
-    conn: Any
+    execute: Callable[..., Any]
     transaction: Callable[[], AbstractContextManager[None]]
 
-    #: Set by a backend that locks rows (PostgreSQL): claims add ``FOR UPDATE SKIP
-    #: LOCKED``, a worker's end locks its run's row, and the advisory locks are taken.
-    #: SQLite's single writer serialises the same statements without them.
-    row_locks: bool = False
+    @property
+    def row_locks(self) -> bool:
+        """Whether the backend locks rows (PostgreSQL's ``row_locks``): then claims add
+        ``FOR UPDATE SKIP LOCKED``, a worker's end locks its run's row, and the advisory
+        locks are taken. SQLite's single writer serialises the same statements without."""
+        return bool(getattr(getattr(self, "backend", None), "row_locks", False))
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """One statement (the backend's ``execute`` once the backend seam is in)."""
-        return self.conn.execute(sql, tuple(params))
+        """One statement through the backend (``?`` placeholders on both engines)."""
+        return self.execute(sql, tuple(params))
 
     # -- joining ---------------------------------------------------------------
 

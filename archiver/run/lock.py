@@ -1,8 +1,10 @@
 """One run at a time per database and store.
 
-Owns the lock file beside the database. It is an OS lock (``flock``), so the
+Owns the lock file beside a SQLite database. It is an OS lock (``flock``), so the
 kernel releases it when the process dies: a killed run never leaves a stale
-lock. The file records who holds it, for the message the next run prints.
+lock. The file records who holds it, for the message the next run prints. A database
+on a server has a lock of its own (``Location.server_lock``: a PostgreSQL advisory lock),
+taken through the same two functions.
 
 Workers of a shared run (``crawl --worker``) hold it shared, so they run together, while
 a plain crawl, gc, verify --repair or restore --rewrite still needs it alone.
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver.clock import iso
+from archiver.db.location import Location
+from archiver.db.locks import server_lock, server_lock_holder
 from archiver.errors import ConfigError, LockedError
 
 __all__ = ["lock_holder", "run_lock", "setup_lock"]
@@ -35,13 +39,16 @@ def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
-def lock_holder(db_path: Path) -> int | None:
+def lock_holder(db_path: Location) -> int | None:
     """The pid of the process holding the run lock, or None when nobody holds it.
 
-    Reads only (the lock file is neither created nor written). To tell, it takes a
-    shared lock for an instant: a run starting at that very instant without ``--wait``
-    would see it held, so call this only when a recorded run may be dead.
+    Reads only (the lock file is neither created nor written). To tell, it takes the
+    lock alone for an instant (workers hold it shared): a run starting at that very
+    instant without ``--wait`` would see it held, so call this only when a recorded run
+    may be dead.
     """
+    if not isinstance(db_path, Path):
+        return server_lock_holder(db_path)
     try:
         fd = os.open(lock_path(db_path), os.O_RDONLY)
     except FileNotFoundError:
@@ -60,14 +67,20 @@ def lock_holder(db_path: Path) -> int | None:
 
 @contextlib.contextmanager
 def run_lock(
-    db_path: Path, *, wait: float = 0.0, poll: float = 0.2, shared: bool = False
+    db_path: Location, *, wait: float = 0.0, poll: float = 0.2, shared: bool = False
 ) -> Iterator[None]:
-    """Holds ``<db>.lock`` for the duration; waits up to ``wait`` seconds for it.
+    """Holds ``<db>.lock`` (or the server's lock) for the duration; waits up to ``wait``
+    seconds for it.
 
     ``shared``: a worker's hold, which other workers share; every other run's excludes
-    them all. (A database on a server takes its advisory lock the same two ways:
-    ``pg_advisory_lock_shared`` and ``pg_advisory_lock``.)
+    them all. (On a server: ``pg_advisory_lock_shared`` and ``pg_advisory_lock``.)
     """
+    if not isinstance(db_path, Path):
+        with server_lock(
+            db_path, wait=wait, poll=poll, started=iso(datetime.now(UTC)), shared=shared
+        ):
+            yield
+        return
     path = lock_path(db_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
