@@ -1,11 +1,12 @@
 """Workers that share a run (``crawl --worker``): leases, takeover, one check per URL.
 
-The lease queries run on a real SQLite file through two connections, as two worker
-processes would hold them; times are bound, so expiry is a later "now", never a wait.
+The lease queries run on a real SQLite file and a real PostgreSQL database through two
+connections, as two worker processes would hold them; times are bound, so expiry is a
+later "now", never a wait.
 The end-to-end test starts three real worker processes against loopback servers that
 count their requests in flight, holds every response until the victim has requests in
 flight, kills it with SIGKILL, and lets the other two finish the run and take its hosts
-over once its leases expire.
+over once its leases expire: on SQLite (three processes on one file) and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import pg_dsn, postgres  # noqa: F401
 from server import LoopbackServer, Reply, Request, Script
 
 from archiver.db import Database
@@ -43,11 +44,16 @@ def at(seconds: int) -> str:
 # -- the lease queries, on one SQLite file -------------------------------------------
 
 
-@pytest.fixture
-def dbs(tmp_path: Path) -> Iterator[tuple[WorkerDatabase, WorkerDatabase]]:
-    """Two connections to one database: two workers' views of it."""
-    a = WorkerDatabase(tmp_path / "a.db")
-    b = WorkerDatabase(tmp_path / "a.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dbs(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[WorkerDatabase, WorkerDatabase]]:
+    """Two connections to one database: two workers' views of it, on either backend."""
+    where = (
+        request.getfixturevalue("pg_dsn") if request.param == "postgresql" else tmp_path / "a.db"
+    )
+    a = WorkerDatabase(where)
+    b = WorkerDatabase(where)
     yield a, b
     a.close()
     b.close()
@@ -268,7 +274,12 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_three_workers_one_killed_mid_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_three_workers_one_killed_mid_run(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    # SQLite: three processes on one file; PostgreSQL: on one server, as on three machines.
+    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
     release = threading.Event()  # every response waits on it until the victim is dead
     servers = [LoopbackServer(host).start() for host in HOSTS]
     try:
@@ -281,7 +292,7 @@ def test_three_workers_one_killed_mid_run(tmp_path: Path) -> None:
         posts.mkdir()
         (posts / "all.md").write_text("\n".join(f"[f]({u})" for u in links) + "\n")
         (tmp_path / "config.toml").write_text(
-            'db = "state/archive.db"\nstore = "state/store"\n'
+            f'db = "{db}"\nstore = "state/store"\n'
             '[[sources]]\npath = "posts"\n'
             "[fetch]\nconcurrency = 4\nper_host = 1\n"
             # Two hosts a worker: the three workers hold all six at once.
@@ -317,21 +328,22 @@ def test_three_workers_one_killed_mid_run(tmp_path: Path) -> None:
         assert results["w1"][0] == 0, results["w1"][1]
         assert results["w3"][0] == 0, results["w3"][1]
 
-        conn = sqlite3.connect(tmp_path / "state" / "archive.db")
+        state = Database(tmp_path / db if backend == "sqlite" else db, readonly=True)
         try:
-            (run_id,) = conn.execute("SELECT id FROM runs WHERE shared = 1").fetchone()
-            per_url = dict(
-                conn.execute(
-                    "SELECT u.url, COUNT(c.id) FROM urls u"
+            run_id = state.scalar("SELECT id FROM runs WHERE shared = 1")
+            per_url = {
+                r["url"]: r["n"]
+                for r in state.rows(
+                    "SELECT u.url, COUNT(c.id) AS n FROM urls u"
                     " LEFT JOIN checks c ON c.url_id = u.id AND c.run_id = ?"
                     " GROUP BY u.url",
-                    (run_id,),
-                ).fetchall()
-            )
-            ended = conn.execute("SELECT ended FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-            states = dict(conn.execute("SELECT url, state FROM urls").fetchall())
+                    [run_id],
+                )
+            }
+            ended = state.scalar("SELECT ended FROM runs WHERE id = ?", [run_id])
+            states = {r["url"]: r["state"] for r in state.rows("SELECT url, state FROM urls")}
         finally:
-            conn.close()
+            state.close()
         # One recorded check per URL, in the one shared run, which the last worker closed.
         assert per_url == {u: 1 for u in links}
         assert ended is not None

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 
 from archiver.db.location import PostgresUrl
 
-__all__ = ["server_lock", "server_lock_holder"]
+__all__ = ["server_lock", "server_lock_holder", "server_setup_lock"]
 
 
 def server_lock(
@@ -27,3 +27,10 @@ def server_lock_holder(location: PostgresUrl) -> int | None:
     from archiver.db.postgres import lock_holder
 
     return lock_holder(location)
+
+
+def server_setup_lock(location: PostgresUrl) -> AbstractContextManager[None]:
+    """A worker's setup lock on a server database (``run.lock.setup_lock``)."""
+    from archiver.db.postgres import setup_lock
+
+    return setup_lock(location)

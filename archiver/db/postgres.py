@@ -201,6 +201,26 @@ def run_lock(
         conn.close()
 
 
+#: Held by a worker while it opens the database, binds the store and joins the run.
+SETUP_LOCK_KEY = RUN_LOCK_KEY - 1
+
+
+@contextlib.contextmanager
+def setup_lock(url: PostgresUrl) -> Iterator[None]:
+    """``run.lock.setup_lock`` on a server: workers starting together on a new database
+    and store would each give the store an identity of their own. A session advisory
+    lock on a connection of its own, waited for (each worker holds it for a moment)."""
+    conn = _connect(url)
+    try:
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        except psycopg.Error as exc:
+            raise database_error("cannot take the setup lock of", exc, url) from None
+        yield
+    finally:
+        conn.close()
+
+
 def _holder_name(conn: psycopg.Connection[Any]) -> str | None:
     row = conn.execute(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"

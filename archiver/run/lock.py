@@ -22,7 +22,7 @@ from pathlib import Path
 
 from archiver.clock import iso
 from archiver.db.location import Location
-from archiver.db.locks import server_lock, server_lock_holder
+from archiver.db.locks import server_lock, server_lock_holder, server_setup_lock
 from archiver.errors import ConfigError, LockedError
 
 __all__ = ["lock_holder", "run_lock", "setup_lock"]
@@ -110,14 +110,14 @@ def run_lock(
 
 
 @contextlib.contextmanager
-def setup_lock(db: object) -> Iterator[None]:
+def setup_lock(db: Location) -> Iterator[None]:
     """Held by a worker while it opens the database, binds the store and joins the run:
     workers starting together on a new database would each create its schema and give
     the store an identity of their own. ``<db>.setup.lock``, exclusive, waited for (each
-    holds it for a moment). A database on a server needs its own (an advisory lock):
-    not taken here yet."""
+    holds it for a moment); on a server, an advisory lock."""
     if not isinstance(db, Path):
-        yield
+        with server_setup_lock(db):
+            yield
         return
     path = db.with_name(db.name + ".setup.lock")
     try:
