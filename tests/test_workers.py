@@ -143,6 +143,20 @@ def test_renewal_keeps_a_lease_and_expiry_hands_it_over(
     }
 
 
+def test_the_fair_share_spreads_hosts_over_the_live_workers(
+    dbs: tuple[WorkerDatabase, WorkerDatabase],
+) -> None:
+    a, b = dbs
+    wa = join(a, "a", lease=10)
+    ids = queue(a, wa.run_id, {"h1": 1, "h2": 1, "h3": 1})
+    assert a.fair_share(wa.run_id, at(1)) == 3  # alone: every host
+    wb = join(b, "b", now=at(2), lease=30)
+    assert a.fair_share(wa.run_id, at(3)) == 2  # two live workers: 3 / 2, rounded up
+    record(a, wa.run_id, ids["h1"][0])
+    assert a.fair_share(wa.run_id, at(3)) == 1
+    assert b.fair_share(wb.run_id, at(20)) == 2  # a expired at 10: b alone again
+
+
 def test_a_host_is_leased_again_only_with_unchecked_urls(
     dbs: tuple[WorkerDatabase, WorkerDatabase],
 ) -> None:

@@ -226,6 +226,19 @@ class Leases:
         ).fetchone()
         return int(row[0] or 0)
 
+    def fair_share(self, run_id: int, now: str) -> int:
+        """How many hosts one worker should hold: the run's hosts with unchecked URLs over
+        its live workers, rounded up (at least 1). A worker holding more gives a host
+        back at the end of a page, so one that joined late, or hosts that are few and
+        large, still spread over every worker."""
+        row = self._q(
+            "SELECT (SELECT COUNT(DISTINCT host) FROM run_urls WHERE run_id = ? AND checked = 0),"
+            " (SELECT COUNT(*) FROM workers WHERE run_id = ? AND ended IS NULL AND expires >= ?)",
+            (run_id, run_id, now),
+        ).fetchone()
+        hosts, workers = int(row[0] or 0), max(1, int(row[1] or 0))
+        return max(1, -(-hosts // workers))
+
     def host_urls(
         self, run_id: int, host: str, *, after: int = 0, limit: int = 1000
     ) -> list[DueUrl]:

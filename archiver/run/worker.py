@@ -9,12 +9,14 @@ Owns a worker's side of a shared run (the queries are ``archiver.db.leases``):
    Only the worker that opened the run crawls url sources (a site's pages are fetched
    once a run); every worker indexes the folders it is given (the stat skip makes a
    second indexing of unchanged posts cheap).
-3. Lease up to ``[workers] hosts`` hosts with unchecked URLs that no live lease holds,
+3. Lease up to ``[workers] hosts`` hosts with unchecked URLs that no live lease holds
+   (and no more than a fair share: the run's hosts with work over its live workers),
    fetch their URLs a page at a time with the usual per-host limit, give each host back
-   once its URLs are recorded, and lease more, until no URL of the run is unchecked
-   outside this worker's own hosts. Meanwhile a heartbeat renews the worker's and its
-   leases' expiry every third of ``[workers] lease_seconds``; a host whose lease another
-   worker took over (this one stalled past its expiry) is not fetched any further.
+   once its URLs are recorded (or, past the fair share, at the end of a page), and lease
+   more, until no URL of the run is unchecked outside this worker's own hosts.
+   Meanwhile a heartbeat renews the worker's and its leases' expiry every third of
+   ``[workers] lease_seconds``; a host whose lease another worker took over (this one
+   stalled past its expiry) is not fetched any further.
 4. Record each check only if no other worker recorded that URL in this run
    (``WorkerDatabase``): a URL in flight on a worker that died is asked twice at most,
    recorded once. The last worker out closes the run.
@@ -281,11 +283,15 @@ class WorkerPipeline(Pipeline):
                 nonlocal canary, wake
                 try:
                     while True:
+                        share = min(limit, db.fair_share(run_id, self._times()[0]))
                         while finished:
                             host = finished.pop()
-                            if host in self.lost or not load(host):
+                            # Past its fair share, a worker gives a host back between
+                            # pages, for a worker that holds fewer (one that joined late).
+                            over = len(left) > share
+                            if over or host in self.lost or not load(host):
                                 give_back(host)
-                        free = limit - len(left)
+                        free = share - len(left)
                         claimed = db.claim_hosts(run_id, worker_id, free, *self._times())
                         for host in claimed:
                             self.held.add(host)
