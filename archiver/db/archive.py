@@ -367,7 +367,7 @@ class ArchiveQueries:
         }
         oldest = self.execute(
             "SELECT url, last_checked FROM urls WHERE referenced=1"
-            " ORDER BY last_checked IS NOT NULL, last_checked LIMIT 1"
+            " ORDER BY last_checked IS NOT NULL, last_checked, id LIMIT 1"
         ).fetchone()
         counts = self.execute(
             "SELECT (SELECT COUNT(*) FROM posts WHERE gone_since IS NULL),"

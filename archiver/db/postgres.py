@@ -83,6 +83,23 @@ def _connect(url: PostgresUrl, **options: Any) -> psycopg.Connection[Any]:
     return conn
 
 
+class PortableConnection:
+    """What ``Database.conn`` is on PostgreSQL: ``execute``/``executemany`` taking the one
+    query text (``?`` placeholders) as SQLite's connection does; the rest is psycopg's."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._backend.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._backend.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend.conn, name)
+
+
 class PostgresBackend:
     """An open PostgreSQL database."""
 
@@ -144,6 +161,10 @@ class PostgresBackend:
                 cur.executemany(to_psycopg(sql), rows)  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise database_error("database query failed on", exc, self.url) from exc
+
+    @property
+    def portable(self) -> PortableConnection:
+        return PortableConnection(self)
 
     @property
     def stale(self) -> bool:

@@ -153,8 +153,9 @@ class Database(ArchiveQueries, RunQueries, Leases):
 
     @property
     def conn(self) -> Any:
-        """The driver's connection: for tests that inspect the database directly."""
-        return self.backend.conn
+        """The connection, for tests that inspect the database directly: SQLite's own, or
+        on PostgreSQL one whose ``execute`` takes the same ``?`` query text."""
+        return getattr(self.backend, "portable", self.backend.conn)
 
     @property
     def stale(self) -> bool:
