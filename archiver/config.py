@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from archiver.db.location import Location, directory_beside, parse_location
 from archiver.errors import ConfigError
 from archiver.net.guard import AddressGuard
 from archiver.net.rules import UrlRules, compile_pattern
@@ -38,6 +39,7 @@ __all__ = [
     "Source",
     "StoreSettings",
     "TransportChoice",
+    "WorkerSettings",
     "finite_option",
     "load_config",
     "override_fetch",
@@ -124,10 +126,22 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """``[workers]``: how ``crawl --worker`` shares a run with other workers."""
+
+    #: A worker's host leases (and its own liveness) expire this long after its last
+    #: renewal; it renews every third of it. A worker that died loses its hosts then.
+    lease_seconds: float = 60.0
+    #: Hosts one worker leases at once; 0: as many as ``[fetch] concurrency``.
+    hosts: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs to know, with paths already made absolute."""
 
-    db: Path
+    #: The state: a SQLite file, or a PostgreSQL database (``db = "postgresql://..."``).
+    db: Location
     store: Path
     sources: tuple[Source, ...] = ()
     fetch: FetchConfig = field(default_factory=FetchConfig)
@@ -147,6 +161,7 @@ class Config:
     #: ``store = "s3://..."`` and ``[s3]``; then ``store`` is the store's local directory
     #: (temp bodies and thumbnails), ``[s3] cache``, by default beside the database.
     blob_store: StoreSettings = field(default_factory=StoreSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -177,6 +192,7 @@ _TOP_KEYS = {
     "hosts",
     "archive",
     "s3",
+    "workers",
 }
 _S3_KEYS = (
     "endpoint",
@@ -461,6 +477,11 @@ def override_fetch(
     return fetch
 
 
+def db_option(text: str) -> Location:
+    """``--db``: a path (relative to the working directory, resolved) or a PostgreSQL URL."""
+    return parse_location(text, Path.cwd(), resolve=True)
+
+
 def default_config(base: Path | None = None) -> Config:
     """The configuration used when there is no config file."""
     base = base or Path.cwd()
@@ -491,13 +512,16 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
     for key in raw:
         if key not in _TOP_KEYS:
             raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(_TOP_KEYS))})")
-    db = _resolve(base, _expect("db", raw.get("db", "data/archive.db"), str, "a path"))
+    db = parse_location(
+        _expect("db", raw.get("db", "data/archive.db"), str, "a path or a postgresql:// URL"),
+        base,
+    )
     store_text = _expect("store", raw.get("store", "data/store"), str, "a path or an s3:// URL")
     blob_store, cache = _s3(raw.get("s3", {}), store_text)
     if blob_store.url is None:
         store = _resolve(base, store_text)
     else:
-        store = _resolve(base, cache) if cache else db.parent / "s3-cache"
+        store = _resolve(base, cache) if cache else directory_beside(db, base) / "s3-cache"
     sources_raw = raw.get("sources", [])
     _expect("sources", sources_raw, list, "an array of [[sources]] tables")
     sources = tuple(_source(base, i, s) for i, s in enumerate(sources_raw))
@@ -535,6 +559,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(cfg, archive_endpoint=_archive(raw["archive"]))
     if "hosts" in raw:
         cfg = replace(cfg, fetch=replace(cfg.fetch, host_headers=_hosts(raw["hosts"])))
+    if "workers" in raw:
+        cfg = replace(cfg, workers=_workers(raw["workers"]))
     return cfg
 
 
@@ -730,3 +756,23 @@ def _archive(raw: Any) -> str:
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"config key 'archive.endpoint' must be an http(s) URL, got {endpoint!r}")
     return endpoint
+
+
+def _workers(raw: Any) -> WorkerSettings:
+    """The ``[workers]`` table: ``lease_seconds`` (at least 2) and ``hosts``."""
+    _expect("workers", raw, dict, "a table")
+    known = ("hosts", "lease_seconds")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown config key 'workers.{key}' (known: {', '.join(known)})")
+    out = WorkerSettings()
+    if "lease_seconds" in raw:
+        lease = _positive("workers.lease_seconds", raw["lease_seconds"])
+        if lease < 2:  # times are stored to the second: a shorter lease may lapse at once
+            raise ConfigError(
+                f"config key 'workers.lease_seconds' must be at least 2, got {lease!r}"
+            )
+        out = replace(out, lease_seconds=lease)
+    if "hosts" in raw:
+        out = replace(out, hosts=_positive("workers.hosts", raw["hosts"], integer=True))
+    return out

@@ -3,8 +3,9 @@
 It stands in for a CDN: every response waits ``--latency`` seconds (the round trip we
 cannot avoid) and costs the server almost no CPU, so the client is what gets measured.
 Run it as a subprocess; it prints ``PORT <n>`` once listening and, on SIGTERM or SIGINT,
-one JSON line with its own CPU time, requests and connections, so the benchmark can show
-it was not the bottleneck and that connections were reused.
+one JSON line with its own CPU time, requests, connections and the most requests it had
+in flight at once, so the benchmark can show it was not the bottleneck, that
+connections were reused and that a per-host limit held.
 
 Routes (the number only makes URLs distinct; every asset has ``--size`` bytes)::
 
@@ -34,6 +35,8 @@ _HTML = b"<!doctype html><html><head><title>Not found</title></head><body>Gone</
 class Stats:
     requests = 0
     connections = 0
+    in_flight = 0  # requests received and not yet answered
+    max_in_flight = 0
 
 
 class Assets:
@@ -104,6 +107,8 @@ class HTTPProtocol(asyncio.Protocol):
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             Stats.requests += 1
+            Stats.in_flight += 1
+            Stats.max_in_flight = max(Stats.max_in_flight, Stats.in_flight)
             reply = answer(target, headers, self._assets, self._range)
             if self._latency > 0:
                 asyncio.get_running_loop().call_later(self._latency, self._send, reply)
@@ -111,6 +116,7 @@ class HTTPProtocol(asyncio.Protocol):
                 self._send(reply)
 
     def _send(self, reply: bytes) -> None:
+        Stats.in_flight -= 1
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(reply)
 
@@ -136,6 +142,7 @@ async def serve(host: str, port: int, latency: float, size: int, honour_range: b
         "cpu_seconds": round(cpu_seconds(), 3),
         "requests": Stats.requests,
         "connections": Stats.connections,
+        "max_in_flight": Stats.max_in_flight,
     }
     print(json.dumps(figures), flush=True)
 

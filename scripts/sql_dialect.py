@@ -19,7 +19,14 @@ from archiver.db import dialect
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The modules holding the SQLite backend's queries (schema/dialect/postgres hold none).
-MODULES = ("sqlite.py", "archive.py", "run_queries.py", "sqlite_migrate.py", "views.py")
+MODULES = (
+    "sqlite.py",
+    "sqlite_backend.py",
+    "archive.py",
+    "run_queries.py",
+    "sqlite_migrate.py",
+    "views.py",
+)
 _SQLISH = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|BEGIN|WHERE|ORDER BY|CASE|COMMIT)\b"
 )

@@ -24,6 +24,7 @@ if str(_RESOLVER) not in sys.path:
     sys.path.insert(0, str(_RESOLVER))
 
 import hermetic  # noqa: E402
+from pg_server import pg_dsn, postgres  # noqa: E402, F401 (fixtures, for every module)
 from server import LoopbackServer  # noqa: E402
 
 #: What every test may connect to: the loopback servers. Guard tests narrow or drop it.
@@ -110,3 +111,71 @@ def deep_checking(monkeypatch: pytest.MonkeyPatch) -> None:
     tests serve are real files (``media``). A test whose point is not the check may set
     ``ARCHIVER_DEEP_CHECK=off`` itself, with its reason."""
     monkeypatch.delenv("ARCHIVER_DEEP_CHECK", raising=False)
+
+
+#: ``ARCHIVER_TEST_DB=postgres``: each SQLite path a test opens in this process is a fresh
+#: PostgreSQL database of that test instead (``pg_server.redirect_to_postgres``): for
+#: running any module of db-level tests against PostgreSQL by hand.
+STATE_DB_VAR = "ARCHIVER_TEST_DB"
+
+#: The state tests: every test of these modules runs on both backends (``state_backend``),
+#: its in-process ``Database`` on a PostgreSQL database of its own in the second run.
+#: Tests that open the SQLite file themselves (sqlite3, PRAGMAs, file identity) and CLI
+#: subprocesses are not here: ``test_pg_cli`` runs the commands on PostgreSQL.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_crawl",
+        "test_check",
+        "test_recheck",
+        "test_states",
+        "test_sites",
+        "test_post_stat",
+        "test_rewrite",
+        "test_export",
+        "test_gc",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rpartition(".")[2] not in BOTH_BACKENDS:
+        return
+    if "state_backend" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("state_backend")
+    metafunc.parametrize("state_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def state_backend(request: pytest.FixtureRequest) -> str:
+    """Which backend this run of a state test uses (``BOTH_BACKENDS``)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(autouse=True)
+def _state_db_redirect(request: pytest.FixtureRequest) -> Iterator[None]:
+    wanted = os.environ.get(STATE_DB_VAR, "sqlite") == "postgres"
+    if "state_backend" in request.fixturenames:
+        wanted = request.getfixturevalue("state_backend") == "postgresql"
+    if not wanted:
+        yield
+        return
+    from pg_server import redirect_to_postgres
+
+    with redirect_to_postgres(request.getfixturevalue("postgres")):
+        yield
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The ``db`` value of a test's state, on each backend: a SQLite file under the test's
+    directory, or a fresh PostgreSQL database of its own (skipped, saying why, without a
+    server). A test that takes it runs twice."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "state" / "archive.db")
+        return
+    server = request.getfixturevalue("postgres")
+    name = server.create_database(icu_locale="en-US")
+    try:
+        yield server.dsn(name)
+    finally:
+        server.drop_database(name)

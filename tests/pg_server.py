@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +238,46 @@ def pg_dsn(postgres: PgServer) -> Iterator[str]:
         yield postgres.dsn(name)
     finally:
         postgres.drop_database(name)
+
+
+@contextlib.contextmanager
+def redirect_to_postgres(server: PgServer) -> Iterator[None]:
+    """Within: a ``Database`` opened on a SQLite path (in this process) opens a PostgreSQL
+    database made for that path instead, and ``db.exists`` says whether it was made; the
+    databases are dropped at the end. What ``ARCHIVER_TEST_DB=postgres`` runs under."""
+    from archiver.db import location, sqlite
+    from archiver.db.location import PostgresUrl
+    from archiver.ops import access
+
+    made: dict[Path, str] = {}
+    real_open, real_exists = sqlite.open_backend, location.exists
+
+    def url_for(path: Path, create: bool) -> PostgresUrl | None:
+        key = path.absolute()
+        if key not in made:
+            if not create:
+                return None
+            made[key] = server.create_database(icu_locale="en-US")
+        return PostgresUrl(server.dsn(made[key]))
+
+    def open_backend(where: Any, *, readonly: bool, side_files: bool) -> Any:
+        if isinstance(where, Path):
+            url = url_for(where, create=True)
+            assert url is not None
+            where = url
+        return real_open(where, readonly=readonly, side_files=side_files)
+
+    def exists(where: Any) -> bool:
+        if isinstance(where, Path):
+            return url_for(where, create=False) is not None
+        return bool(real_exists(where))
+
+    sqlite.open_backend = open_backend  # type: ignore[assignment]
+    access.database_exists = exists  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sqlite.open_backend = real_open
+        access.database_exists = real_exists
+        for name in made.values():
+            server.drop_database(name)

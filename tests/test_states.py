@@ -135,7 +135,7 @@ def test_the_due_query_selects_exactly_what_is_due_says(tmp_path: Path, everythi
             for ref, row in zip(refs, crafted, strict=True):
                 url_id = db.url_id(ref.url, iso(NOW))
                 ids[url_id] = row
-                db.conn.execute(
+                db.execute(
                     "UPDATE urls SET state=?, sha256=?, recheck=?, last_checked=? WHERE id=?",
                     (row["state"], row["sha256"], row["recheck"], row["last_checked"], url_id),
                 )

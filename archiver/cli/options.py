@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from archiver.config import Config, load_config, parse_extensions
+from archiver.config import Config, db_option, load_config, parse_extensions
 from archiver.redact import clean_text
 
 if TYPE_CHECKING:
@@ -73,7 +73,11 @@ def warn(message: str) -> None:
 def state_options(fn: F) -> F:
     """--config, --db and --store: accepted by every command that touches state."""
     fn = click.option("--store", type=click.Path(path_type=Path), help="Blob store directory.")(fn)
-    fn = click.option("--db", type=click.Path(path_type=Path), help="SQLite database file.")(fn)
+    fn = click.option(
+        "--db",
+        metavar="PATH|URL",
+        help="SQLite database file, or a postgresql:// URL.",
+    )(fn)
     fn = click.option(
         "--config",
         "config_path",
@@ -83,11 +87,11 @@ def state_options(fn: F) -> F:
     return fn
 
 
-def config_from_options(config_path: Path | None, db: Path | None, store: Path | None) -> Config:
+def config_from_options(config_path: Path | None, db: str | None, store: Path | None) -> Config:
     """The config ``state_options`` name: the file, then --db and --store over it."""
     cfg = load_config(config_path)
     return cfg.with_overrides(
-        db=db.resolve() if db else None, store=store.resolve() if store else None
+        db=db_option(db) if db else None, store=store.resolve() if store else None
     )
 
 

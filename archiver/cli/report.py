@@ -60,7 +60,7 @@ __all__ = ["report", "status"]
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
 def report(
     config_path: Path | None,
-    db: Path | None,
+    db: str | None,
     store: Path | None,
     fmt: str | None,
     state: str | None,
@@ -211,7 +211,7 @@ def _emit(copy: Callable[[TextIO], int], output: Path | None) -> None:
     help="Show this many of the last runs.",
 )
 def status(
-    config_path: Path | None, db: Path | None, store: Path | None, fmt: str, runs: int
+    config_path: Path | None, db: str | None, store: Path | None, fmt: str, runs: int
 ) -> None:
     """Show the last runs, totals, store size and the URL checked longest ago (or never).
 

@@ -118,7 +118,7 @@ def _states(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
 def restore(
     url: str | None,
     config_path: Path | None,
-    db: Path | None,
+    db: str | None,
     store: Path | None,
     output: Path | None,
     sha256: str | None,
@@ -348,7 +348,7 @@ def _rewrite(
 )
 def verify(
     config_path: Path | None,
-    db: Path | None,
+    db: str | None,
     store: Path | None,
     repair: bool,
     max_duration: str | None,
@@ -390,9 +390,7 @@ def verify(
     help="Keep unreferenced blobs younger than this (a running crawl may yet name them).",
 )
 @click.option("--yes", is_flag=True, help="Really remove them (default: only list them).")
-def gc(
-    config_path: Path | None, db: Path | None, store: Path | None, grace: str, yes: bool
-) -> None:
+def gc(config_path: Path | None, db: str | None, store: Path | None, grace: str, yes: bool) -> None:
     """Remove blobs no URL version references, older than the grace period; dry run unless --yes.
 
     Example: archiver gc --grace 7d --yes
@@ -429,7 +427,7 @@ def gc(
     required=True,
     help="Write WARC 1.1 records to FILE (.warc.gz compresses them).",
 )
-def export(config_path: Path | None, db: Path | None, store: Path | None, warc: Path) -> None:
+def export(config_path: Path | None, db: str | None, store: Path | None, warc: Path) -> None:
     """Write every archived version as WARC 1.1 response records, for pywb and friends.
 
     Example: archiver export --warc archive.warc.gz

@@ -10,10 +10,10 @@ that write say "call inside a transaction": their caller owns the unit of work.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from archiver.db.backend import Cursor
 from archiver.db.views import (
     ActiveRewrite,
     ArchiveTarget,
@@ -31,9 +31,6 @@ from archiver.db.views import (
     UrlName,
     UrlQuery,
 )
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 __all__ = ["ArchiveQueries"]
 
@@ -61,26 +58,23 @@ def _url_where(q: UrlQuery) -> tuple[str, list[Any]]:
 
 
 class ArchiveQueries:
-    """Mixed into ``Database``: it supplies the connection and sqlite-utils over it."""
+    """Mixed into ``Database``: it supplies ``execute`` (one query, ``?`` placeholders,
+    on whichever backend runs) and ``executemany``."""
 
-    conn: sqlite3.Connection
-
-    if TYPE_CHECKING:
-
-        @property
-        def utils(self) -> sqlite_utils.Database: ...
+    execute: Callable[..., Cursor]
+    executemany: Callable[[str, Iterable[Sequence[Any]]], None]
 
     # -- report --------------------------------------------------------------
 
     def max_url_id(self) -> int:
         """The largest URL id (0 when there is none): the report sizes its seen-set by it."""
-        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM urls").fetchone()[0])
+        return int(self.execute("SELECT COALESCE(MAX(id), 0) FROM urls").fetchone()[0])
 
     def report_order(self, q: UrlQuery) -> Iterator[tuple[int, str, str]]:
         """(url id, URL, post path) of every use of the URLs ``q`` covers, streamed by
         post path, line and URL: a URL's first use says where the report lists it."""
         where, params = _url_where(q)
-        yield from self.conn.execute(
+        yield from self.execute(
             "SELECT u.id, u.url, p.path FROM refs r JOIN posts p ON p.id = r.post_id"
             f" JOIN urls u ON u.id = r.url_id WHERE {where} ORDER BY p.path, r.line, u.url",
             params,
@@ -89,7 +83,7 @@ class ArchiveQueries:
     def unused_urls(self, q: UrlQuery) -> Iterator[tuple[int, str]]:
         """(id, URL) of the URLs ``q`` covers that no post uses, by URL."""
         where, params = _url_where(q)
-        yield from self.conn.execute(
+        yield from self.execute(
             f"SELECT u.id, u.url FROM urls u WHERE {where}"
             " AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.url_id = u.id) ORDER BY u.url",
             params,
@@ -112,7 +106,7 @@ class ArchiveQueries:
         marks = ",".join("?" * len(ids))
         uses: dict[int, list[PostUse]] = {}
         if posts:
-            for r in self.conn.execute(
+            for r in self.execute(
                 "SELECT r.url_id, p.source, p.path, r.line, r.kind, COALESCE(r.text, '')"
                 f" FROM refs r JOIN posts p ON p.id = r.post_id WHERE r.url_id IN ({marks})"
                 " ORDER BY r.url_id, p.path, r.line, r.start, r.id",
@@ -121,7 +115,7 @@ class ArchiveQueries:
                 if keep is None or keep(r[2]):
                     uses.setdefault(r[0], []).append(PostUse(*r[1:]))
         held: dict[int, list[Copy]] = {}
-        for r in self.conn.execute(
+        for r in self.execute(
             f"SELECT {_COPY_COLUMNS} FROM versions v JOIN urls u ON u.id = v.url_id"
             f" LEFT JOIN blobs b ON b.sha256 = v.sha256 WHERE v.url_id IN ({marks})"
             " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256",
@@ -129,7 +123,7 @@ class ArchiveQueries:
         ):
             held.setdefault(r[0], []).append(Copy(*r[:8], bool(r[8]), r[9], r[10]))  # type: ignore[call-arg]
         out = {}
-        for r in self.conn.execute(
+        for r in self.execute(
             "SELECT u.id, u.url, u.state, u.http_status, u.error, u.error_class, u.sha256,"
             " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
             " u.referenced, u.host, u.fetch_url, b.pages, b.title, b.width, b.height,"
@@ -168,7 +162,7 @@ class ArchiveQueries:
             where += f" AND p.source IN ({','.join('?' for _ in names)})"
             params += names
         order = "p.path, r.line, u.url" if by_path else "p.source, p.path, r.line"
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT u.id, u.url, u.host, u.state, u.http_status, u.error, u.error_class,"
             " p.source, p.path, r.line, r.kind, COALESCE(r.text, '') FROM refs r"
             " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
@@ -180,19 +174,19 @@ class ArchiveQueries:
 
     def post_paths(self) -> Iterator[str]:
         """Every recorded post's path, sorted, once each (streamed: stop when suited)."""
-        for r in self.conn.execute("SELECT DISTINCT path FROM posts ORDER BY path"):
+        for r in self.execute("SELECT DISTINCT path FROM posts ORDER BY path"):
             yield r[0]
 
     def urls_on_host(self, host: str) -> Iterator[str]:
         """The URLs on a (lower-case) host, whatever their port (streamed)."""
-        for r in self.conn.execute("SELECT url FROM urls WHERE host = ?", (host,)):
+        for r in self.execute("SELECT url FROM urls WHERE host = ?", (host,)):
             yield r[0]
 
     # -- copies --------------------------------------------------------------
 
     def find_url_id(self, url: str) -> int | None:
         """The id of a recorded URL, spelt exactly so; None when no post ever linked it."""
-        row = self.conn.execute("SELECT id FROM urls WHERE url=?", (url,)).fetchone()
+        row = self.execute("SELECT id FROM urls WHERE url=?", (url,)).fetchone()
         return None if row is None else int(row[0])
 
     def copies(self, urls: UrlQuery | int | None = None) -> dict[int, list[Copy]]:
@@ -210,14 +204,14 @@ class ArchiveQueries:
             params = [urls]
         sql += " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256"
         out: dict[int, list[Copy]] = {}
-        for r in self.conn.execute(sql, params):
+        for r in self.execute(sql, params):
             copy = Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
             out.setdefault(copy.url_id, []).append(copy)
         return out
 
     def archive_target(self, url_id: int) -> ArchiveTarget:
         """What the web archive is asked about a recorded URL."""
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT id, url, expect, last_ok FROM urls WHERE id = ?", (url_id,)
         ).fetchone()
         return ArchiveTarget(*row)
@@ -235,18 +229,18 @@ class ArchiveQueries:
         """Records a blob (already committed to the store) as the newest version of a URL,
         got from ``source`` rather than its URL, and makes it the URL's copy; the URL's
         state and its last answer stay as they are. Call inside a transaction."""
-        self.conn.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, content_type, first_stored)"
-            " VALUES (?, ?, ?, ?)",
+        self.execute(
+            "INSERT INTO blobs (sha256, size, content_type, first_stored)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (sha256, size, content_type, now),
         )
-        self.conn.execute(
+        self.execute(
             "INSERT INTO versions (url_id, sha256, first_seen, last_seen, check_id, source)"
             " VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (url_id, sha256)"
             " DO UPDATE SET last_seen=excluded.last_seen, source=excluded.source",
             (url_id, sha256, now, now, source),
         )
-        self.conn.execute(
+        self.execute(
             "UPDATE urls SET sha256=?, size=?, content_type=? WHERE id=?",
             (sha256, size, content_type, url_id),
         )
@@ -254,7 +248,7 @@ class ArchiveQueries:
     def urls_in_states(self, states: tuple[str, ...]) -> list[UrlName]:
         """Every URL (referenced or not) in these states, ordered by URL."""
         marks = ",".join("?" for _ in states)
-        cur = self.conn.execute(
+        cur = self.execute(
             f"SELECT id, url FROM urls WHERE state IN ({marks}) ORDER BY url", states
         )
         return [UrlName(*r) for r in cur]
@@ -265,27 +259,27 @@ class ArchiveQueries:
         """Every blob's sha256, the least recently verified (never verified: first) first."""
         return [
             r[0]
-            for r in self.conn.execute(
+            for r in self.execute(
                 "SELECT sha256 FROM blobs ORDER BY verified_at IS NOT NULL, verified_at, sha256"
             )
         ]
 
     def blob_content_types(self) -> dict[str, str | None]:
         """Every blob's sha256 and the (sniffed) type it was stored as."""
-        return dict(self.conn.execute("SELECT sha256, content_type FROM blobs").fetchall())
+        return dict(self.execute("SELECT sha256, content_type FROM blobs").fetchall())
 
     def set_verification(self, sha256: str, ok: bool, now: str) -> None:
         """Records a blob's hash check (reports stop calling a damaged copy restorable).
 
         Call inside a transaction.
         """
-        self.conn.execute(
+        self.execute(
             "UPDATE blobs SET verified_at=?, verify_ok=? WHERE sha256=?", (now, int(ok), sha256)
         )
 
     def dangling_versions(self) -> list[BlobUse]:
         """Versions naming a blob no blob row knows, by URL."""
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT u.url, v.sha256 FROM versions v JOIN urls u ON u.id = v.url_id"
             " WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = v.sha256)"
             " ORDER BY u.url, v.sha256"
@@ -294,7 +288,7 @@ class ArchiveQueries:
 
     def dangling_urls(self) -> list[BlobUse]:
         """URLs whose current copy names a blob no blob row knows, by URL."""
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT u.url, u.sha256 FROM urls u WHERE u.sha256 IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = u.sha256) ORDER BY u.url"
         )
@@ -302,7 +296,7 @@ class ArchiveQueries:
 
     def urls_that_served(self, sha256: str) -> list[str]:
         """The URLs that once served this blob, the most recent first."""
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT u.url FROM versions v JOIN urls u ON u.id = v.url_id WHERE v.sha256=?"
             " ORDER BY v.last_seen DESC",
             (sha256,),
@@ -313,91 +307,83 @@ class ArchiveQueries:
 
     def blob_shas(self) -> Iterator[str]:
         """Every blob the database names."""
-        for r in self.conn.execute("SELECT sha256 FROM blobs"):
+        for r in self.execute("SELECT sha256 FROM blobs"):
             yield r[0]
 
     def named_blobs(self) -> set[str]:
         """Every blob a version or a URL names (gc must keep them)."""
         return {
             r[0]
-            for r in self.conn.execute(
+            for r in self.execute(
                 "SELECT sha256 FROM versions UNION SELECT sha256 FROM urls WHERE sha256 IS NOT NULL"
             )
         }
 
     def blobs_first_stored(self) -> dict[str, str]:
         """When each blob row was first written, by sha256."""
-        return dict(self.conn.execute("SELECT sha256, first_stored FROM blobs").fetchall())
+        return dict(self.execute("SELECT sha256, first_stored FROM blobs").fetchall())
 
     def forget_blob(self, sha256: str) -> bool:
         """Deletes the blob's row unless a version or URL names it; True when deleted.
 
         Call inside a transaction: a run may name the blob until its write lock is held.
         """
-        named = self.conn.execute(
+        named = self.execute(
             "SELECT 1 FROM versions WHERE sha256=? UNION SELECT 1 FROM urls WHERE sha256=?",
             (sha256, sha256),
         ).fetchone()
         if named:
             return False
-        self.conn.execute("DELETE FROM blobs WHERE sha256=?", (sha256,))
+        self.execute("DELETE FROM blobs WHERE sha256=?", (sha256,))
         return True
 
     def meta(self, key: str) -> str | None:
         """A value of the database's own (``database_id``, ``store_id``), None when unset."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def add_meta(self, key: str, value: str) -> None:
         """Sets a value that was unset. Call inside a transaction."""
-        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- status --------------------------------------------------------------
 
     def status_figures(self, runs: int) -> StatusFigures:
-        """Sizes, states, the oldest check and the last ``runs`` runs, newest first.
-
-        Read through sqlite-utils: nothing here is on a hot path, and its table API
-        says what each figure is.
-        """
-        u = self.utils
+        """Sizes, states, the oldest check and the last ``runs`` runs, newest first."""
+        cur = self.execute(
+            "SELECT id, command, pid, started, ended, exit_code, posts, urls, counts, bytes,"
+            " new_blobs, message FROM runs ORDER BY id DESC LIMIT ?",
+            (runs,),
+        )
         last_runs = tuple(
-            RunRecord(
-                **{
-                    **r,
-                    "counts": json.loads(r["counts"]) if r["counts"] else {},
-                }
-            )
-            for r in u["runs"].rows_where(
-                select="id, command, pid, started, ended, exit_code, posts, urls, counts, bytes,"
-                " new_blobs, message",
-                order_by="id DESC",
-                limit=runs,
-            )
+            RunRecord(*r[:8], json.loads(r[8]) if r[8] else {}, *r[9:])  # type: ignore[call-arg]
+            for r in cur
         )
         states = {
-            r["state"]: r["n"]
-            for r in u.query(
-                "SELECT state, COUNT(*) AS n FROM urls WHERE referenced=1 GROUP BY state"
+            str(r[0]): int(r[1])
+            for r in self.execute(
+                "SELECT state, COUNT(*) FROM urls WHERE referenced=1 GROUP BY state"
             )
         }
-        oldest = list(
-            u["urls"].rows_where(
-                "referenced=1",
-                select="url, last_checked",
-                order_by="last_checked IS NOT NULL, last_checked",
-                limit=1,
-            )
-        )
-        blobs = next(u.query("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM blobs"))
+        oldest = self.execute(
+            "SELECT url, last_checked FROM urls WHERE referenced=1"
+            " ORDER BY last_checked IS NOT NULL, last_checked, id LIMIT 1"
+        ).fetchone()
+        counts = self.execute(
+            "SELECT (SELECT COUNT(*) FROM posts WHERE gone_since IS NULL),"
+            " (SELECT COUNT(*) FROM urls WHERE referenced=1),"
+            " (SELECT COUNT(*) FROM urls WHERE referenced=0),"
+            " (SELECT COUNT(*) FROM blobs),"
+            " (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs)"
+        ).fetchone()
         return StatusFigures(
-            posts=u["posts"].count_where("gone_since IS NULL"),
-            urls=u["urls"].count_where("referenced=1"),
-            unreferenced_urls=u["urls"].count_where("referenced=0"),
+            posts=int(counts[0]),
+            urls=int(counts[1]),
+            unreferenced_urls=int(counts[2]),
             states=states,
-            blobs=blobs["n"],
-            blob_bytes=blobs["bytes"],
-            oldest_check=OldestCheck(**oldest[0]) if oldest else None,
+            blobs=int(counts[3]),
+            blob_bytes=int(counts[4]),
+            oldest_check=OldestCheck(*oldest) if oldest else None,
             runs=last_runs,
         )
 
@@ -405,7 +391,7 @@ class ArchiveQueries:
 
     def export_versions(self) -> Iterator[ExportVersion]:
         """Every version whose blob row exists, with its response, by URL then age."""
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT u.url, v.sha256, v.first_seen, b.size, b.content_type, c.checked_at,"
             " r.url AS response_url, r.final_url, r.status_line, r.headers"
             " FROM versions v JOIN urls u ON u.id = v.url_id"
@@ -422,7 +408,7 @@ class ArchiveQueries:
 
     def mirror_paths(self) -> dict[int, str]:
         """The mirror path handed out to each URL, by URL id."""
-        return dict(self.conn.execute("SELECT url_id, path FROM mirror_paths").fetchall())
+        return dict(self.execute("SELECT url_id, path FROM mirror_paths").fetchall())
 
     def set_mirror_paths(self, paths: Iterable[tuple[int, str]], replace: set[int]) -> None:
         """Records new mirror paths; ``replace`` names URLs whose old path goes.
@@ -431,10 +417,10 @@ class ArchiveQueries:
         one file on macOS and Windows). Call inside a transaction.
         """
         paths = list(paths)
-        self.conn.executemany(
+        self.executemany(
             "DELETE FROM mirror_paths WHERE url_id=?", [(i,) for i, _ in paths if i in replace]
         )
-        self.conn.executemany(
+        self.executemany(
             "INSERT INTO mirror_paths (url_id, path, key) VALUES (?, ?, ?)",
             [(i, p, p.casefold()) for i, p in paths],
         )
@@ -444,7 +430,7 @@ class ArchiveQueries:
     def rewrite_refs(self, states: tuple[str, ...]) -> list[RewriteRef]:
         """Links of posts still there to URLs in these states, by source, path, offset."""
         marks = ",".join("?" for _ in states)
-        cur = self.conn.execute(
+        cur = self.execute(
             'SELECT r.post_id, r.url_id, r.as_written, r.start, r."end", u.url, p.source,'
             " p.path, p.content_sha256, mp.path AS mirror_path FROM refs r"
             " JOIN urls u ON u.id = r.url_id JOIN posts p ON p.id = r.post_id"
@@ -457,11 +443,11 @@ class ArchiveQueries:
 
     def rewritten_posts(self) -> dict[int, str]:
         """Each rewritten post's hash right after our last write, by post id."""
-        return dict(self.conn.execute("SELECT post_id, sha256 FROM rewrite_posts").fetchall())
+        return dict(self.execute("SELECT post_id, sha256 FROM rewrite_posts").fetchall())
 
     def active_rewrite_spans(self, post_id: int) -> list[RewriteSpan]:
         """Where each active rewrite of a post is in it."""
-        cur = self.conn.execute(
+        cur = self.execute(
             "SELECT id, start, \"end\" FROM rewrites WHERE post_id=? AND status='active'",
             (post_id,),
         )
@@ -469,7 +455,7 @@ class ArchiveQueries:
 
     def active_rewrites(self) -> list[ActiveRewrite]:
         """Every rewrite that can be undone, by source, path and offset."""
-        cur = self.conn.execute(
+        cur = self.execute(
             'SELECT w.id, w.post_id, w.url_id, w.old_text, w.new_text, w.start, w."end", u.url,'
             " p.source, p.path, rp.sha256 FROM rewrites w JOIN urls u ON u.id = w.url_id"
             " JOIN posts p ON p.id = w.post_id"
@@ -481,7 +467,7 @@ class ArchiveQueries:
     def end_rewrites(self, ids: Iterable[int | None], now: str, *, undone: bool) -> None:
         """Ends rewrites: ``undone`` (put back by us) or abandoned. Call inside a transaction."""
         status = "undone" if undone else "abandoned"
-        self.conn.executemany(
+        self.executemany(
             "UPDATE rewrites SET status=?, undone_at=? WHERE id=?",
             [(status, now, rid) for rid in ids],
         )
@@ -490,7 +476,7 @@ class ArchiveQueries:
         self, post_id: int, url_id: int, old: str, new: str, start: int, now: str
     ) -> None:
         """Records that ``old`` became ``new`` at ``start``. Call inside a transaction."""
-        self.conn.execute(
+        self.execute(
             'INSERT INTO rewrites (post_id, url_id, old_text, new_text, start, "end",'
             " rewritten_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (post_id, url_id, old, new, start, start + len(new), now),
@@ -498,23 +484,21 @@ class ArchiveQueries:
 
     def move_rewrite(self, rewrite_id: int, start: int, end: int) -> None:
         """Where an active rewrite's text now is. Call inside a transaction."""
-        self.conn.execute(
-            'UPDATE rewrites SET start=?, "end"=? WHERE id=?', (start, end, rewrite_id)
-        )
+        self.execute('UPDATE rewrites SET start=?, "end"=? WHERE id=?', (start, end, rewrite_id))
 
     def set_rewritten_post(self, post_id: int, sha256: str) -> None:
         """Remembers the post's hash after our write while it has active rewrites.
 
         Call inside a transaction.
         """
-        active = self.conn.execute(
+        active = self.execute(
             "SELECT COUNT(*) FROM rewrites WHERE post_id=? AND status='active'", (post_id,)
         ).fetchone()[0]
         if active:
-            self.conn.execute(
+            self.execute(
                 "INSERT INTO rewrite_posts (post_id, sha256) VALUES (?, ?)"
                 " ON CONFLICT (post_id) DO UPDATE SET sha256=excluded.sha256",
                 (post_id, sha256),
             )
         else:
-            self.conn.execute("DELETE FROM rewrite_posts WHERE post_id=?", (post_id,))
+            self.execute("DELETE FROM rewrite_posts WHERE post_id=?", (post_id,))

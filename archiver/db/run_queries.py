@@ -2,7 +2,7 @@
 are gone, which URLs are still referenced, how many are broken, and what is known of a
 crawled page.
 
-A mixin of ``Database`` (it needs only ``self.conn``), so the rules it implements stay
+A mixin of ``Database`` (it needs only ``self.execute``), so the rules it implements stay
 beside the SQL that implements them and away from the schema. The due query is
 ``states.is_due`` in SQL; ``tests/test_states.py`` holds the two to the same answers.
 """
@@ -10,13 +10,13 @@ beside the SQL that implements them and away from the schema. The due query is
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from archiver.clock import iso
+from archiver.db.backend import Cursor
 from archiver.records import DueUrl, RecheckReason, UrlState
 from archiver.states import FAILED, Due
 
@@ -42,8 +42,9 @@ _DUE = (
 _FULL_FETCH_FAILED = (
     f"CASE WHEN ? AND (u.sha256 IS NULL OR u.state = 'invalid') AND u.state IN ({_FAILED})"
     " THEN"
-    " COALESCE((SELECT c.state != 'ok' FROM checks c JOIN runs r ON r.id = c.run_id"
-    " WHERE c.url_id = u.id AND r.command = 'crawl' ORDER BY c.id DESC LIMIT 1), 0)"
+    " COALESCE((SELECT CASE WHEN c.state != 'ok' THEN 1 ELSE 0 END FROM checks c"
+    " JOIN runs r ON r.id = c.run_id WHERE c.url_id = u.id AND r.command = 'crawl'"
+    " ORDER BY c.id DESC LIMIT 1), 0)"
     " ELSE 0 END"
 )
 
@@ -81,14 +82,15 @@ class PageAnswer:
 class RunQueries:
     """The run-facing queries of ``Database``."""
 
-    conn: sqlite3.Connection
+    execute: Callable[..., Cursor]
+    executemany: Callable[[str, Iterable[Sequence[Any]]], None]
 
     # -- the run's posts and what is due -----------------------------------
 
     def begin_run_posts(self) -> None:
         """Starts this connection's list of the posts a run reads (a temp table)."""
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS run_posts (id INTEGER PRIMARY KEY)")
-        self.conn.execute("DELETE FROM run_posts")
+        self.execute("CREATE TEMP TABLE IF NOT EXISTS run_posts (id INTEGER PRIMARY KEY)")
+        self.execute("DELETE FROM run_posts")
 
     def due_urls(
         self, post_ids: Iterable[int], due: Due, seen: set[int], *, probe: bool = False
@@ -101,7 +103,9 @@ class RunQueries:
         ids = list(post_ids)
         if not ids:
             return []
-        self.conn.executemany("INSERT OR IGNORE INTO run_posts VALUES (?)", [(i,) for i in ids])
+        self.executemany(
+            "INSERT INTO run_posts VALUES (?) ON CONFLICT DO NOTHING", [(i,) for i in ids]
+        )
         bound = len(ids) < _BOUND_IDS
         marks = ",".join("?" * len(ids)) if bound else "SELECT id FROM run_posts"
         params = [
@@ -119,7 +123,7 @@ class RunQueries:
             f" WHERE u.id IN (SELECT url_id FROM refs WHERE post_id IN ({marks})) ORDER BY u.id"
         )
         out = []
-        for row in self.conn.execute(sql, params):
+        for row in self.execute(sql, params):
             url_id = row[0]
             if url_id in seen:
                 continue
@@ -130,7 +134,7 @@ class RunQueries:
 
     def count_not_ok(self) -> int:
         """How many URLs the run's posts link are broken (neither ok nor blocked)."""
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok', 'blocked')"
             " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
         ).fetchone()
@@ -138,15 +142,16 @@ class RunQueries:
 
     def update_referenced(self) -> None:
         """Sets ``urls.referenced``: whether some post still links the URL."""
-        self.conn.execute(
-            "UPDATE urls SET referenced = EXISTS (SELECT 1 FROM refs WHERE refs.url_id = urls.id)"
+        self.execute(
+            "UPDATE urls SET referenced = CASE WHEN EXISTS"
+            " (SELECT 1 FROM refs WHERE refs.url_id = urls.id) THEN 1 ELSE 0 END"
         )
 
     # -- posts that are gone -----------------------------------------------
 
     def live_posts(self, source: str) -> list[tuple[int, str]]:
         """``(id, path)`` of the source's posts not marked gone."""
-        return self.conn.execute(
+        return self.execute(
             "SELECT id, path FROM posts WHERE source=? AND gone_since IS NULL", (source,)
         ).fetchall()
 
@@ -154,16 +159,14 @@ class RunQueries:
         """Posts that vanished keep their row (reports say so) but lose their links; blobs
         stay. Call inside a transaction."""
         ids = [(i,) for i in post_ids]
-        self.conn.executemany("DELETE FROM refs WHERE post_id=?", ids)
-        self.conn.executemany(
-            "UPDATE posts SET gone_since=? WHERE id=?", [(now, i) for (i,) in ids]
-        )
+        self.executemany("DELETE FROM refs WHERE post_id=?", ids)
+        self.executemany("UPDATE posts SET gone_since=? WHERE id=?", [(now, i) for (i,) in ids])
 
     # -- crawled pages -----------------------------------------------------
 
     def site_post(self, source: str, url: str) -> SitePost | None:
         """What is known of the page ``url`` of a url source, if it was ever saved."""
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT id, content_sha256, extractor_version, gone_since, page_etag,"
             " page_last_modified, page_links FROM posts WHERE source=? AND path=?",
             (source, url),
@@ -175,14 +178,14 @@ class RunQueries:
 
     def record_page(self, post_id: int, answer: PageAnswer, now: str) -> None:
         """Records a page's last answer on its post. Call inside a transaction."""
-        self.conn.execute(
+        self.execute(
             "UPDATE posts SET page_status=?, page_error=?, page_final_url=?, page_checked=?"
             " WHERE id=?",
             (answer.http_status, answer.error, answer.final_url, now, post_id),
         )
         if answer.links is not None:
             links = json.dumps([[url, int(pagination)] for url, pagination in answer.links])
-            self.conn.execute(
+            self.execute(
                 "UPDATE posts SET page_etag=?, page_last_modified=?, page_links=? WHERE id=?",
                 (answer.etag, answer.last_modified, links, post_id),
             )

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from archiver.config import Config
 from archiver.db import Database, read_snapshot
+from archiver.db import exists as database_exists
 from archiver.errors import ConfigError
 from archiver.store import BlobStore, open_store
 from archiver.store.identity import bind_store
@@ -27,7 +28,7 @@ def _no_warnings(_: str) -> None:
 
 
 def _existing(cfg: Config) -> None:
-    if not cfg.db.exists():
+    if not database_exists(cfg.db):
         raise ConfigError(f"no database at {cfg.db}: run 'archiver crawl' first or pass --db")
 
 

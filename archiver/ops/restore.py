@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from archiver.db.location import Location
 from archiver.db.sqlite import Database
 from archiver.db.views import Copy, UrlQuery
 from archiver.errors import DatabaseError, RestoreError
@@ -113,7 +114,7 @@ def record_verification(db: Database, sha256: str, ok: bool, now: str) -> None:
         db.set_verification(sha256, ok, now)
 
 
-def remember_if_damaged(db_path: Path, store: BlobStore, copy: Copy, now: str) -> None:
+def remember_if_damaged(db_path: Location, store: BlobStore, copy: Copy, now: str) -> None:
     """After a refused copy, records a damaged blob if the database can be written.
 
     ``restore URL`` reads the database read-only (so it works on a full disk or a
