@@ -96,9 +96,14 @@ def test_rows_commit_only_after_their_blobs_and_directories_are_durable(
     )
     events: list[tuple[str, str]] = []
     real_replace, real_sync, real_transaction = os.replace, recorder.fsync_dir, Database.transaction
+    real_link = os.link
 
     def replace(src: str | Path, dst: str | Path) -> None:
         real_replace(src, dst)
+        events.append(("rename", str(dst)))
+
+    def link(src: str | Path, dst: str | Path) -> None:  # how a new blob gets its name
+        real_link(src, dst)
         events.append(("rename", str(dst)))
 
     def sync(path: Path) -> None:
@@ -116,6 +121,7 @@ def test_rows_commit_only_after_their_blobs_and_directories_are_durable(
             events.append(("named", sha))
 
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
     monkeypatch.setattr(recorder, "fsync_dir", sync)
     monkeypatch.setattr(Database, "transaction", transaction)
     summary = crawl(cfg, [Source(path=tmp_path / "posts")], clock=FakeClock())

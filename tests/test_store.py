@@ -139,3 +139,33 @@ def test_an_abort_past_the_inline_part_leaves_nothing(tmp_path: Path) -> None:
             w.write(b"y" * 65536)
         w.abort()
     assert list(store.tmp_dir.iterdir()) == []
+
+
+def test_the_same_bytes_committed_at_once_are_new_exactly_once(tmp_path: Path) -> None:
+    """Threads of a run storing one body together (the same deck linked twice)."""
+    import threading
+
+    store = Store(tmp_path)
+    body = media.deck("twice", 200_000)
+    writers = []
+    for _ in range(8):
+        w = store.writer()
+        w.write(body)
+        w.finish()
+        writers.append(w)
+    start = threading.Barrier(len(writers))
+    got: list[bool] = []
+
+    def commit(w: object) -> None:
+        start.wait()
+        got.append(w.commit().new)  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=commit, args=(w,)) for w in writers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(got) == [False] * 7 + [True]
+    sha = hashlib.sha256(body).hexdigest()
+    assert store.hash_file(sha) == sha
+    assert list(store.tmp_dir.iterdir()) == []
