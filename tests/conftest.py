@@ -70,6 +70,10 @@ def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     ``hermetic``) resolve, here and in CLI subprocesses (its ``sitecustomize``)."""
     monkeypatch.setattr(socket, "getaddrinfo", hermetic.fake_getaddrinfo)
     monkeypatch.delenv(hermetic.HOSTS_VAR, raising=False)
+    # uvloop (the 'fast' extra) resolves and connects in C, past this resolver and the
+    # tripwire: tests run asyncio's loop unless they ask for uvloop (test_eventloop, on IP
+    # literals only).
+    monkeypatch.setenv("ARCHIVER_EVENT_LOOP", "asyncio")
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(_RESOLVER), path) if p))
 
