@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import media
 import pytest
 from pg_server import pg_dsn, postgres  # noqa: F401
 from server import LoopbackServer, Reply, Request, Script
@@ -31,7 +32,7 @@ from archiver.records import CheckRecord, Outcome, UrlState
 from archiver.run.lock import run_lock
 from archiver.run.worker import WorkerDatabase
 
-PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
+PDF = media.deck("workers", 2_000)
 
 T0 = "2026-01-01T00:00:00Z"
 
@@ -298,7 +299,7 @@ def test_three_workers_one_killed_mid_run(
     servers = [LoopbackServer(host).start() for host in HOSTS]
     try:
         links = [
-            server.route(f"/f{i}.pdf", held_pdf(release, PDF + f"{server.host}/{i}".encode()))
+            server.route(f"/f{i}.pdf", held_pdf(release, media.deck(f"{server.host}/{i}", 2_000)))
             for server in servers
             for i in range(PER_HOST_URLS)
         ]
