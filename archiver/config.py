@@ -176,6 +176,17 @@ class Config:
             given["blob_store"] = replace(self.blob_store, url=None)
         return replace(self, **given)
 
+    def with_bucket(self, url: str) -> Config:
+        """``--store s3://bucket/prefix``: that bucket, with the ``[s3]`` table's endpoint
+        and credentials; the local cache stays where the config put it (``[s3] cache``),
+        or goes beside the database."""
+        if self.blob_store.url:
+            cache = self.store
+        else:
+            base = self.config_path.parent if self.config_path else Path.cwd()
+            cache = directory_beside(self.db, base) / "s3-cache"
+        return replace(self, blob_store=replace(self.blob_store, url=url), store=cache)
+
 
 _TOP_KEYS = {
     "db",
@@ -705,26 +716,32 @@ def _hosts(raw: Any) -> HostHeaders:
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+def s3_url(store: str, what: str) -> str | None:
+    """``s3://bucket/prefix`` checked and normalised; None for a path. ``what`` names
+    where it was written (the config key or the option) in the error."""
+    if not store.startswith("s3://"):
+        if "://" in store:
+            raise ConfigError(f"{what} must be a path or an s3:// URL, got {store!r}")
+        return None
+    bucket, _, prefix = store[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(
+            f"{what} names no valid bucket in {store!r}: write"
+            " s3://BUCKET/PREFIX (3-63 lowercase letters, digits, dots, hyphens)"
+        )
+    parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+    if any(part in ("", ".", "..") for part in parts):
+        raise ConfigError(f"{what} has an empty or dot part in {store!r}")
+    return f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
+
+
 def _s3(raw: Any, store: str) -> tuple[StoreSettings, str | None]:
     """``store = "s3://bucket/prefix"`` with the ``[s3]`` table, and ``[s3] cache``."""
     _expect("s3", raw, dict, "a table")
     for key in raw:
         if key not in _S3_KEYS:
             raise ConfigError(f"unknown config key 's3.{key}' (known: {', '.join(_S3_KEYS)})")
-    url = None
-    if store.startswith("s3://"):
-        bucket, _, prefix = store[len("s3://") :].partition("/")
-        if not _BUCKET.fullmatch(bucket):
-            raise ConfigError(
-                f"config key 'store' names no valid bucket in {store!r}: write"
-                " s3://BUCKET/PREFIX (3-63 lowercase letters, digits, dots, hyphens)"
-            )
-        parts = prefix.strip("/").split("/") if prefix.strip("/") else []
-        if any(part in ("", ".", "..") for part in parts):
-            raise ConfigError(f"config key 'store' has an empty or dot part in {store!r}")
-        url = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
-    elif "://" in store:
-        raise ConfigError(f"config key 'store' must be a path or an s3:// URL, got {store!r}")
+    url = s3_url(store, "config key 'store'")
     text = {}
     for key in ("endpoint", "region", "access_key_id", "secret_access_key", "public_url", "cache"):
         if key in raw:

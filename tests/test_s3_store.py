@@ -468,3 +468,18 @@ def test_concurrent_uploads_share_one_memory_budget(tmp_path: Path, s3: S3Server
     assert sorted(got) == sorted(sha(b) for b in bodies)
     assert all(store.hash_file(sha(b)) == sha(b) for b in bodies)
     assert 0 < store.budget.peak <= 3 * size and store.budget.used == 0
+
+
+def test_store_option_takes_a_bucket_url_and_a_bad_one_is_exit_2(archive: Archive) -> None:
+    """``--store s3://...`` on the command line, as ``store =`` in the config: the
+    archive's own prefix verifies clean, an empty prefix of the bucket holds nothing."""
+    url = f"s3://{archive.s3.bucket}/{archive.prefix}"
+    code, out, err = archive.run("verify", "--store", url)
+    assert code == 0, err
+    code, out, _ = archive.run("status", "--store", url, "--format", "json")
+    assert code == 0 and json.loads(out)["blobs"] == 2
+    code, _, err = archive.run("verify", "--store", "s3://Not_A_Bucket/x")
+    assert code == 2
+    assert "--store names no valid bucket in 's3://Not_A_Bucket/x'" in err
+    code, _, err = archive.run("verify", "--store", "ftp://example.org/x")
+    assert code == 2 and "--store must be a path or an s3:// URL" in err
