@@ -8,6 +8,7 @@ without writing anything. Errors are ``ArchiverError`` subclasses, as on the com
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -123,8 +124,12 @@ def verify(
     from archiver.ops.verify import YOUNG
     from archiver.ops.verify import verify as run_verify
     from archiver.run.crawl import source_roots
+    from archiver.run.lock import run_lock
 
-    with open_archive(config, warn or (lambda _: None)) as (database, blobs):
+    # A repair records versions as a crawl does, so it waits its turn like one; a plain
+    # verify only marks copies damaged, which a running crawl's transactions tolerate.
+    lock = run_lock(config.db) if repair else contextlib.nullcontext()
+    with lock, open_archive(config, warn or (lambda _: None)) as (database, blobs):
         return run_verify(
             database,
             blobs,

@@ -39,6 +39,7 @@ __all__ = [
     "Source",
     "StoreSettings",
     "TransportChoice",
+    "WorkerSettings",
     "finite_option",
     "load_config",
     "override_fetch",
@@ -125,6 +126,17 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class WorkerSettings:
+    """``[workers]``: how ``crawl --worker`` shares a run with other workers."""
+
+    #: A worker's host leases (and its own liveness) expire this long after its last
+    #: renewal; it renews every third of it. A worker that died loses its hosts then.
+    lease_seconds: float = 60.0
+    #: Hosts one worker leases at once; 0: as many as ``[fetch] concurrency``.
+    hosts: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs to know, with paths already made absolute."""
 
@@ -149,6 +161,7 @@ class Config:
     #: ``store = "s3://..."`` and ``[s3]``; then ``store`` is the store's local directory
     #: (temp bodies and thumbnails), ``[s3] cache``, by default beside the database.
     blob_store: StoreSettings = field(default_factory=StoreSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
         # One list of exclusions: the fetcher's copy (for redirects) is always this one.
@@ -162,6 +175,17 @@ class Config:
         if "store" in given and "blob_store" not in given:
             given["blob_store"] = replace(self.blob_store, url=None)
         return replace(self, **given)
+
+    def with_bucket(self, url: str) -> Config:
+        """``--store s3://bucket/prefix``: that bucket, with the ``[s3]`` table's endpoint
+        and credentials; the local cache stays where the config put it (``[s3] cache``),
+        or goes beside the database."""
+        if self.blob_store.url:
+            cache = self.store
+        else:
+            base = self.config_path.parent if self.config_path else Path.cwd()
+            cache = directory_beside(self.db, base) / "s3-cache"
+        return replace(self, blob_store=replace(self.blob_store, url=url), store=cache)
 
 
 _TOP_KEYS = {
@@ -179,6 +203,7 @@ _TOP_KEYS = {
     "hosts",
     "archive",
     "s3",
+    "workers",
 }
 _S3_KEYS = (
     "endpoint",
@@ -545,6 +570,8 @@ def parse_config(raw: dict[str, Any], *, base: Path, config_path: Path | None = 
         cfg = replace(cfg, archive_endpoint=_archive(raw["archive"]))
     if "hosts" in raw:
         cfg = replace(cfg, fetch=replace(cfg.fetch, host_headers=_hosts(raw["hosts"])))
+    if "workers" in raw:
+        cfg = replace(cfg, workers=_workers(raw["workers"]))
     return cfg
 
 
@@ -689,26 +716,32 @@ def _hosts(raw: Any) -> HostHeaders:
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+def s3_url(store: str, what: str) -> str | None:
+    """``s3://bucket/prefix`` checked and normalised; None for a path. ``what`` names
+    where it was written (the config key or the option) in the error."""
+    if not store.startswith("s3://"):
+        if "://" in store:
+            raise ConfigError(f"{what} must be a path or an s3:// URL, got {store!r}")
+        return None
+    bucket, _, prefix = store[len("s3://") :].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(
+            f"{what} names no valid bucket in {store!r}: write"
+            " s3://BUCKET/PREFIX (3-63 lowercase letters, digits, dots, hyphens)"
+        )
+    parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+    if any(part in ("", ".", "..") for part in parts):
+        raise ConfigError(f"{what} has an empty or dot part in {store!r}")
+    return f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
+
+
 def _s3(raw: Any, store: str) -> tuple[StoreSettings, str | None]:
     """``store = "s3://bucket/prefix"`` with the ``[s3]`` table, and ``[s3] cache``."""
     _expect("s3", raw, dict, "a table")
     for key in raw:
         if key not in _S3_KEYS:
             raise ConfigError(f"unknown config key 's3.{key}' (known: {', '.join(_S3_KEYS)})")
-    url = None
-    if store.startswith("s3://"):
-        bucket, _, prefix = store[len("s3://") :].partition("/")
-        if not _BUCKET.fullmatch(bucket):
-            raise ConfigError(
-                f"config key 'store' names no valid bucket in {store!r}: write"
-                " s3://BUCKET/PREFIX (3-63 lowercase letters, digits, dots, hyphens)"
-            )
-        parts = prefix.strip("/").split("/") if prefix.strip("/") else []
-        if any(part in ("", ".", "..") for part in parts):
-            raise ConfigError(f"config key 'store' has an empty or dot part in {store!r}")
-        url = f"s3://{bucket}/{prefix.strip('/')}".rstrip("/")
-    elif "://" in store:
-        raise ConfigError(f"config key 'store' must be a path or an s3:// URL, got {store!r}")
+    url = s3_url(store, "config key 'store'")
     text = {}
     for key in ("endpoint", "region", "access_key_id", "secret_access_key", "public_url", "cache"):
         if key in raw:
@@ -740,3 +773,23 @@ def _archive(raw: Any) -> str:
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"config key 'archive.endpoint' must be an http(s) URL, got {endpoint!r}")
     return endpoint
+
+
+def _workers(raw: Any) -> WorkerSettings:
+    """The ``[workers]`` table: ``lease_seconds`` (at least 2) and ``hosts``."""
+    _expect("workers", raw, dict, "a table")
+    known = ("hosts", "lease_seconds")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"unknown config key 'workers.{key}' (known: {', '.join(known)})")
+    out = WorkerSettings()
+    if "lease_seconds" in raw:
+        lease = _positive("workers.lease_seconds", raw["lease_seconds"])
+        if lease < 2:  # times are stored to the second: a shorter lease may lapse at once
+            raise ConfigError(
+                f"config key 'workers.lease_seconds' must be at least 2, got {lease!r}"
+            )
+        out = replace(out, lease_seconds=lease)
+    if "hosts" in raw:
+        out = replace(out, hosts=_positive("workers.hosts", raw["hosts"], integer=True))
+    return out

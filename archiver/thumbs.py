@@ -6,7 +6,7 @@ are named after the blob's sha256 (``<thumbs>/ab/<sha256>.webp``): made once per
 shared by every URL that holds it, and found again without a database. PDFs and SVGs
 get none (rendering either means running a renderer on untrusted input).
 
-Decoding is bounded exactly like ``validate_deep.deep_check`` (a child forked by the
+Decoding is bounded exactly like ``validate_deep.deep_check`` (a worker forked by the
 same zygote, under the same memory limit, pixel limit and time budget, in the same
 ``CHILDREN`` slots); a JPEG decodes at reduced size through Pillow's ``draft()``.
 The file is written atomically (temp file, fsync, rename, fsync the dir).

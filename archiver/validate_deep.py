@@ -14,19 +14,24 @@ password-protected PDF: the copy keeps its magic-byte verdict, with the reason).
 Bounds. A hostile or broken file must not take the crawler's memory or time, and
 in-process bounds cannot be proven: pypdf's cross-reference repair reads the whole
 file, and libjpeg, zlib and libwebp allocate in C. So by default each file is checked
-in a process of its own that lowers its own address-space limit (``RLIMIT_AS``, which
-caps RSS too) to ``max_memory`` before it reads the file and is killed after
-``seconds`` of wall clock; the pixel and page limits keep honest large files from
-reaching those hard limits. Starting an interpreter and importing the parsers for each
-file cost 0.2-0.4 s, so that process is forked instead, from a *zygote*: one child
-interpreter, started on first use, that imports pypdf, Pillow and defusedxml once and
-forks a bounded child per request (a few ms), at most ``CHILDREN`` at a time for the
-whole process. The zygote is single-threaded and never reads a file itself; it ends
-when its stdin closes (``close``, ``atexit``, or the parent's death, which Linux also
-signals with ``PR_SET_PDEATHSIG``), and a zygote that died is started again by the next
-check. Its children die with it. ``isolate=False`` runs in-process (tests, batch
-tools): same verdicts, but only the pixel, page, size and (checked between
-pages/frames) time limits apply.
+in a process other than the crawler's, which lowers its own address-space limit
+(``RLIMIT_AS``, which caps RSS too) to ``max_memory`` and its CPU limit to the check's
+budget before it reads the file, and is killed after ``seconds`` of wall clock; the
+pixel and page limits keep honest large files from reaching those hard limits.
+Starting an interpreter and importing the parsers for each file cost 0.2-0.4 s, so
+that process is forked instead, from a *zygote*: one child interpreter, started on
+first use, that imports pypdf, Pillow and defusedxml once and forks bounded *workers*,
+at most ``CHILDREN`` checking at a time for the whole process. A worker serves checks
+one after another (a fork per file cost ~12 ms of CPU, as much as checking a large
+PDF); a verdict that is not ``ok`` from a worker that served an earlier check is
+checked again in a freshly forked one, so no file is refused or skipped because of
+what a worker did before, and such a worker is replaced (see ``_Zygote``). The zygote
+is single-threaded and never reads a file itself; it ends when its stdin closes
+(``close``, ``atexit``, or the parent's death, which Linux also signals with
+``PR_SET_PDEATHSIG``), and a zygote that died is started again by the next check. Its
+workers die with it. ``isolate=False`` runs in-process (tests, batch tools): same
+verdicts, but only the pixel, page, size and (checked between pages/frames) time
+limits apply.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ __all__ = [
     "deep_check",
     "deep_kind",
     "run_bounded",
+    "warm",
     "zygote_pid",
 ]
 
@@ -87,17 +93,18 @@ class DeepLimits:
     #: Pixels actually decoded (a JPEG decodes at 1/2, 1/4 or 1/8 when that fits).
     #: Pillow holds 4 bytes a pixel for RGB(A): 20 M px is 80 MB, which with the
     #: interpreter and the libraries the zygote imported (~65 MB of address space,
-    #: inherited by each child) fits ``max_memory``.
+    #: inherited by each worker) fits ``max_memory``.
     #: A 20 MP PNG or a 48 MP camera JPEG (at 1/4) is checked.
     max_pixels: int = 20_000_000
     #: PDF pages walked, or animation frames decoded. A deck past it is ``skipped``
     #: with its declared page count recorded: the part not walked is not vouched for.
     max_pages: int = 2_000
-    #: Wall clock for one file, from the fork of its child (a few ms) to its reply.
+    #: Wall clock for one file, from the zygote's receipt of the request to its reply
+    #: (a check run again in a fresh worker shares it).
     seconds: float = 20.0
     #: Files larger are not opened (repairing a PDF reads it whole).
     max_bytes: int = 256 * MiB
-    #: Address space of the child process (``RLIMIT_AS``, Linux; RSS stays below it),
+    #: Address space of the worker process (``RLIMIT_AS``, Linux; RSS stays below it),
     #: the zygote's inherited ~65 MB included.
     max_memory: int = 150 * MiB
 
@@ -127,7 +134,7 @@ class ChildRun:
 
     result: dict[str, Any] | None
     failure: str
-    #: The child's peak resident set size in bytes (0 when it did not report).
+    #: The worker's peak resident set size during this call, in bytes (0 when it did not report).
     peak_rss: int
     seconds: float
 
@@ -181,7 +188,7 @@ def _check_entry(path: Path, kind: Kind, limits: DeepLimits) -> dict[str, Any]:
 
 
 def check_file(path: Path, kind: Kind, limits: DeepLimits) -> DeepCheck:
-    """The check itself, in this process (the child runs exactly this)."""
+    """The check itself, in this process (a worker runs exactly this)."""
     deadline = time.monotonic() + limits.seconds
     try:
         with open_bounded(path, limits) as f:
@@ -477,13 +484,18 @@ def _svg_length(value: str | None) -> int | None:
     return round(float(match.group(1))) if match else None
 
 
-# -- The bounded child: a zygote forks one per file -----------------------------------
+# -- The bounded workers: a zygote forks them ------------------------------------------
 
 #: Checks running at once in the whole process, whatever the number of threads asking
-#: (each child may grow to ``max_memory``): a burst of new blobs waits its turn.
+#: (each worker may grow to ``max_memory``): a burst of new blobs waits its turn.
 CHILDREN = 2
+#: Checks one worker serves before it is replaced (bounds whatever drifts in a
+#: long-lived interpreter: pymalloc arenas, caches).
+_WORKER_CHECKS = 256
+#: A worker whose resident set grew by more than this since its first check is replaced.
+_WORKER_GROWTH = 32 * MiB
 #: How long past a check's ``seconds`` the parent waits for the zygote's reply before it
-#: takes the zygote for hung and replaces it (the zygote kills a child at ``seconds``).
+#: takes the zygote for hung and replaces it (the zygote kills a worker at ``seconds``).
 _GRACE = 10.0
 #: How long the zygote may take to start and import the parsers.
 _START_SECONDS = 60.0
@@ -497,8 +509,10 @@ def run_bounded(
     limits: DeepLimits,
     **kwargs: Any,
 ) -> ChildRun:
-    """Calls module-level ``func(path, kind, limits, **kwargs)`` in a child process
-    under ``limits.max_memory`` and ``limits.seconds``; JSON in, JSON out. Thread-safe."""
+    """Calls module-level ``func(path, kind, limits, **kwargs)`` in a worker process
+    under ``limits.max_memory`` and ``limits.seconds``; JSON in, JSON out. Thread-safe.
+    A failure, or a result whose ``"verdict"`` is not ``"ok"``, from a worker that ran an
+    earlier call is only returned once a fresh worker gave it too."""
     request = {
         "func": f"{func.__module__}:{func.__qualname__}",
         "path": os.fspath(path),
@@ -513,6 +527,14 @@ def close() -> None:
     """Ends the zygote and any check it still runs (registered with ``atexit``); the next
     check starts a new one."""
     _client().close()
+
+
+def warm() -> None:
+    """Starts the zygote in the background, if it is not running, and returns at once:
+    a crawl that expects new bodies calls it before the first one arrives, so the first
+    checks do not wait for the parsers' import (~0.35 s of CPU). Never fails: a zygote
+    that cannot start fails the first check, with the reason."""
+    threading.Thread(target=_client().warm, name="deep-check warm-up", daemon=True).start()
 
 
 def zygote_pid() -> int | None:
@@ -650,6 +672,9 @@ class _Client:
             time.monotonic() - started,
         )
 
+    def warm(self) -> None:
+        self._running()
+
     def _running(self) -> _Server | str:
         """The live zygote, started if need be; or why none could start."""
         with self._lock:
@@ -716,7 +741,12 @@ def _start_zygote() -> _Server:
     package_root = str(Path(__file__).resolve().parents[len(__name__.split(".")) - 1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    code = f"import {__name__} as m; m._zygote_main({os.getpid()})"
+    # ``-c`` puts the current directory first on sys.path: a folder that holds another
+    # checkout's ``archiver`` would be imported instead, so this one goes before it.
+    code = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        f"import {__name__} as m; m._zygote_main({os.getpid()})"
+    )
     errors = tempfile.TemporaryFile()  # noqa: SIM115  (its last words, if it cannot start)
     try:
         proc = subprocess.Popen(
@@ -753,20 +783,20 @@ if hasattr(os, "register_at_fork"):
 
 
 def _zygote_main(parent: int) -> None:
-    """Imports the parsers once, then forks a bounded child per request line on stdin and
+    """Imports the parsers once, then hands each request line on stdin to a bounded worker and
     writes one reply line per request on stdout, in any order; ends at EOF on stdin.
     Single-threaded, so that forking it is safe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the parent's: it closes us
     prctl = _prctl()
     _die_with(parent, prctl)
     _preload()
-    gc.freeze()  # the children then copy no page for the collector's sake
+    gc.freeze()  # the workers then copy no page for the collector's sake
     _write_line(1, {"ready": True})
     _Zygote(prctl).serve()
 
 
 def _preload() -> None:
-    """What the children would otherwise import each time (never fatal: a parser that
+    """What each worker would otherwise import (never fatal: a parser that
     is missing fails each check that needs it, with the import's error)."""
     with contextlib.suppress(ImportError):
         import pypdf  # noqa: F401
@@ -803,24 +833,52 @@ def _die_with(parent: int, prctl: Callable[..., int] | None) -> None:
 
 
 @dataclass(slots=True)
-class _Child:
-    """A check running in a forked child: its reply comes on the pipe ``fd``."""
+class _Job:
+    """One request, from its arrival to its reply; ``fresh``: its worker is new."""
 
     ident: Any
-    pid: int
-    fd: int
-    seconds: float
+    request: dict[str, Any]
+    limits: DeepLimits
     deadline: float
+    fresh: bool = False
+    retried: bool = False
+
+
+@dataclass(slots=True)
+class _Worker:
+    """A forked child that serves requests one at a time: requests go down the pipe
+    ``send``, replies (one JSON line each) come up the pipe ``fd``."""
+
+    pid: int
+    send: int
+    fd: int
     chunks: list[bytes]
+    served: int = 0
+    #: Its resident set after its first check (a worker that grows past it is replaced).
+    rss: int = 0
+    job: _Job | None = None
+    retiring: bool = False
 
 
 class _Zygote:
-    """The zygote's loop: requests in, children forked, replies out."""
+    """The zygote's loop: requests in, handed to workers it forks, replies out.
+
+    A worker is a child forked from the zygote that serves checks one after another
+    (forking a child per file cost ~12 ms of CPU each, mostly copy-on-write faults, as
+    much as the check of a large PDF itself). What isolation buys is kept: each check
+    runs under its own memory and CPU limits and wall-clock deadline (a worker past it
+    is killed), and every verdict that is not ``ok`` (``corrupt``, ``skipped``, a
+    worker's death or error) from a worker that served an earlier check is checked
+    again in a freshly forked one before it is believed, within the same deadline: so
+    no verdict that refuses or skips a file depends on what a worker did before. A
+    worker is replaced after such a verdict, after ``_WORKER_CHECKS`` checks, or when
+    its resident set grew by ``_WORKER_GROWTH``; at most ``CHILDREN`` idle ones stay.
+    """
 
     def __init__(self, prctl: Callable[..., int] | None) -> None:
         self._prctl, self._pid = prctl, os.getpid()
         self._selector = selectors.DefaultSelector()
-        self._children: dict[int, _Child] = {}  # by pipe fd
+        self._workers: dict[int, _Worker] = {}  # by reply pipe fd
         self._funcs: dict[str, Callable[..., dict[str, Any]]] = {}
 
     def serve(self) -> None:
@@ -828,7 +886,7 @@ class _Zygote:
         pending = b""
         try:
             while True:
-                deadlines = [c.deadline for c in self._children.values()]
+                deadlines = [w.job.deadline for w in self._workers.values() if w.job]
                 timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 for key, _ in self._selector.select(timeout):
                     if key.fd == 0:
@@ -839,110 +897,196 @@ class _Zygote:
                         for line in lines:
                             if line.strip():
                                 self._start(json.loads(line))
-                    elif (child := self._children.get(key.fd)) is not None:
-                        data = os.read(child.fd, 64 * 1024)
-                        if data:
-                            child.chunks.append(data)
-                        else:  # it wrote its reply, or died: reap it
-                            self._finish(child)
+                    elif (worker := self._workers.get(key.fd)) is not None:
+                        self._read(worker)
                 now = time.monotonic()
-                for child in [c for c in self._children.values() if c.deadline <= now]:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child.pid, signal.SIGKILL)
-                    os.waitpid(child.pid, 0)
-                    self._reply(child, failure=f"over the time budget of {child.seconds:g} s")
+                for worker in list(self._workers.values()):
+                    job = worker.job
+                    if job is not None and job.deadline <= now:
+                        self._kill(worker)
+                        why = f"over the time budget of {job.limits.seconds:g} s"
+                        self._reply(job, failure=why)
         finally:
-            for child in list(self._children.values()):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGKILL)
-                os.waitpid(child.pid, 0)
+            for worker in list(self._workers.values()):
+                self._kill(worker)
 
     def _start(self, request: dict[str, Any]) -> None:
         try:
             limits = DeepLimits(**request["limits"])
-            func = self._func(request["func"])
+            self._func(request["func"])
         except Exception as exc:
             self._write({"id": request["id"], "failure": _failed(exc)})
             return
-        read_end, write_end = os.pipe()
+        job = _Job(request["id"], request, limits, time.monotonic() + limits.seconds)
+        self._dispatch(job)
+
+    def _dispatch(self, job: _Job, *, fresh: bool = False) -> None:
+        """Hands ``job`` to an idle worker (a new one when ``fresh`` or none is idle)."""
+        while True:
+            worker = None
+            if not fresh:
+                idle = (w for w in self._workers.values() if w.job is None and not w.retiring)
+                worker = next(idle, None)
+            if worker is None:
+                worker = self._fork()
+            job.fresh = worker.served == 0
+            worker.job = job
+            try:
+                _write_line(worker.send, job.request)
+                return
+            except OSError:  # it died while idle: reaped, and the job goes to another
+                worker.job = None
+                self._kill(worker)
+
+    def _fork(self) -> _Worker:
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: never returns into this loop
+        if pid == 0:  # the worker: never returns into this loop
             code = 70
             try:
-                os.close(read_end)
-                code = self._child(func, request, limits, write_end)
+                os.close(requests_w)
+                os.close(replies_r)
+                code = self._work(requests_r, replies_w)
             finally:
                 os._exit(code)
-        os.close(write_end)
-        now = time.monotonic()
-        child = _Child(request["id"], pid, read_end, limits.seconds, now + limits.seconds, [])
-        self._children[read_end] = child
-        self._selector.register(read_end, selectors.EVENT_READ)
+        os.close(requests_r)
+        os.close(replies_w)
+        worker = _Worker(pid, requests_w, replies_r, [])
+        self._workers[replies_r] = worker
+        self._selector.register(replies_r, selectors.EVENT_READ)
+        return worker
 
     def _func(self, name: str) -> Callable[..., dict[str, Any]]:
-        """The function a request names, imported here once (children inherit it)."""
+        """The function a request names, imported here once (workers inherit it)."""
         if name not in self._funcs:
             module, _, qualname = name.partition(":")
             self._funcs[name] = getattr(importlib.import_module(module), qualname)
         return self._funcs[name]
 
-    def _child(
-        self,
-        func: Callable[..., dict[str, Any]],
-        request: dict[str, Any],
-        limits: DeepLimits,
-        out: int,
-    ) -> int:
-        """Runs in the forked child: bounds itself, calls ``func``, writes the reply."""
-        _die_with(self._pid, self._prctl)  # a zygote killed takes its children along
+    def _work(self, requests: int, out: int) -> int:
+        """Runs in the forked worker: one request line in, one reply line out, until the
+        zygote closes the request pipe."""
+        _die_with(self._pid, self._prctl)  # a zygote killed takes its workers along
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # stdout is the zygote's reply channel: no stray print there
             os.dup2(devnull, fd)
-        for fd in self._children:
-            os.close(fd)
+        for worker in self._workers.values():
+            os.close(worker.fd)
+            if not worker.retiring:
+                os.close(worker.send)
+        self._workers.clear()
+        self._selector.close()
+        with os.fdopen(requests, "rb") as lines:
+            for line in lines:
+                _write_line(out, self._run(json.loads(line)))
+        return 0
+
+    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request in the worker: bounds itself for it, calls the function."""
+        limits = DeepLimits(**request["limits"])
         _limit_self(limits)
+        _reset_peak_rss()
         try:
+            func = self._func(request["func"])
             result = func(Path(request["path"]), request["kind"], limits, **request["kwargs"])
             reply: dict[str, Any] = {"result": result, "peak_rss": _peak_rss()}
         except MemoryError:
             reply = {"error": f"needs more than {limits.max_memory // MiB} MB"}
         except Exception as exc:
             reply = {"error": _failed(exc)}
-        data = json.dumps(reply).encode()
-        while data:
-            data = data[os.write(out, data) :]
-        os.close(out)  # the reply is whole: the zygote passes it on while this exits
-        return 0
+        reply["rss"] = _rss()
+        return reply
 
-    def _finish(self, child: _Child) -> None:
-        """The child closed its pipe: its reply goes to the parent before it is reaped
-        (its exit, which unmaps what it copied, takes a few ms the check need not wait
-        for); when it ended without a whole reply, its exit status says why."""
-        try:
-            reply = json.loads(b"".join(child.chunks))
-        except ValueError:
-            reply = None
-        if isinstance(reply, dict) and "error" in reply:
-            self._reply(child, failure=str(reply["error"]))
-        elif isinstance(reply, dict) and "result" in reply:
-            self._reply(child, result=reply["result"], peak_rss=int(reply.get("peak_rss", 0)))
-        else:
-            status = os.waitpid(child.pid, 0)[1]
-            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
-                failure = f"over the time budget of {child.seconds:g} s (CPU)"
-            elif os.WIFSIGNALED(status):
-                failure = f"the decoder died ({_signal_name(os.WTERMSIG(status))})"
-            else:
-                failure = f"deep check did not run: no reply, exit status {status >> 8}"
-            self._reply(child, failure=failure)
+    def _read(self, worker: _Worker) -> None:
+        data = os.read(worker.fd, 64 * 1024)
+        if not data:  # it ended: retired, or died in a check
+            self._ended(worker)
             return
-        os.waitpid(child.pid, 0)
+        *lines, rest = b"".join([*worker.chunks, data]).split(b"\n")
+        worker.chunks = [rest] if rest else []
+        for line in lines:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                reply = None
+            job, worker.job = worker.job, None
+            if job is None:
+                continue  # a worker says nothing unasked: ignore it
+            if not isinstance(reply, dict):
+                reply = {"error": "deep check failed: a reply that is not JSON"}
+            self._replied(worker, job, reply)
 
-    def _reply(self, child: _Child, **fields: Any) -> None:
-        del self._children[child.fd]
-        self._selector.unregister(child.fd)
-        os.close(child.fd)
-        self._write({"id": child.ident, **fields})
+    def _replied(self, worker: _Worker, job: _Job, reply: dict[str, Any]) -> None:
+        worker.served += 1
+        rss = int(reply.get("rss", 0))
+        if worker.served == 1:
+            worker.rss = rss
+        result = reply.get("result")
+        settled = isinstance(result, dict) and result.get("verdict", "ok") == "ok"
+        if (
+            not settled
+            or worker.served >= _WORKER_CHECKS
+            or rss > worker.rss + _WORKER_GROWTH
+            or sum(1 for w in self._workers.values() if w.job is None and not w.retiring) > CHILDREN
+        ):
+            self._retire(worker)
+        if not settled and self._again(job):
+            return
+        if "error" in reply:
+            self._reply(job, failure=str(reply["error"]))
+        else:
+            self._reply(job, result=result, peak_rss=int(reply.get("peak_rss", 0)))
+
+    def _again(self, job: _Job) -> bool:
+        """Whether a verdict that is not ``ok`` from a worker that served before goes to a
+        fresh worker (once, within the job's own deadline) instead of to the parent."""
+        if job.fresh or job.retried:
+            return False
+        job.retried = True
+        self._dispatch(job, fresh=True)
+        return True
+
+    def _ended(self, worker: _Worker) -> None:
+        """The worker closed its reply pipe: reaped; a check it was running is answered
+        from its exit status (or checked again in a fresh worker, if it had served)."""
+        self._forget(worker)
+        status = os.waitpid(worker.pid, 0)[1]
+        job = worker.job
+        if job is None:
+            return
+        cpu = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU
+        if not cpu and self._again(job):
+            return
+        if cpu:
+            failure = f"over the time budget of {job.limits.seconds:g} s (CPU)"
+        elif os.WIFSIGNALED(status):
+            failure = f"the decoder died ({_signal_name(os.WTERMSIG(status))})"
+        else:
+            failure = f"deep check did not run: no reply, exit status {status >> 8}"
+        self._reply(job, failure=failure)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Closes its request pipe: it ends after the reply it is writing, if any."""
+        if not worker.retiring:
+            worker.retiring = True
+            os.close(worker.send)
+
+    def _kill(self, worker: _Worker) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGKILL)
+        os.waitpid(worker.pid, 0)
+        self._forget(worker)
+
+    def _forget(self, worker: _Worker) -> None:
+        """Closes both pipes of a worker that ended (the caller reaps it)."""
+        self._retire(worker)
+        if self._workers.pop(worker.fd, None) is not None:
+            self._selector.unregister(worker.fd)
+            os.close(worker.fd)
+
+    def _reply(self, job: _Job, **fields: Any) -> None:
+        self._write({"id": job.ident, **fields})
 
     def _write(self, message: dict[str, Any]) -> None:
         _write_line(1, message)
@@ -971,9 +1115,10 @@ def _limit_self(limits: DeepLimits) -> None:
         import resource
     except ImportError:  # not POSIX: the wall-clock kill still applies
         return
+    spent = os.times()  # a worker that served checks before has used CPU already
     wanted = {
         resource.RLIMIT_AS: limits.max_memory,
-        resource.RLIMIT_CPU: math.ceil(limits.seconds) + 1,
+        resource.RLIMIT_CPU: math.ceil(spent.user + spent.system + limits.seconds) + 1,
     }
     for which, value in wanted.items():
         with contextlib.suppress(ValueError, OSError):
@@ -981,6 +1126,22 @@ def _limit_self(limits: DeepLimits) -> None:
             if hard != resource.RLIM_INFINITY:
                 value = min(value, hard)
             resource.setrlimit(which, (value, hard))
+
+
+def _reset_peak_rss() -> None:
+    """Starts the peak RSS over from the current one (Linux), so that each check a
+    worker serves reports its own."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _rss() -> int:
+    """This process's resident set size in bytes (0 where /proc is missing)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _peak_rss() -> int:

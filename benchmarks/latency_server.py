@@ -3,8 +3,9 @@
 It stands in for a CDN: every response waits ``--latency`` seconds (the round trip we
 cannot avoid) and costs the server almost no CPU, so the client is what gets measured.
 Run it as a subprocess; it prints ``PORT <n>`` once listening and, on SIGTERM or SIGINT,
-one JSON line with its own CPU time, requests and connections, so the benchmark can show
-it was not the bottleneck and that connections were reused.
+one JSON line with its own CPU time, requests, connections and the most requests it had
+in flight at once, so the benchmark can show it was not the bottleneck, that
+connections were reused and that a per-host limit held.
 
 Routes (the number only makes URLs distinct; every asset has ``--size`` bytes)::
 
@@ -12,8 +13,8 @@ Routes (the number only makes URLs distinct; every asset has ``--size`` bytes)::
     /gone/<n>.<ext>          404
     /soft/<n>.<ext>          200 with an HTML page (a soft 404)
 
-Assets carry an ``ETag`` and answer a matching ``If-None-Match`` with 304.
-Standard library only; bind it to loopback.
+Assets are a real PDF and a real PNG (``bench_media``), carry an ``ETag`` and answer a
+matching ``If-None-Match`` with 304. Standard library only; bind it to loopback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import resource
 import signal
 import sys
 
+from bench_media import pdf_exact, png_exact
+
 _REASONS = {200: "OK", 206: "Partial Content", 304: "Not Modified", 404: "Not Found"}
 _HTML = b"<!doctype html><html><head><title>Not found</title></head><body>Gone</body></html>"
 
@@ -32,17 +35,15 @@ _HTML = b"<!doctype html><html><head><title>Not found</title></head><body>Gone</
 class Stats:
     requests = 0
     connections = 0
+    in_flight = 0  # requests received and not yet answered
+    max_in_flight = 0
 
 
 class Assets:
     """Bodies generated once per kind; a request only slices them."""
 
     def __init__(self, size: int) -> None:
-        filler = bytes(range(256)) * (size // 256 + 1)
-        self.bodies = {
-            "pdf": (b"%PDF-1.7\n" + filler)[:size],
-            "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + filler)[:size],
-        }
+        self.bodies = {"pdf": pdf_exact(size), "png": png_exact(size)}
         self.etag = f'"bench-{size}"'
 
 
@@ -106,6 +107,8 @@ class HTTPProtocol(asyncio.Protocol):
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
             Stats.requests += 1
+            Stats.in_flight += 1
+            Stats.max_in_flight = max(Stats.max_in_flight, Stats.in_flight)
             reply = answer(target, headers, self._assets, self._range)
             if self._latency > 0:
                 asyncio.get_running_loop().call_later(self._latency, self._send, reply)
@@ -113,6 +116,7 @@ class HTTPProtocol(asyncio.Protocol):
                 self._send(reply)
 
     def _send(self, reply: bytes) -> None:
+        Stats.in_flight -= 1
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(reply)
 
@@ -138,6 +142,7 @@ async def serve(host: str, port: int, latency: float, size: int, honour_range: b
         "cpu_seconds": round(cpu_seconds(), 3),
         "requests": Stats.requests,
         "connections": Stats.connections,
+        "max_in_flight": Stats.max_in_flight,
     }
     print(json.dumps(figures), flush=True)
 

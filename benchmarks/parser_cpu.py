@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_media import pdf_exact
+
 #: The commit the "before" figures were measured on: main before issue 10, whose
 #: ``archiver/transport.py`` parsed responses by hand.
 BEFORE_COMMIT = "f1ce881"
@@ -39,7 +41,7 @@ BEFORE_COMMIT = "f1ce881"
 #: docs/benchmarks.md (2026-12-01, with other work sharing its two cores).
 BEFORE = {"http": 0.081, "https": 0.104}
 
-BODY = b"%PDF-1.7\n" + bytes(range(256)) * 32
+BODY = pdf_exact(9 + 256 * 32)  # a real PDF, as long as the filler body measured before
 HEAD = (
     b"HTTP/1.1 200 OK\r\n"
     b"Content-Type: application/pdf\r\n"

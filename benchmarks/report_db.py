@@ -8,6 +8,12 @@ that archiver's own migrations created; the store gets one small file per blob a
 thumbnail for some image blobs. A seeded ``random.Random`` makes every value, so two
 builds of the same size are the same archive.
 
+Run as a script, it builds one and times ``archiver report`` on it in every format,
+each a real process (wall time, and peak RSS from ``wait4``), next to issue 13's targets
+(peak RSS under 150 MB for every format, JSON in at most 10 s at 1,000,000 URLs)::
+
+    .venv/bin/python benchmarks/report_db.py --urls 1000000
+
 What is in it, per URL: a state in about the mix of a large site (mostly ok, some
 failing, dead, invalid, error, blocked and pending), a host out of a few dozen (one on
 a port of its own, one with a password in its URLs), an error text with the characters
@@ -17,8 +23,15 @@ many sharing a blob), and one or two uses in posts of a folder and of a site.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import os
 import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 from archiver.db import Database
@@ -225,3 +238,74 @@ def _posts(db: Database, rng: random.Random, n: int, when: str) -> None:
         " VALUES (?,?,?,?,?,?,?,?)",
         [r for r in refs if r[1] % 211 != 7],  # unreferenced URLs: no post uses them
     )
+
+
+#: Every ``report --format``, and the filters timed beside the whole report.
+FORMATS = ("json", "html", "csv", "markdown", "table", "junit", "github", "sarif")
+FILTERS = (("--state", "all"),)
+RSS_MB, JSON_SECONDS = 150, 10.0
+
+
+def _report(db: Path, store: Path, out: Path, *args: str) -> tuple[float, float, int]:
+    """``archiver report ARGS -o OUT``: wall seconds, peak RSS in MB, exit code."""
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "archiver", "report", "--db", str(db), "--store", str(store)]
+    proc = subprocess.Popen(
+        [*cmd, *args, "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"report {' '.join(args)} failed ({code}): {err.decode()[-2000:]}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--build"]:
+        build(Path(argv[1]) / "a.db", Path(argv[1]) / "store", int(argv[2]))
+        return 0
+    ap = argparse.ArgumentParser(description="time every report format on a built archive")
+    ap.add_argument("--urls", type=int, default=1_000_000)
+    ap.add_argument("--formats", default=",".join(FORMATS))
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="archiver-report-", dir=args.workdir))
+    try:
+        db, store = work / "a.db", work / "store"
+        t = time.perf_counter()
+        # Built in a child process: on Linux a child's peak RSS (wait4) counts the pages
+        # of its parent at fork time, and a build of 1,000,000 rows holds 1.5 GB.
+        subprocess.run([sys.executable, __file__, "--build", str(work), str(args.urls)], check=True)
+        print(f"built {args.urls:,} URLs in {time.perf_counter() - t:.1f} s")
+        print(f"{'report':<36} {'wall':>9} {'peak RSS':>9} {'output':>10}  target")
+        for fmt in args.formats.split(","):
+            for flt in ((), *FILTERS):
+                if fmt in ("junit", "github", "sarif") and not flt:
+                    continue  # the CI formats list what is not ok either way: one row
+                out = work / f"report.{fmt}"
+                wall, rss, _ = _report(db, store, out, "--format", fmt, *flt)
+                target = f"RSS < {RSS_MB} MB"
+                ok = rss < RSS_MB
+                if fmt == "json" and flt and args.urls >= 1_000_000:
+                    target += f", <= {JSON_SECONDS:g} s"
+                    ok = ok and wall <= JSON_SECONDS
+                name = " ".join(("--format", fmt, *flt))
+                size = out.stat().st_size / 1e6
+                print(
+                    f"{name:<36} {wall:>7.1f} s {rss:>6.0f} MB {size:>7.1f} MB  {target}"
+                    f" {'met' if ok else 'MISSED'}",
+                    flush=True,
+                )
+                out.unlink()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -977,9 +977,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
     base = args.workdir or Path(tempfile.gettempdir())
     need_disk(base, args.smoke, only)
+    from archiver.eventloop import loop_name
+
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()},"
-        f" {platform.system()} {platform.release()}"
+        f" {platform.system()} {platform.release()}; archiver's event loop: {loop_name()}"
+        " (ARCHIVER_EVENT_LOOP=asyncio for asyncio's own)"
     )
     compile_archiver()
     work = Path(tempfile.mkdtemp(prefix="archiver-bench-", dir=base))

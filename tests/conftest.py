@@ -70,6 +70,10 @@ def _no_real_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     ``hermetic``) resolve, here and in CLI subprocesses (its ``sitecustomize``)."""
     monkeypatch.setattr(socket, "getaddrinfo", hermetic.fake_getaddrinfo)
     monkeypatch.delenv(hermetic.HOSTS_VAR, raising=False)
+    # uvloop (the 'fast' extra) resolves and connects in C, past this resolver and the
+    # tripwire: tests run asyncio's loop unless they ask for uvloop (test_eventloop, on IP
+    # literals only).
+    monkeypatch.setenv("ARCHIVER_EVENT_LOOP", "asyncio")
     path = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(_RESOLVER), path) if p))
 
@@ -106,15 +110,10 @@ def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_deep_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Most tests serve stand-in bodies (``%PDF-1.4`` and filler) that no parser opens;
-    a crawl deep-checks only in the tests that ask for ``deep_checking``."""
-    monkeypatch.setenv("ARCHIVER_DEEP_CHECK", "off")
-
-
-@pytest.fixture
 def deep_checking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A crawl deep-checks each new body, as it does outside the tests."""
+    """A crawl deep-checks each new body, as it does outside the tests: the bodies the
+    tests serve are real files (``media``). A test whose point is not the check may set
+    ``ARCHIVER_DEEP_CHECK=off`` itself, with its reason."""
     monkeypatch.delenv("ARCHIVER_DEEP_CHECK", raising=False)
 
 

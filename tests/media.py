@@ -6,6 +6,7 @@ then damaged the way a cut download or a flipped bit damages it, and nothing els
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import re
@@ -14,6 +15,7 @@ import zlib
 
 from PIL import Image
 from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject
 
 
 def pdf(pages: int = 3, title: str | None = "Keynote: the slides") -> bytes:
@@ -25,6 +27,48 @@ def pdf(pages: int = 3, title: str | None = "Keynote: the slides") -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+@functools.cache
+def deck(tag: str = "slides", size: int = 0) -> bytes:
+    """A real one-page PDF titled ``tag``, exactly ``size`` bytes when that is more than
+    its smallest (~550): the page's content stream holds comment lines naming ``tag`` (a
+    viewer draws nothing from them), so distinct tags are distinct files and the size is
+    met without junk after ``%%EOF``."""
+    line = b"% " + tag.encode() + b"\n"
+    length = 0
+    for _ in range(4):  # the stream's /Length and the xref offsets settle in a step or two
+        writer = PdfWriter()
+        page = writer.add_blank_page(612, 792)
+        writer.add_metadata({"/Title": tag})
+        stream = DecodedStreamObject()
+        stream.set_data((line * (length // len(line) + 1))[:length])
+        page.replace_contents(stream)
+        out = io.BytesIO()
+        writer.write(out)
+        data = out.getvalue()
+        if len(data) >= size if length == 0 else len(data) == size:
+            return data
+        length += size - len(data)
+    raise AssertionError(f"no PDF of exactly {size} bytes")
+
+
+@functools.cache
+def picture(fmt: str = "PNG", seed: int = 0, side: int = 8) -> bytes:
+    """A real ``side`` x ``side`` image in ``fmt`` (PNG, JPEG, GIF, WEBP) of random pixels
+    from ``seed``: distinct seeds are distinct files; random pixels keep the file about
+    ``side * side * 3`` bytes for PNG, so ``side`` sets its size too."""
+    options: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
+    return encode(noise(side, side, seed), fmt, **options)
+
+
+@functools.cache
+def svg(tag: str = "icon") -> bytes:
+    """A real SVG (a rectangle) whose title is ``tag``: distinct tags are distinct files."""
+    return (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16">'
+        b"<title>" + tag.encode() + b'</title><rect width="16" height="16"/></svg>\n'
+    )
 
 
 def pdf_wrong_xref(pages: int = 3) -> bytes:

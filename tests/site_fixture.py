@@ -28,14 +28,15 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import media
 from server import LoopbackServer, Reply, conditional
 
 from archiver.config import Config, FetchConfig
 
-PDF = b"%PDF-1.4\n" + b"slides " * 200 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-WEBP = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 64
+PDF = media.deck("slides", 1400)
+PNG = media.picture("PNG", 1)
+JPEG = media.picture("JPEG", 2)
+WEBP = media.picture("WEBP", 3)
 LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 PAGE_CAP = 64 * 1024  # max_page_size in ``site_config``
 

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
+import media
 import pytest
 from cli_process import run_cli
 from server import LoopbackServer, Reply, Request, Script
@@ -17,8 +18,8 @@ from archiver.errors import NetworkDownError
 from archiver.net.fetch import HostMapTransport
 from archiver.run.crawl import crawl
 
-PDF = b"%PDF-1.4\n" + b"slides " * 3000 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20000
+PDF = media.deck("slides", 21000)
+PNG = media.picture("PNG", 1, side=82)  # ~20 KB
 HTML = b"<!doctype html><html><body>Sorry, this file is gone</body></html>"
 
 

@@ -9,12 +9,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+import media
 import pytest
 from cli_process import run_cli
 from server import LoopbackServer, Reply
 
 SCHEMA = Path(__file__).parent / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
-PDF = b"%PDF-1.4\n" + b"slides " * 300 + b"\n%%EOF\n"
+PDF = media.deck("slides", 2100)
 
 
 def config(root: Path, confirm_runs: int) -> None:

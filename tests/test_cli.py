@@ -12,11 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer, Reply
 
-PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 300
+PDF = media.deck("x", 2000)
+PNG = media.picture("PNG", 1)
 
 
 def run(
@@ -208,6 +209,25 @@ def test_second_run_waits_or_exits_75_while_the_first_holds_the_lock(
         gate.set()
         assert first.wait(60) == 0
         assert waiting.wait(60) == 0
+    finally:
+        first.kill()
+
+
+def test_verify_repair_takes_the_lock_and_plain_verify_does_not(
+    site: Path, server: LoopbackServer
+) -> None:
+    assert run("crawl", cwd=site).returncode == 0  # something to verify
+    gate = server.gate()
+    server.route("/deck.pdf", Reply(status=503, body=b"busy", hold=gate))
+    first = start("crawl", "--all", cwd=site)
+    try:
+        assert server.wait_for_in_flight(1)  # the crawl is mid-fetch, holding the lock
+        repair = run("verify", "--repair", cwd=site)
+        assert repair.returncode == 75, repair.stderr
+        assert "another run (pid " in repair.stderr
+        assert run("verify", cwd=site).returncode == 0
+        gate.set()
+        first.wait(60)
     finally:
         first.kill()
 

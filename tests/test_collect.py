@@ -7,6 +7,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import media
 import pytest
 
 from archiver.sources.folders import Post, collect, iter_post_files, read_post, source_roots
@@ -81,7 +82,7 @@ def test_root_relative_resolution_order(tmp_path: Path) -> None:
         "static/b.png",
         "static/c.png",
     ]:
-        write(tmp_path / name, b"\x89PNG")
+        write(tmp_path / name, media.picture("PNG"))
     result = read_post(
         tmp_path, post, source="s", base_url=None, static_roots=[tmp_path, tmp_path / "static"]
     )
@@ -157,7 +158,7 @@ def test_single_file_root(site: Path) -> None:
 
 def test_html_posts_are_read_as_html(tmp_path: Path) -> None:
     write(tmp_path / "e/index.html", '<html><body><img src="pic.jpg"></body></html>')
-    write(tmp_path / "e/pic.jpg", b"\xff\xd8")
+    write(tmp_path / "e/pic.jpg", media.picture("JPEG"))
     (post,) = collect(tmp_path)
     assert [(r.kind, r.url) for r in post.references] == [
         ("html-img", (tmp_path.resolve() / "e/pic.jpg").as_uri())

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import media
 import pytest
 from server import LoopbackServer, Reply, conditional
 
@@ -19,8 +20,8 @@ from archiver.net.fetch import HostMapTransport
 from archiver.ops.report import ReportFilter, row_dict, url_rows
 from archiver.run.crawl import crawl
 
-PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = media.deck("slides", 3500)
+PNG = media.picture("PNG", 1)
 HTML = b"<!doctype html><html><body>Sorry, this file is gone</body></html>"
 
 

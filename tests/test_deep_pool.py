@@ -1,4 +1,6 @@
-"""The zygote behind deep checks: one process that forks a bounded child per file.
+"""The zygote behind deep checks: one process that forks bounded workers, each serving
+checks one at a time; a verdict that is not ``ok`` from a worker that served before is
+checked again in a fresh one.
 
 Real processes throughout. A check that must block does so on a FIFO nobody has opened
 for writing yet, and the test releases it by opening the FIFO: nothing waits on a clock.
@@ -28,6 +30,7 @@ from archiver.validate_deep import (
     close,
     deep_check,
     run_bounded,
+    warm,
     zygote_pid,
 )
 
@@ -47,6 +50,11 @@ def whoami(path: Path, kind: str, limits: DeepLimits) -> dict[str, Any]:
 
 def allocate(path: Path, kind: str, limits: DeepLimits, *, megabytes: int) -> dict[str, Any]:
     return {"size": len(bytearray(megabytes * MiB))}
+
+
+def verdict_from(path: Path, kind: str, limits: DeepLimits, *, verdict: str) -> dict[str, Any]:
+    """A deep check's result shape that names the worker that gave it."""
+    return {"verdict": verdict, "pid": os.getpid()}
 
 
 def crash(path: Path, kind: str, limits: DeepLimits, *, sig: int) -> dict[str, Any]:
@@ -139,13 +147,47 @@ def test_checks_from_many_threads_each_get_their_own_verdict(tmp_path: Path) -> 
     assert got == [expected[path] for path in jobs]
 
 
-def test_one_zygote_forks_a_new_child_per_check(zygote: None, tmp_path: Path) -> None:
+def test_one_zygote_forks_a_worker_that_serves_check_after_check(
+    zygote: None, tmp_path: Path
+) -> None:
     runs = [run_bounded(whoami, tmp_path, "pdf", DeepLimits()) for _ in range(3)]
     pid = zygote_pid()
     assert pid is not None and pid != os.getpid()
     assert all(run.result is not None and run.result["parent"] == pid for run in runs)
-    assert len({run.result["pid"] for run in runs if run.result}) == 3
+    assert len({run.result["pid"] for run in runs if run.result}) == 1
     assert all(0 < run.peak_rss < 150 * MiB for run in runs)
+
+
+@pytest.mark.parametrize("verdict", ["corrupt", "skipped"])
+def test_a_verdict_not_ok_from_a_worker_that_served_is_given_by_a_fresh_one(
+    zygote: None, tmp_path: Path, verdict: str
+) -> None:
+    first = run_bounded(whoami, tmp_path, "pdf", DeepLimits()).result
+    assert first is not None
+    run = run_bounded(verdict_from, tmp_path, "pdf", DeepLimits(), verdict=verdict)
+    assert run.result is not None and run.result["verdict"] == verdict
+    assert run.result["pid"] != first["pid"]  # checked again in a new worker, which said it
+    # That worker refused or skipped a file: it is replaced too, not reused.
+    after = run_bounded(whoami, tmp_path, "pdf", DeepLimits()).result
+    assert after is not None and after["pid"] not in (first["pid"], run.result["pid"])
+
+
+def test_an_ok_verdict_keeps_its_worker(zygote: None, tmp_path: Path) -> None:
+    runs = [run_bounded(verdict_from, tmp_path, "pdf", DeepLimits(), verdict="ok") for _ in "ab"]
+    assert [r.result["verdict"] for r in runs if r.result] == ["ok", "ok"]
+    assert len({r.result["pid"] for r in runs if r.result}) == 1
+
+
+def test_a_worker_that_served_and_dies_in_a_check_is_replaced_and_the_check_rerun(
+    zygote: None, tmp_path: Path
+) -> None:
+    """A decoder that crashes does so again in a fresh worker: that worker's death is
+    the verdict, and the next check gets a new worker."""
+    first = run_bounded(whoami, tmp_path, "image", DeepLimits()).result
+    run = run_bounded(crash, tmp_path, "image", DeepLimits(), sig=int(signal.SIGSEGV))
+    assert (run.result, run.failure) == (None, "the decoder died (SIGSEGV)")
+    after = run_bounded(whoami, tmp_path, "image", DeepLimits()).result
+    assert first is not None and after is not None and after["pid"] != first["pid"]
 
 
 @pytest.mark.skipif(not LINUX, reason="RLIMIT_AS is enforced on Linux")
@@ -205,7 +247,8 @@ def test_a_check_that_blocks_does_not_hold_up_the_others(tmp_path: Path) -> None
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc")
 def test_at_most_children_checks_run_at_once(zygote: None, tmp_path: Path) -> None:
-    """The third check waits in the parent until one of the first two ends."""
+    """The third check waits in the parent until one of the first two ends, then runs
+    in the worker that served it."""
     assert CHILDREN == 2
     stuck = [_fifo(tmp_path, f"stuck{i}") for i in range(3)]
     said = [_fifo(tmp_path, f"pid{i}") for i in range(3)]
@@ -233,7 +276,8 @@ def test_at_most_children_checks_run_at_once(zygote: None, tmp_path: Path) -> No
         _release(stuck[1])
         _release(stuck[2])
         assert [r.result().result for r in runs] == [{"released": True}] * 3
-    assert len(set(children)) == 3
+        assert sorted(int(c) for c in listed.read_text().split()) == sorted(children[:2])
+    assert len(set(children)) == 2 and children[2] == children[0]
 
 
 def test_a_killed_zygote_is_replaced_by_the_next_check(tmp_path: Path) -> None:
@@ -322,3 +366,36 @@ def test_the_zygote_and_its_children_end_with_their_parent(tmp_path: Path, how: 
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_warm_starts_the_zygote_before_any_check(tmp_path: Path) -> None:
+    close()
+    assert zygote_pid() is None
+    warm()
+    for thread in threading.enumerate():
+        if thread.name == "deep-check warm-up":
+            thread.join()
+    pid = zygote_pid()
+    assert pid is not None
+    png = tmp_path / "p.png"
+    png.write_bytes(media.encode(media.noise(64, 64), "PNG"))
+    assert deep_check(png, "image").ok
+    assert zygote_pid() == pid  # the check used the zygote warm() started
+
+
+def test_the_zygote_runs_this_code_whatever_the_current_directory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -c`` imports from the current directory first: another ``archiver``
+    package there (a second checkout) must not be what the zygote runs."""
+    decoy = tmp_path / "archiver"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy checkout')\n")
+    png = tmp_path / "p.png"
+    png.write_bytes(media.encode(media.noise(64, 64), "PNG"))
+    close()
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert deep_check(png, "image") == DeepCheck("ok", width=64, height=64, format="PNG")
+    finally:
+        close()

@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
@@ -82,7 +83,7 @@ def test_every_version_becomes_a_checked_response_record(world: World, tmp_path:
 def test_a_corrupt_blob_is_left_out_and_named(world: World, tmp_path: Path) -> None:
     blob = world.store().path_for(sha(PNG))
     os.chmod(blob, 0o644)
-    blob.write_bytes(b"\x89PNG not any more")
+    blob.write_bytes(media.png_broken_idat(PNG))  # 8 bytes flipped: not these bytes
     warc = tmp_path / "archive.warc"
     code, _, err = world.run("export", "--warc", str(warc))
     assert code == 1

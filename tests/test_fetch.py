@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx
+import media
 import pytest
 from fetching import fetch_all
 from server import LoopbackServer, Reply, Request, conditional, http_date
@@ -34,8 +35,8 @@ from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x01" * 2000
+PDF = media.deck("slides", 16_000)
+PNG = media.picture("PNG", 1, side=26)  # ~2 KB
 HTML = b"<!DOCTYPE html><html><head><title>Not found</title></head><body>Gone</body></html>"
 FAST = FetchSettings(retries=2, connect_timeout=2.0, read_timeout=5.0)
 
@@ -704,3 +705,25 @@ async def test_file_urls_outside_the_local_roots_are_blocked_unread(
 async def test_unfetchable_scheme_is_dead(fake_clock: FakeClock) -> None:
     r = await fetch("mailto:someone@example.org", fake_clock)
     assert (r.state, r.error_class) == ("dead", "bad-url")
+
+
+def test_evolve_is_dataclasses_replace_for_every_field() -> None:
+    """The fetcher's cheap copy of an Outcome changes what it is given and nothing else."""
+    import dataclasses
+
+    from archiver.net.fetch import _evolve
+    from archiver.records import Outcome, UrlState
+
+    base = Outcome(url="http://127.0.0.1/a.pdf", state=UrlState.OK, headers=(("etag", '"1"'),))
+    samples: dict[str, object] = {"url": "http://127.0.0.1/b.pdf", "state": UrlState.DEAD}
+    for field in dataclasses.fields(Outcome):
+        value = samples.get(field.name, getattr(base, field.name))
+        if field.name not in samples:
+            value = {bool: True, int: 7, float: 1.5, str: "x"}.get(type(value), "x")
+            if field.name == "headers":
+                value = (("server", "nginx"),)
+        new = _evolve(base, **{field.name: value})
+        assert new == dataclasses.replace(base, **{field.name: value})
+        assert getattr(new, field.name) == value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.url = "http://127.0.0.1/c.pdf"  # type: ignore[misc]

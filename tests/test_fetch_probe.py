@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer, Reply, Request, Script
 
@@ -21,7 +22,7 @@ from archiver.validate import HEAD_SIZE
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
+PDF = media.deck("slides", 16_000)
 HTML = b"<!DOCTYPE html><html><head><title>Not found</title></head><body>Gone</body></html>"
 FAST = FetchSettings(retries=2, connect_timeout=2.0, read_timeout=5.0)
 BIG = 200 * 1024 * 1024

@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer
 from test_report import FINE, PDF, PNG, World, make_world, sha
@@ -33,18 +34,20 @@ def test_referenced_blobs_are_never_garbage(world: World) -> None:
 def test_dry_run_lists_then_yes_removes_old_unreferenced_blobs(world: World) -> None:
     store = world.store()
     # a crawl killed between storing a body and recording it leaves a blob no row names
-    leftover = store.put_bytes(b"%PDF-1.4 left behind")
+    left_behind = media.deck("left behind")
+    leftover = store.put_bytes(left_behind)
     age(leftover.path, 3 * 86400)
-    fresh = store.put_bytes(b"%PDF-1.4 a crawl is recording me right now")
+    fresh = store.put_bytes(media.deck("a crawl is recording me right now"))
     code, out, err = world.run("gc")
     assert code == 0
-    assert out == f"would remove {leftover.sha256} (20 bytes)\n"
+    assert out == f"would remove {leftover.sha256} ({len(left_behind)} bytes)\n"
     assert (
-        err == "gc: would remove 1 blob (20 bytes); 1 unreferenced but still in the grace period\n"
+        err == f"gc: would remove 1 blob ({len(left_behind)} bytes); 1 unreferenced but still in"
+        " the grace period\n"
     )
     assert leftover.path.exists()
     code, out, err = world.run("gc", "--yes")
-    assert out == f"removed {leftover.sha256} (20 bytes)\n"
+    assert out == f"removed {leftover.sha256} ({len(left_behind)} bytes)\n"
     assert not leftover.path.exists() and fresh.path.exists()
     for body in (PDF, PNG, FINE):
         assert store.has(sha(body))
@@ -92,9 +95,10 @@ def test_what_dead_runs_left_is_gcs_not_verifys_and_grace_0s_takes_it_all(world:
     """A run that died leaves temp bodies and blobs no row names: verify does not fail on
     them, gc removes both once old enough, and ``--grace 0s`` means "now"."""
     store = world.store()
-    orphan = store.put_bytes(b"%PDF-1.4 stored, then the run was killed")
+    killed = media.deck("stored, then the run was killed")
+    orphan = store.put_bytes(killed)
     temp = store.tmp_dir / "partial-abc123"
-    temp.write_bytes(b"%PDF-1.4 half a bo")
+    temp.write_bytes(media.deck("half a body")[:300])
     age(orphan.path, 600)
     age(temp, 600)
     code, out, err = world.run("verify", "--grace", "5m")
@@ -108,8 +112,8 @@ def test_what_dead_runs_left_is_gcs_not_verifys_and_grace_0s_takes_it_all(world:
     )
     code, out, err = world.run("gc", "--grace", "0s", "--yes")
     assert code == 0, err
-    assert out == f"removed {orphan.sha256} (40 bytes)\nremoved temp file {temp}\n"
-    assert err == "gc: removed 1 blob (40 bytes) and 1 temp file\n"
+    assert out == f"removed {orphan.sha256} ({len(killed)} bytes)\nremoved temp file {temp}\n"
+    assert err == f"gc: removed 1 blob ({len(killed)} bytes) and 1 temp file\n"
     assert not orphan.path.exists() and not temp.exists()
     for body in (PDF, PNG, FINE):
         assert store.has(sha(body))

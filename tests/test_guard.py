@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import hermetic
+import media
 import pytest
 from cli_process import run_cli
 from server import LoopbackServer, Reply
@@ -40,7 +41,7 @@ from archiver.run.reachability import Reachability
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
+PDF = media.deck("x", 2000)
 LEAN = FetchSettings(retries=0, connect_timeout=2.0, read_timeout=5.0, transport="lean")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import httpx
+import media
 import pytest
 import trustme
 from hostile_server import HostileServer, raw
@@ -34,9 +35,9 @@ from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.transport import Http11Transport
 from archiver.run.crawl import crawl
 
-A = b"%PDF-1.7\n" + b"first deck " * 200
-B = b"%PDF-1.7\n" + b"second deck " * 300
-EVIL = b"%PDF-1.7\nNOT THE SECOND DECK"
+A = media.deck("first deck", 2200)
+B = media.deck("second deck", 3600)
+EVIL = media.deck("NOT THE SECOND DECK")
 SETTINGS = FetchSettings(retries=0, connect_timeout=5.0, read_timeout=10.0, transport="lean")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer, Reply
 
@@ -29,8 +30,8 @@ from archiver.run.crawl import RunSummary, crawl
 FIXTURES = Path(__file__).parent / "fixtures" / "posts"
 BODY = "Body ![shot](https://x.test/body.png)\n"
 BODY_URL = "https://x.test/body.png"
-PDF = b"%PDF-1.4\n" + b"x" * 64
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+PDF = media.deck("x")
+PNG = media.picture("PNG", 1)
 
 
 def timed(text: str, fmt: str = "markdown") -> tuple[Extraction, float]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import httpx
+import media
 import pytest
 import trustme
 from fetching import fetch_all
@@ -49,7 +50,7 @@ from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
+PDF = media.deck("slides", 16_000)
 SETTINGS = FetchSettings(
     retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4, transport="lean", http2=True
 )
@@ -255,7 +256,7 @@ async def test_bodies_left_unread_do_not_stall_the_connection(
     """The server ignores Range, so each probe stops reading 1 MiB early, 20 MiB in all:
     more than the connection's 16 MiB flow-control window. Each abandoned stream is reset
     and its unread bytes given back, so the one connection keeps serving."""
-    big = b"%PDF-1.7\n" + bytes(1024 * 1024)
+    big = media.deck("slides", 1024 * 1024)
     urls = [h2.route(f"/{i}.pdf", big) for i in range(20)]
     async with Fetcher(SETTINGS, ssl_context=trust, clock=FakeClock()) as fetcher:
         results = [await fetcher.fetch(url, expect="pdf", probe=True) for url in urls]

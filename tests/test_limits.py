@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import media
 import pytest
 from cli_process import run_cli
 from hostile_server import HostileServer, raw
@@ -192,7 +193,7 @@ async def test_a_probe_of_a_bomb_decodes_only_the_head(server: LoopbackServer) -
 async def test_one_coding_is_undone_and_the_decoded_bytes_kept(
     server: LoopbackServer, tmp_path: Path, coding: str, encode: object
 ) -> None:
-    body = PDF_HEAD + bytes(range(256)) * 4096  # 1 MiB: several decode steps
+    body = media.deck("slides", MIB)  # several decode steps
     url = server.route(
         "/one.pdf",
         Reply(
@@ -211,7 +212,7 @@ async def test_one_coding_is_undone_and_the_decoded_bytes_kept(
 async def test_a_body_decoded_to_exactly_the_cap_is_kept(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
-    body = PDF_HEAD + b"\0" * (CAP - len(PDF_HEAD))
+    body = media.deck("slides", CAP)
     url = server.route(
         "/edge.pdf",
         Reply(
@@ -291,7 +292,7 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: 100
 
 
 async def test_a_head_sent_one_byte_at_a_time_hits_the_total_timeout() -> None:
-    body = PDF_HEAD + b"x" * 100
+    body = media.deck("x")
     fine = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     with HostileServer() as srv:
         url = srv.route("/slow.pdf", dribble(HEAD, 0.05))  # 4 s for the head alone
@@ -349,7 +350,7 @@ async def test_a_server_that_stops_sending_is_cut_by_the_minimum_rate() -> None:
 
 
 async def test_a_body_with_pauses_shorter_than_the_window_is_kept() -> None:
-    body = PDF_HEAD + b"x" * (3 * 4096 - len(PDF_HEAD))
+    body = media.deck("x", 3 * 4096)
     head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -397,9 +398,7 @@ def test_pace_deadline_follows_the_last_bytes_that_were_enough() -> None:
 async def test_a_crawl_goes_on_past_a_slow_server_and_releases_the_lock(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
-    pdf = server.route(
-        "/deck.pdf", Reply(body=PDF_HEAD + b"x" * 500, content_type="application/pdf")
-    )
+    pdf = server.route("/deck.pdf", Reply(body=media.deck("x"), content_type="application/pdf"))
     with HostileServer() as srv:
         slow = srv.route("/slow.pdf", dribble(HEAD, 0.05))
         posts = tmp_path / "posts"

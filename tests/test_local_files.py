@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import media
 from click.testing import CliRunner
 from server import LoopbackServer, Reply
 
@@ -20,7 +21,7 @@ from archiver.db import Database
 from archiver.run.crawl import crawl
 
 SECRET = b"root:x:0:0:secret-bytes-that-must-stay-home\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+PNG = media.picture("PNG", 1)
 
 
 def config(tmp_path: Path) -> Config:
@@ -127,7 +128,7 @@ def test_static_roots_are_allowed_too(tmp_path: Path) -> None:
 
 
 def test_a_live_page_produces_no_local_references(tmp_path: Path, server: LoopbackServer) -> None:
-    asset = server.route("/deck.pdf", Reply(body=b"%PDF-1.4\n" + b"x" * 64))
+    asset = server.route("/deck.pdf", Reply(body=media.deck("x")))
     html = (
         '<html><head><base href="file://localhost/etc/"></head><body>'
         f'<img src="passwd"><a href="passwd.pdf">p</a><img src="file:///etc/hosts.png">'

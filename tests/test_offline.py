@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import media
 import pytest
 from server import LoopbackServer, Reply
 
@@ -25,7 +26,7 @@ from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.guard import is_public, public_networks
 from archiver.run.crawl import crawl
 
-PDF = b"%PDF-1.4\n" + b"slides " * 200 + b"\n%%EOF\n"
+PDF = media.deck("slides", 1400)
 DAY = 86400
 
 

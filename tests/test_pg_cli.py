@@ -16,13 +16,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import media
 import pytest
 from cli_process import run_cli
 from pg_server import PgServer
 from server import LoopbackServer, Reply
 
-PDF = b"%PDF-1.4\n" + b"slides " * 400 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 64
+PDF = media.deck("slides", 3_000)
+PNG = media.picture("PNG", 1)
 HTML = b"<!doctype html><html><body>Sorry, this file is gone</body></html>"
 
 #: What differs between two runs however the state is kept: times and the run's place.

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import media
 from server import LoopbackServer, Reply
 
 from archiver.clock import FakeClock
@@ -22,7 +23,7 @@ from archiver.run.crawl import crawl
 from archiver.run.indexing import CHUNK, RACY_NS, same_file
 from archiver.run.summary import RunSummary
 
-PDF = b"%PDF-1.4\n" + b"slides " * 200 + b"\n%%EOF\n"
+PDF = media.deck("slides", 1400)
 
 
 def make_config(tmp_path: Path) -> Config:

@@ -4,6 +4,7 @@ import importlib
 import re
 from pathlib import Path
 
+import media
 from server import LoopbackServer, Reply
 
 import archiver
@@ -49,7 +50,7 @@ def test_no_test_double_is_public() -> None:
 
 def test_the_library_crawls_reports_restores_and_verifies(tmp_path: Path) -> None:
     """The README's example, on a real server, database and store."""
-    body = b"%PDF-1.4\n" + b"x" * 2000
+    body = media.deck("x", 2000)
     with LoopbackServer() as srv:
         srv.route("/deck.pdf", Reply(200, body, {"Content-Type": "application/pdf"}))
         srv.route("/gone.pdf", Reply(404, b"not here"))

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+import media
 import pytest
 from hostile_server import HostileServer, raw
 from server import LoopbackServer
@@ -25,7 +26,7 @@ from archiver.ops.mirror import manifest_entry, mirror_url_for, query_mark
 from archiver.redact import clean_text, mask_url, public_url
 from archiver.run.crawl import crawl
 
-DOC = b"%PDF-1.4\n" + b"members only " * 40 + b"\n%%EOF\n"
+DOC = media.deck("members only", 520)
 MIRROR = "https://mirror.example.org/"
 # Every character clean_text must drop: C0, DEL, C1, bidi controls, line separators.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+import media
 import pytest
 from click.testing import CliRunner
 from server import LoopbackServer, Reply, Request
@@ -38,9 +39,9 @@ from archiver.ops.report import (
 from archiver.run.crawl import crawl
 from archiver.store import Store
 
-PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
-FINE = b"%PDF-1.4\n" + b"still here " * 50 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = media.deck("slides", 3500)
+FINE = media.deck("still here", 550)
+PNG = media.picture("PNG", 1)
 
 MEETUP = """# Meetup
 
@@ -334,13 +335,13 @@ def test_markdown_groups_by_post(world: World) -> None:
         "### 2024/meetup.md\n\n"
         + head
         + f"| 2024/meetup.md:3 | <{world.deck}> | dead | HTTP 404 Not Found |"
-        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable |\n"
+        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable (1 page) |\n"
         f"| 2024/meetup.md:5 | <{world.photo}> | dead | HTTP 404 Not Found |"
-        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable |\n"
+        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable (8x8) |\n"
         "\n### 2025/talk.md\n\n"
         + head
         + f"| 2025/talk.md:1 | <{world.deck}> | dead | HTTP 404 Not Found |"
-        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable |\n"
+        " 2026-01-03T00:00:00Z | 2026-01-01T00:00:00Z | restorable (1 page) |\n"
         f"| 2025/talk.md:1 | <{world.gone}> | dead | HTTP 404 Not Found |"
         " 2026-01-01T00:00:00Z | never | none |\n"
     )
@@ -402,9 +403,10 @@ def test_html_is_one_self_contained_page(world: World, tmp_path: Path) -> None:
     sections = re.findall(r'<section class="post" data-post="([^"]+)">', html)
     assert sections == ["2024/meetup.md", "2025/talk.md"]
     assert html.count('<tr class="link"') == 5  # the deck appears under both posts
-    # the image itself is never embedded (issue 14: 400 URLs made 37 MB); this one does not
-    # decode, so it has no thumbnail and gets a plain link (tests/test_report_html.py: real ones)
-    assert base64.b64encode(PNG).decode() not in html and "data:image" not in html
+    # the image itself is never embedded (issue 14: 400 URLs made 37 MB), only the thumbnail
+    # the crawl made as it stored it (tests/test_report_html.py: their sizes)
+    assert base64.b64encode(PNG).decode() not in html
+    assert html.count('src="data:image/webp;base64,') == 1
     rel = os.path.relpath(world.store().path_for(sha(PDF)), page.parent)
     assert f'href="{rel}"' in html
     assert (page.parent / rel).read_bytes() == PDF

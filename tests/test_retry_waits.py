@@ -13,13 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import anyio.to_thread
+import media
 from server import HOLD_TIMEOUT, LoopbackServer, Reply, Request
 
 from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
 from archiver.run.crawl import crawl
 
-PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
+PDF = media.deck("slides", 3500)
 OK = Reply(body=PDF, content_type="application/pdf")
 
 

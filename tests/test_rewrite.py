@@ -10,6 +10,10 @@ import pytest
 from server import LoopbackServer
 from test_report import World, make_world
 
+from archiver.config import Source
+from archiver.net.fetch import HostMapTransport
+from archiver.run.crawl import crawl
+
 MIRROR = "https://mirror.example.org/"
 
 
@@ -198,3 +202,27 @@ def test_mirror_url_must_be_http(world: World) -> None:
         "archiver: --mirror-url must be an http(s) URL like https://mirror.example.org/,"
         " got 'mirror.example.org'\n"
     )
+
+
+def test_a_source_that_is_one_file_is_rewritten_and_undone(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """The database names a one-file source's post by its file name, not source/name."""
+    world = World(tmp_path, server)
+    one = (world.posts / "2024/meetup.md").resolve()
+    source = Source(path=one, static_roots=(one.parent,))
+
+    def crawl_one() -> None:
+        crawl(world.cfg, [source], clock=world.clock, transport=HostMapTransport({}), all_=True)
+        world.clock.advance(2 * 86400)
+
+    crawl_one()
+    world.kill("/deck.pdf")
+    crawl_one()
+    original = one.read_bytes()
+    assert world.run("restore", "--mirror", str(tmp_path / "mirror"))[0] == 0
+    code, _, err = world.run("restore", "--rewrite", "--mirror-url", MIRROR)
+    assert (code, err) == (0, "rewrote 1 link in 1 post; 0 posts skipped\n")
+    assert mirrored(world, "deck.pdf") in one.read_text()
+    assert world.run("restore", "--undo")[0] == 0
+    assert one.read_bytes() == original

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import media
 import pytest
 from click.testing import CliRunner
 from s3_server import S3Server, running_server, weed_binary
@@ -33,9 +34,9 @@ from archiver.store import BlobStore, open_store
 
 pytest.importorskip("obstore", reason="the S3 store needs obstore (pip install 'archiver[s3]')")
 
-PDF = b"%PDF-1.4\n" + b"slides " * 500 + b"\n%%EOF\n"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-OTHER = b"%PDF-1.4\n" + b"another deck " * 40 + b"\n%%EOF\n"
+PDF = media.deck("slides", 3500)
+PNG = media.picture("PNG", 1)
+OTHER = media.deck("another deck", 520)
 
 
 def sha(data: bytes) -> str:
@@ -414,3 +415,71 @@ def test_a_link_mirror_needs_a_public_url(archive: Archive, tmp_path: Path) -> N
         f"archiver: --link writes the objects' public URLs, and store s3://{archive.s3.bucket}/"
         f"{archive.prefix} has none: set [s3] public_url to where anyone may read the bucket\n"
     )
+
+
+def test_the_upload_budget_queues_what_does_not_fit() -> None:
+    from archiver.store.s3 import UploadBudget
+
+    budget = UploadBudget(cap=10)
+    assert budget.acquire(6)
+    assert not budget.acquire(6, timeout=0)  # 12 > 10: it waits, here it gives up
+    assert budget.acquire(4, timeout=0)
+    budget.release(6)
+    assert budget.acquire(50, timeout=0) is False  # a large one takes the whole budget...
+    budget.release(4)
+    assert budget.acquire(50, timeout=0)  # ...once nothing else is held
+    budget.release(50)
+    assert (budget.used, budget.peak) == (0, 10)
+
+
+def test_concurrent_uploads_share_one_memory_budget(tmp_path: Path, s3: S3Server) -> None:
+    """Twelve commits at once (as a run's threads make them) hold at most the budget."""
+    import threading
+
+    from archiver.config import StoreSettings
+    from archiver.store.s3 import S3Store, UploadBudget
+
+    settings = s3.settings(f"t/{uuid.uuid4().hex[:12]}")
+    s: dict[str, Any] = settings["s3"]  # type: ignore[assignment]
+    store = S3Store(
+        StoreSettings(
+            url=str(settings["store"]),
+            endpoint=s["endpoint"],
+            region=s["region"],
+            access_key_id=s["access_key_id"],
+            secret_access_key=s["secret_access_key"],
+            allow_http=True,
+        ),
+        tmp_path / "cache",
+    )
+    size = 1024 * 1024
+    store.budget = UploadBudget(cap=3 * size)
+    bodies = [os.urandom(size) for _ in range(12)]
+    got: list[str] = []
+
+    def put(body: bytes) -> None:
+        got.append(store.put_bytes(body).sha256)
+
+    threads = [threading.Thread(target=put, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(got) == sorted(sha(b) for b in bodies)
+    assert all(store.hash_file(sha(b)) == sha(b) for b in bodies)
+    assert 0 < store.budget.peak <= 3 * size and store.budget.used == 0
+
+
+def test_store_option_takes_a_bucket_url_and_a_bad_one_is_exit_2(archive: Archive) -> None:
+    """``--store s3://...`` on the command line, as ``store =`` in the config: the
+    archive's own prefix verifies clean, an empty prefix of the bucket holds nothing."""
+    url = f"s3://{archive.s3.bucket}/{archive.prefix}"
+    code, out, err = archive.run("verify", "--store", url)
+    assert code == 0, err
+    code, out, _ = archive.run("status", "--store", url, "--format", "json")
+    assert code == 0 and json.loads(out)["blobs"] == 2
+    code, _, err = archive.run("verify", "--store", "s3://Not_A_Bucket/x")
+    assert code == 2
+    assert "--store names no valid bucket in 's3://Not_A_Bucket/x'" in err
+    code, _, err = archive.run("verify", "--store", "ftp://example.org/x")
+    assert code == 2 and "--store must be a path or an s3:// URL" in err

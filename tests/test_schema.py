@@ -2,7 +2,8 @@
 
 ``tests/fixtures/db/schema-401.db`` was made by the hand-rolled migrations (all six
 applied) and ``schema-301.db`` by the first five of them, each with a row or two. The
-declared steps after them (``AFTER_401``) add what ``after_401`` spells out.
+declared steps after them (``AFTER_401``, ``TABLES_AFTER_401``) add what ``after_401``
+spells out.
 """
 
 from __future__ import annotations
@@ -77,6 +78,62 @@ AFTER_401 = {
             ("stat_read_ns", "INTEGER"),
         ],
     ),
+    "601_workers": ("runs", [("shared", "INTEGER")]),
+}
+
+_NO_ACTION = ("NO ACTION", "NO ACTION", "NONE")
+
+#: The tables a declared step after the hand-rolled ones creates, as ``schema_of`` shows them.
+TABLES_AFTER_401: dict[str, dict[str, Any]] = {
+    "workers": {
+        "columns": [
+            (0, "id", "INTEGER", 0, None, 1),
+            (1, "run_id", "INTEGER", 1, None, 0),
+            (2, "name", "TEXT", 1, None, 0),
+            (3, "machine", "TEXT", 0, None, 0),
+            (4, "pid", "INTEGER", 0, None, 0),
+            (5, "started", "TEXT", 1, None, 0),
+            (6, "heartbeat", "TEXT", 1, None, 0),
+            (7, "expires", "TEXT", 1, None, 0),
+            (8, "ended", "TEXT", 0, None, 0),
+            (9, "exit_code", "INTEGER", 0, None, 0),
+            (10, "checked", "INTEGER", 1, "0", 0),
+        ],
+        "foreign_keys": [(0, 0, "runs", "run_id", "id", *_NO_ACTION)],
+        "indexes": {"workers_run": (0, "c", 0, [(0, 1, "run_id")])},
+    },
+    "run_urls": {
+        "columns": [
+            (0, "run_id", "INTEGER", 1, None, 1),
+            (1, "url_id", "INTEGER", 1, None, 2),
+            (2, "host", "TEXT", 1, None, 0),
+            (3, "checked", "INTEGER", 1, "0", 0),
+        ],
+        "foreign_keys": [
+            (0, 0, "urls", "url_id", "id", *_NO_ACTION),
+            (1, 0, "runs", "run_id", "id", *_NO_ACTION),
+        ],
+        "indexes": {
+            "run_urls_host": (0, "c", 0, [(0, 0, "run_id"), (1, 2, "host"), (2, 3, "checked")]),
+            "sqlite_autoindex_run_urls_1": (1, "pk", 0, [(0, 0, "run_id"), (1, 1, "url_id")]),
+        },
+    },
+    "host_leases": {
+        "columns": [
+            (0, "run_id", "INTEGER", 1, None, 1),
+            (1, "host", "TEXT", 1, None, 2),
+            (2, "worker_id", "INTEGER", 0, None, 0),
+            (3, "expires", "TEXT", 0, None, 0),
+            (4, "taken", "INTEGER", 1, "0", 0),
+        ],
+        "foreign_keys": [
+            (0, 0, "workers", "worker_id", "id", *_NO_ACTION),
+            (1, 0, "runs", "run_id", "id", *_NO_ACTION),
+        ],
+        "indexes": {
+            "sqlite_autoindex_host_leases_1": (1, "pk", 0, [(0, 0, "run_id"), (1, 1, "host")])
+        },
+    },
 }
 
 
@@ -89,6 +146,9 @@ def after_401(schema: dict[str, Any]) -> dict[str, Any]:
         for name, type_ in columns:
             have.append((len(have), name, type_, 0, None, 0))
         out[table]["columns"] = have
+    for table, shape in TABLES_AFTER_401.items():
+        out[table] = copy.deepcopy(shape)
+        out["_indexes"] = sorted([*out["_indexes"], *shape["indexes"]])
     return out
 
 

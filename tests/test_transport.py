@@ -25,6 +25,7 @@ from typing import Any, get_args
 import anyio
 import anyio.abc
 import httpx
+import media
 import pytest
 import trustme
 from fetching import fetch_all
@@ -52,8 +53,8 @@ from archiver.store import Store
 
 pytestmark = pytest.mark.anyio
 
-PDF = b"%PDF-1.7\n" + bytes(range(256)) * 64
-SMALL_PDF = b"%PDF-1.7\nslides"
+PDF = media.deck("slides", 16_000)
+SMALL_PDF = media.deck("slides")  # the smallest: ~530 bytes
 SETTINGS = FetchSettings(
     retries=0, connect_timeout=2.0, read_timeout=5.0, per_host=4, transport="lean"
 )
@@ -120,14 +121,15 @@ async def test_a_name_is_resolved_once_per_run_even_when_it_does_not_exist(
 
 
 async def test_a_chunked_body_is_decoded(server: LoopbackServer) -> None:
-    chunked = b"9\r\n%PDF-1.7\n\r\n6\r\nslides\r\n0\r\n\r\n"
+    head, rest = SMALL_PDF[:9], SMALL_PDF[9:]
+    chunked = b"9\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (head, len(rest), rest)
     url = server.route(
         "/c.pdf",
         Reply(body=chunked, headers=[("Transfer-Encoding", "chunked")], until_close=True),
     )
     async with Fetcher(SETTINGS, clock=FakeClock()) as fetcher:
         r = await fetcher.fetch(url, expect="pdf")
-    assert (r.state, r.size, r.bytes_received) == ("ok", 15, 15)
+    assert (r.state, r.size, r.bytes_received) == ("ok", len(SMALL_PDF), len(SMALL_PDF))
 
 
 async def test_a_connection_the_server_dropped_while_idle_is_replaced() -> None:
@@ -617,7 +619,7 @@ async def test_the_httpx_transport_fetches_plain_and_tls(
     server.route(
         "/chunked.pdf",
         Reply(
-            body=b"f\r\n" + SMALL_PDF + b"\r\n0\r\n\r\n",
+            body=b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMALL_PDF), SMALL_PDF),
             headers=[("Transfer-Encoding", "chunked")],
             until_close=True,
         ),
@@ -737,7 +739,7 @@ async def test_chunked_wins_over_content_length_and_the_connection_is_dropped() 
     be a smuggling attempt, so the connection it came on is not used again."""
     both = response(chunked(SMALL_PDF), "Content-Length: 1000", "Transfer-Encoding: chunked")
     results, connections = await fetch_twice(both)
-    assert [(r.state, r.size, r.error_class) for r in results] == [("ok", 15, None)] * 2
+    assert [(r.state, r.size, r.error_class) for r in results] == [("ok", len(SMALL_PDF), None)] * 2
     assert connections == 2
 
 

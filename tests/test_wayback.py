@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import media
 import pytest
 from cli_process import run_cli
 from server import LoopbackServer, Reply, Request
@@ -17,8 +18,8 @@ from server import LoopbackServer, Reply, Request
 from archiver.clock import parse_iso
 from archiver.ops.wayback import Snapshot, WaybackError, raw_url, wayback_timestamp
 
-PDF = b"%PDF-1.4\n" + b"slides " * 300 + b"\n%%EOF\n"
-OLD_PDF = b"%PDF-1.4\n" + b"archived " * 300 + b"\n%%EOF\n"
+PDF = media.deck("slides", 2100)
+OLD_PDF = media.deck("archived", 2700)
 HTML = b"<!doctype html><html><body>Sorry, gone</body></html>"
 TAKEN = "20200101000000"
 

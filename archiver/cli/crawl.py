@@ -119,7 +119,18 @@ def _run_options(fn: F) -> F:
 @click.command()
 @_run_options
 @click.option("--all", "all_", is_flag=True, help="Re-check every URL, due or not.")
-def crawl(all_: bool, **options: Any) -> None:
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Share the run with other 'crawl --worker' processes (this machine's or others',"
+    " on one database): each leases hosts and fetches only those.",
+)
+@click.option(
+    "--worker-name",
+    metavar="NAME",
+    help="This worker's name in status (default: hostname:pid). Implies --worker.",
+)
+def crawl(all_: bool, worker: bool, worker_name: str | None, **options: Any) -> None:
     """Extract asset links from SOURCES, fetch them, archive them, record their state.
 
     SOURCES are folders or files of posts, globs ('posts/**/*.md'), - (post paths on
@@ -128,7 +139,14 @@ def crawl(all_: bool, **options: Any) -> None:
 
     Example: archiver crawl data/posts
     """
-    _run("crawl", all_=all_, **options)
+    name = None
+    if worker or worker_name is not None:
+        from archiver.run.worker import default_worker_name
+
+        name = worker_name.strip() if worker_name is not None else default_worker_name()
+        if not name:
+            raise click.BadParameter("must not be empty", param_hint="--worker-name")
+    _run("crawl", all_=all_, worker=name, **options)
 
 
 @click.command()
@@ -178,6 +196,7 @@ def _run(
     no_progress: bool,
     verbose: bool,
     report_format: str | None = None,
+    worker: str | None = None,
 ) -> None:
     """Runs the pipeline under the lock and turns its summary into output and an exit code."""
     from dataclasses import replace
@@ -209,7 +228,9 @@ def _run(
 
     # The per-URL lines say how far the run is: a bar would only write over them.
     bar = not (no_progress or verbose)
-    with run_lock(cfg.db, wait=wait), _Progress(log, enabled=bar) as progress:
+    # Workers share the lock (they run together); every other run holds it alone.
+    lock = run_lock(cfg.db, wait=wait, shared=worker is not None)
+    with lock, _Progress(log, enabled=bar) as progress:
         summary = run_crawl(
             cfg,
             srcs,
@@ -221,6 +242,7 @@ def _run(
             ignore_robots=ignore_robots,
             mode=mode,
             handle_signals=True,
+            worker=worker,
         )
     if log_format == "json":
         for url in summary.newly_broken:

@@ -72,7 +72,11 @@ def warn(message: str) -> None:
 
 def state_options(fn: F) -> F:
     """--config, --db and --store: accepted by every command that touches state."""
-    fn = click.option("--store", type=click.Path(path_type=Path), help="Blob store directory.")(fn)
+    fn = click.option(
+        "--store",
+        metavar="PATH|URL",
+        help="Blob store directory, or an s3://bucket/prefix URL (with the [s3] table).",
+    )(fn)
     fn = click.option(
         "--db",
         metavar="PATH|URL",
@@ -87,12 +91,19 @@ def state_options(fn: F) -> F:
     return fn
 
 
-def config_from_options(config_path: Path | None, db: str | None, store: Path | None) -> Config:
+def config_from_options(
+    config_path: Path | None, db: str | None, store: str | Path | None
+) -> Config:
     """The config ``state_options`` name: the file, then --db and --store over it."""
+    from archiver.config import s3_url
+
     cfg = load_config(config_path)
-    return cfg.with_overrides(
-        db=db_option(db) if db else None, store=store.resolve() if store else None
+    bucket = s3_url(str(store), "--store") if store else None
+    cfg = cfg.with_overrides(
+        db=db_option(db) if db else None,
+        store=Path(store).resolve() if store and not bucket else None,
     )
+    return cfg.with_bucket(bucket) if bucket else cfg
 
 
 def allow_option(fn: F) -> F:

@@ -106,6 +106,10 @@ class PortableConnection:
 class PostgresBackend:
     """An open PostgreSQL database."""
 
+    #: Concurrent writers do not queue for the whole database as SQLite's do: shared
+    #: runs lock the rows they claim (``archiver.db.leases``).
+    row_locks = True
+
     def __init__(self, url: PostgresUrl, *, readonly: bool) -> None:
         self.url = url
         self.readonly = readonly
@@ -203,8 +207,11 @@ class PostgresBackend:
 
 
 @contextlib.contextmanager
-def run_lock(url: PostgresUrl, *, wait: float, poll: float, started: str) -> Iterator[None]:
-    """Holds the database's run lock (a session advisory lock) for the duration.
+def run_lock(
+    url: PostgresUrl, *, wait: float, poll: float, started: str, shared: bool = False
+) -> Iterator[None]:
+    """Holds the database's run lock (a session advisory lock) for the duration; shared
+    (``pg_advisory_lock_shared``) by the workers of a shared run, else alone.
 
     The lock belongs to a connection of its own, kept open while the run lasts: the
     server releases it when that connection ends, so a killed run never leaves it held
@@ -217,7 +224,8 @@ def run_lock(url: PostgresUrl, *, wait: float, poll: float, started: str) -> Ite
         deadline = time.monotonic() + wait
         while True:
             try:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,)).fetchone()
+                take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+                row = conn.execute(f"SELECT {take}(%s)", (RUN_LOCK_KEY,)).fetchone()
             except psycopg.Error as exc:
                 raise database_error("cannot take the run lock of", exc, url) from None
             if row and row[0]:
@@ -229,6 +237,26 @@ def run_lock(url: PostgresUrl, *, wait: float, poll: float, started: str) -> Ite
                     " --wait SECONDS)"
                 )
             time.sleep(poll)
+        yield
+    finally:
+        conn.close()
+
+
+#: Held by a worker while it opens the database, binds the store and joins the run.
+SETUP_LOCK_KEY = RUN_LOCK_KEY - 1
+
+
+@contextlib.contextmanager
+def setup_lock(url: PostgresUrl) -> Iterator[None]:
+    """``run.lock.setup_lock`` on a server: workers starting together on a new database
+    and store would each give the store an identity of their own. A session advisory
+    lock on a connection of its own, waited for (each worker holds it for a moment)."""
+    conn = _connect(url)
+    try:
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        except psycopg.Error as exc:
+            raise database_error("cannot take the setup lock of", exc, url) from None
         yield
     finally:
         conn.close()

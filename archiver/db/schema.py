@@ -366,6 +366,58 @@ _504_POST_STAT = Step(
     ),
 )
 
+_601_WORKERS = Step(
+    "601_workers",
+    # ``crawl --worker`` (``archiver.db.leases``): a shared run's workers, its queue of due
+    # URLs (one row per URL, ``checked`` once its one check is recorded) and its hosts'
+    # leases (a host is fetched by the one worker holding its unexpired lease).
+    tables=(
+        Table(
+            "workers",
+            (
+                _id(),
+                Column("run_id", INTEGER, not_null=True, references=("runs", "id")),
+                Column("name", TEXT, not_null=True),
+                Column("machine", TEXT),
+                Column("pid", INTEGER),
+                Column("started", TEXT, not_null=True),
+                Column("heartbeat", TEXT, not_null=True),
+                Column("expires", TEXT, not_null=True),  # alive until then, unless renewed
+                Column("ended", TEXT),
+                Column("exit_code", INTEGER),
+                Column("checked", INTEGER, not_null=True, default=0),
+            ),
+        ),
+        Table(
+            "run_urls",
+            (
+                Column("run_id", INTEGER, not_null=True, references=("runs", "id")),
+                Column("url_id", INTEGER, not_null=True, references=("urls", "id")),
+                Column("host", TEXT, not_null=True),  # the host fetched (DueUrl.fetch_host)
+                Column("checked", INTEGER, not_null=True, default=0),
+            ),
+            primary_key=("run_id", "url_id"),
+        ),
+        Table(
+            "host_leases",
+            (
+                Column("run_id", INTEGER, not_null=True, references=("runs", "id")),
+                Column("host", TEXT, not_null=True),
+                Column("worker_id", INTEGER, references=("workers", "id")),  # NULL: free
+                Column("expires", TEXT),
+                Column("taken", INTEGER, not_null=True, default=0),  # times leased this run
+            ),
+            primary_key=("run_id", "host"),
+        ),
+    ),
+    # 1 for a run that workers share (``crawl --worker``).
+    add_columns=(AddColumn("runs", Column("shared", INTEGER)),),
+    indexes=(
+        Index("run_urls_host", "run_urls", ("run_id", "host", "checked")),
+        Index("workers_run", "workers", ("run_id",)),
+    ),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -377,4 +429,5 @@ STEPS: tuple[Step, ...] = (
     _501_DEEP_CHECK,
     _503_VERSION_SOURCE,
     _504_POST_STAT,
+    _601_WORKERS,
 )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from archiver.db.archive import ArchiveQueries
 from archiver.db.backend import open_backend
+from archiver.db.leases import Leases
 from archiver.db.location import Location, as_location
 from archiver.db.run_queries import RunQueries
 from archiver.db.schema import STEPS, Step
@@ -128,7 +129,7 @@ def _stat_values(stat: PostStat | None) -> tuple[int | None, ...]:
     return (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode, stat.read_ns)
 
 
-class Database(ArchiveQueries, RunQueries):
+class Database(ArchiveQueries, RunQueries, Leases):
     """The archive database. Opening it creates or migrates the schema.
 
     ``location`` is a SQLite file (a path) or a PostgreSQL database (a ``postgresql://``

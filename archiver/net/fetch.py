@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import operator
 import os
 import random
 import socket
@@ -26,7 +27,7 @@ import ssl
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -629,13 +630,13 @@ class Fetcher:
         if scheme in ("http", "https"):
             mode: _Mode = "probe" if probe else "archive"
             ask = _Ask(expect, dict(validators or {}), mode)
-            hop = await self._fetch_http(url, ask, waiting=waiting)
-            result, blob = hop.result, hop.blob
-        elif scheme == "file":
+            hop = await self._fetch_http(url, ask, started, waiting=waiting)
+            return Fetched(hop.result, hop.blob)  # its elapsed time set already
+        if scheme == "file":
             result, blob = await self._fetch_file(url, expect, probe)
         else:
             result, blob = _failed(url, "dead", "bad-url", f"not a fetchable URL: {url}"), None
-        return Fetched(replace(result, elapsed=anyio.current_time() - started), blob)
+        return Fetched(_evolve(result, elapsed=anyio.current_time() - started), blob)
 
     async def fetch_page(
         self,
@@ -655,15 +656,21 @@ class Fetcher:
         started = anyio.current_time()
         body = b""
         if _scheme(url) in ("http", "https"):
-            hop = await self._fetch_http(url, _Ask("any", dict(validators or {}), "page", stay))
-            result, body = hop.result, hop.body
-        else:
-            result = _failed(url, "dead", "bad-url", f"not a page URL: {url}")
-        return PageResult(replace(result, elapsed=anyio.current_time() - started), body)
+            ask = _Ask("any", dict(validators or {}), "page", stay)
+            hop = await self._fetch_http(url, ask, started)
+            return PageResult(hop.result, hop.body)
+        result = _failed(url, "dead", "bad-url", f"not a page URL: {url}")
+        return PageResult(_evolve(result, elapsed=anyio.current_time() - started), body)
 
     async def _fetch_http(
-        self, url: str, ask: _Ask, *, waiting: Callable[[], None] | None = None
+        self,
+        url: str,
+        ask: _Ask,
+        started: float,
+        *,
+        waiting: Callable[[], None] | None = None,
     ) -> _Hop:
+        """Every attempt at ``url``; the result's ``elapsed`` counts from ``started``."""
         attempts = received = 0
         reset = False
 
@@ -709,8 +716,12 @@ class Fetcher:
         transient = result.state != "ok" and (
             should_retry(result) or result.error_class == "dns-temporary"
         )
-        hop.result = replace(
-            result, attempts=attempts, bytes_received=received, transient=transient
+        hop.result = _evolve(
+            result,
+            attempts=attempts,
+            bytes_received=received,
+            transient=transient,
+            elapsed=anyio.current_time() - started,
         )
         return hop
 
@@ -745,7 +756,8 @@ class Fetcher:
             scheme = _scheme(current)
             secure = secure or scheme == "https"
             hop = await self._exchange(current, ask, resend, not (secure and scheme == "http"))
-            hop.result = replace(hop.result, url=url, final_url=current)
+            if hop.result.url != url or hop.result.final_url != current:  # after a redirect
+                hop.result = _evolve(hop.result, url=url, final_url=current)
             if hop.location is None:
                 return hop
             target = urljoin(current, hop.location.strip())
@@ -885,6 +897,7 @@ class Fetcher:
         result = Outcome(
             url=url,
             state=UrlState.OK,
+            final_url=url,
             http_status=status,
             status_line=f"{response.http_version} {status} {reason}",
             headers=_stored(headers),
@@ -894,7 +907,7 @@ class Fetcher:
         if status in _REDIRECTS and "location" in fields:
             return _Hop(result, location=fields["location"])
         if status == 304 and conditional:
-            return _Hop(replace(result, not_modified=True))
+            return _Hop(_evolve(result, not_modified=True))
         if 200 <= status < 300:
             if mode == "probe":
                 return _Hop(await self._probe(result, response, fields, expect))
@@ -932,7 +945,7 @@ class Fetcher:
         try:
             failure, _ = await self._read_body(response, decoder, intake)
             got = response.num_bytes_downloaded
-            result = replace(result, bytes_received=got)
+            result = _evolve(result, bytes_received=got)
             short = declared is not None and got < declared
             if short and (failure is None or failure[1] == "truncated"):
                 failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
@@ -977,14 +990,13 @@ class Fetcher:
 
         failure, stopped = await self._read_body(response, decoder, intake, enough)
         got = response.num_bytes_downloaded
-        result = replace(result, bytes_received=got)
         short = not stopped and declared is not None and got < declared
         if short and (failure is None or failure[1] == "truncated"):
             failure = "error", "truncated", f"body truncated: got {got} of {declared} bytes"
         failure = failure or intake.end()
         if failure is not None:
-            return _fail(result, *failure)
-        return _judged(result, intake, fields.get("content-type"), total)
+            return _fail(_evolve(result, bytes_received=got), *failure)
+        return _judged(result, intake, fields.get("content-type"), total, bytes_received=got)
 
     async def _read_body(
         self,
@@ -1035,7 +1047,7 @@ class Fetcher:
             await anyio.to_thread.run_sync(sink.finish)  # fsync off the event loop
             blob = sink
         sniffed = intake.verdict.content_type if intake.verdict else None
-        result = replace(
+        result = _evolve(
             result,
             sha256=sink.sha256,
             size=sink.size,
@@ -1071,7 +1083,7 @@ class Fetcher:
                     failure = intake.feed(chunk)
                     if probe and intake.verdict is not None:
                         break
-            result = replace(result, bytes_received=intake.sink.size)
+            result = _evolve(result, bytes_received=intake.sink.size)
             failure = failure or intake.end()
             if failure is not None:
                 intake.sink.abort()
@@ -1106,7 +1118,9 @@ class Fetcher:
         return max(0.0, (when - self._clock.now()).total_seconds())
 
 
-def _judged(result: Outcome, intake: _Intake, server_type: str | None, size: int | None) -> Outcome:
+def _judged(
+    result: Outcome, intake: _Intake, server_type: str | None, size: int | None, **more: Any
+) -> Outcome:
     """A probed result: the type as sniffed and the full size if known, but no sha256.
 
     Nor validators: an ETag or Last-Modified recorded from a probe would describe bytes
@@ -1115,7 +1129,24 @@ def _judged(result: Outcome, intake: _Intake, server_type: str | None, size: int
     """
     sniffed = intake.verdict.content_type if intake.verdict else None
     content_type = sniffed or _media_type(server_type)
-    return replace(result, etag=None, last_modified=None, content_type=content_type, size=size)
+    return _evolve(
+        result, etag=None, last_modified=None, content_type=content_type, size=size, **more
+    )
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+_OUTCOME_INDEX = {name: i for i, name in enumerate(_OUTCOME_FIELDS)}
+_outcome_values = operator.attrgetter(*_OUTCOME_FIELDS)
+
+
+def _evolve(result: Outcome, **changes: Any) -> Outcome:
+    """``dataclasses.replace`` for an Outcome at half its cost (8 against 17 µs here:
+    ``replace`` walks ``fields()`` and builds keyword arguments each time), for the few
+    new outcomes every URL's fetch makes; the outcome stays frozen."""
+    values = list(_outcome_values(result))
+    for name, value in changes.items():
+        values[_OUTCOME_INDEX[name]] = value
+    return Outcome(*values)
 
 
 def _last_outcome(state: RetryCallState) -> _Hop:
@@ -1131,7 +1162,7 @@ def _failed(url: str, state: State, error_class: str, error: str) -> Outcome:
 
 
 def _fail(result: Outcome, state: State, error_class: str, error: str) -> Outcome:
-    return replace(result, state=UrlState(state), error_class=error_class, error=error)
+    return _evolve(result, state=UrlState(state), error_class=error_class, error=error)
 
 
 def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
@@ -1141,7 +1172,7 @@ def _hop_failed(hop: _Hop, state: State, error_class: str, error: str) -> _Hop:
 def _redirect_blocked(hop: _Hop, target: str, error_class: str, error: str) -> _Hop:
     """A redirect not followed: ``blocked``, with the target it named as the final URL."""
     result = _failed(hop.result.url, "blocked", error_class, error)
-    return _Hop(replace(result, final_url=target, bytes_received=hop.result.bytes_received))
+    return _Hop(_evolve(result, final_url=target, bytes_received=hop.result.bytes_received))
 
 
 def _too_large(cap: int, *, page: bool = False) -> _Failure:
@@ -1152,7 +1183,7 @@ def _too_large(cap: int, *, page: bool = False) -> _Failure:
 
 def _transport_failed(url: str, exc: httpx.HTTPError) -> Outcome:
     state, error_class, error, unreachable = _classify(exc)
-    return replace(_failed(url, state, error_class, error), unreachable=unreachable)
+    return _evolve(_failed(url, state, error_class, error), unreachable=unreachable)
 
 
 def _classify(exc: httpx.HTTPError) -> tuple[State, str, str, bool]:

@@ -20,6 +20,7 @@ from archiver.db.sqlite import STATES, Database
 from archiver.db.views import LinkUse, UrlQuery
 from archiver.ops.ci_formats import Finding, github, junit, sarif
 from archiver.ops.report import DEFAULT_PORTS, ReportFilter
+from archiver.sources.folders import post_file
 
 __all__ = [
     "CI_FORMATS",
@@ -46,9 +47,7 @@ class _Files:
             return None  # a site's page: its URL names it, no file does
         single = self._single.get(source)
         if single is None:
-            root = Path(source)
-            # A source that is one post: the database names it by its file name.
-            single = self._single[source] = not root.is_dir() and root.name == path
+            single = self._single[source] = post_file(source, path) == Path(source)
         return Path(source) if single else Path(source) / path
 
 

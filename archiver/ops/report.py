@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date
 from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit
 
 from archiver.clock import iso, parse_iso
@@ -54,6 +54,7 @@ __all__ = [
     "ListRows",
     "PostUse",
     "ReportFilter",
+    "ReportOptions",
     "ReportRow",
     "Rows",
     "check_filter_names",
@@ -192,6 +193,9 @@ class ReportFilter:
 #: URLs asked of the database per query: a batch's IN-list, never one of every id.
 BATCH = 256
 
+#: Blob sizes a report keeps at once (about 150 bytes each); cleared when full.
+_SIZES = 100_000
+
 #: Above this URL id the seen-set is a set, not a byte per id (ids are dense in practice).
 _DENSE_IDS = 64_000_000
 
@@ -211,13 +215,26 @@ class ArchiveRows:
         self.flt = flt
         self.store = store
         self.query, self.port = flt.query()
+        self._sizes: dict[str, int | None] = {}
         post = flt.post
         self.keep: Callable[[str], bool] | None = (
             None if post is None else lambda path: fnmatch.fnmatch(path, post)
         )
 
     def _pick(self, versions: list[Copy]) -> Copy | None:
-        return newest_good(versions, self.store)
+        return newest_good(versions, self.store, self._size)
+
+    def _size(self, sha256: str) -> int | None:
+        """``store.size``, memoized for the report (a stat, or a listing, per blob rather
+        than per URL: at 1,000,000 URLs the stats took a fifth of a JSON report's time)."""
+        sizes = self._sizes
+        if sha256 in sizes:
+            return sizes[sha256]
+        if len(sizes) >= _SIZES:
+            sizes.clear()
+        assert self.store is not None  # is_good asks only with a store
+        size = sizes[sha256] = self.store.size(sha256)
+        return size
 
     def _wanted(self, url: str) -> bool:
         return self.port is None or _url_port(url) == self.port
@@ -299,46 +316,26 @@ def url_rows(db: Database, flt: ReportFilter, store: Store | None = None) -> lis
     return list(ArchiveRows(db, flt, store).by_url())
 
 
-def render(
-    rows: Sequence[ReportRow] | Rows,
-    fmt: str,
-    *,
-    color: bool = False,
-    store: Store | None = None,
-    output: Path | None = None,
-    width: int | None = None,
-    confirm: Confirmation | None = None,
-    generated: str | None = None,
-) -> str:
+class ReportOptions(TypedDict, total=False):
+    """What a report may be told besides its rows and format; see ``write_report``."""
+
+    color: bool
+    store: Store | None
+    output: Path | None
+    width: int | None
+    confirm: Confirmation | None
+    generated: str | None
+
+
+def render(rows: Sequence[ReportRow] | Rows, fmt: str, **options: Unpack[ReportOptions]) -> str:
     """The report as text; see ``write_report``."""
     buf = io.StringIO()
     source: Rows = ListRows(rows) if isinstance(rows, list | tuple) else rows  # type: ignore[assignment]
-    write_report(
-        source,
-        fmt,
-        buf,
-        color=color,
-        store=store,
-        output=output,
-        width=width,
-        confirm=confirm,
-        generated=generated,
-    )
+    write_report(source, fmt, buf, **options)
     return buf.getvalue()
 
 
-def write_report(
-    rows: Rows,
-    fmt: str,
-    out: TextIO,
-    *,
-    color: bool = False,
-    store: Store | None = None,
-    output: Path | None = None,
-    width: int | None = None,
-    confirm: Confirmation | None = None,
-    generated: str | None = None,
-) -> int:
+def write_report(rows: Rows, fmt: str, out: TextIO, **options: Unpack[ReportOptions]) -> int:
     """Writes the report to ``out`` as it reads the rows; returns how many it wrote (URLs,
     or uses for Markdown): 0 when no link matches.
 
@@ -354,12 +351,17 @@ def write_report(
     if fmt == "markdown":
         return _markdown(rows, out)
     if fmt == "table":
-        return _table(rows, out, color=color, width=width)
+        return _table(rows, out, color=options.get("color", False), width=options.get("width"))
     if fmt == "html":
         from archiver.ops.report_html import write_html
 
         return write_html(
-            rows, out, store=store, output=output, confirm=confirm, generated=generated
+            rows,
+            out,
+            store=options.get("store"),
+            output=options.get("output"),
+            confirm=options.get("confirm"),
+            generated=options.get("generated"),
         )
     raise ConfigError(f"unknown --format {fmt!r} (use one of {', '.join(FORMATS)})")
 

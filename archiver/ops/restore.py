@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -44,23 +45,30 @@ def copies(db: Database, urls: UrlQuery | int | None = None) -> dict[int, list[C
     return db.copies(urls)
 
 
-def is_good(copy: Copy, store: BlobStore | None) -> bool:
+def is_good(
+    copy: Copy, store: BlobStore | None, sizes: Callable[[str], int | None] | None = None
+) -> bool:
     """Restorable: blob present with its recorded size, and its last hash check passed.
 
     The hash computed while the store wrote the blob counts as its first check,
     so a blob never re-verified is good until ``verify`` (or a refused restore)
-    finds it damaged. A non-null sha256 alone proves nothing.
+    finds it damaged. A non-null sha256 alone proves nothing. ``sizes`` stands in for
+    ``store.size`` (a report's memo: many URLs share a blob).
     """
     if store is None or not copy.known or copy.verify_ok == 0:
         return False
-    size = store.size(copy.sha256)
+    size = (sizes or store.size)(copy.sha256)
     if size is None:
         return False
     return copy.size is None or size == copy.size
 
 
-def newest_good(versions: list[Copy], store: BlobStore | None) -> Copy | None:
-    return next((c for c in versions if is_good(c, store)), None)
+def newest_good(
+    versions: list[Copy],
+    store: BlobStore | None,
+    sizes: Callable[[str], int | None] | None = None,
+) -> Copy | None:
+    return next((c for c in versions if is_good(c, store, sizes)), None)
 
 
 def pick_copy(db: Database, store: BlobStore, url: str, sha256: str | None = None) -> Copy:

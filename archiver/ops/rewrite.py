@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from archiver.errors import ArchiverError, ConfigError
 from archiver.ops.mirror import mirror_url_for
 from archiver.records import RecheckReason
+from archiver.sources.folders import post_file
 from archiver.store.directory import write_atomic
 from archiver.text import plural
 
@@ -103,15 +104,11 @@ def _sha(data: bytes) -> str:
 
 def _load(row: RewriteRef | ActiveRewrite, plan: RewritePlan) -> tuple[Path, bytes | None]:
     """The post file of a reference row and its bytes; None (with a warning) if unreadable."""
-    file = _post_file(row.source, row.path)
+    file = post_file(row.source, row.path)
     data = _read(file)
     if data is None:
         plan.warnings.append(f"{row.path}: cannot read {file}; skipped")
     return file, data
-
-
-def _post_file(source: str, path: str) -> Path:
-    return Path(source) / path
 
 
 def _read(file: Path) -> bytes | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from archiver import eventloop
 from archiver.db.sqlite import Database
 from archiver.net.fetch import Fetcher, FetchSettings
 from archiver.net.localfiles import LocalRoots
@@ -265,7 +266,7 @@ def _repair(
                         found.remove(found_at.location)
     rest = [sha for sha in damaged if outcome.get(sha, "") is not None]
     if rest:
-        outcome.update(anyio.run(_refetch_all, db, store, rest, refetch))
+        outcome.update(eventloop.run(_refetch_all, db, store, rest, refetch))
     for sha in damaged:
         why = outcome[sha]
         if why is None:

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import anyio
 
+from archiver import eventloop
 from archiver.clock import Clock, SystemClock, parse_iso, utcnow_iso
 from archiver.config import Config
 from archiver.db.sqlite import Database
@@ -189,7 +190,7 @@ def add_snapshots(
             for row in wanted:
                 tg.start_soon(lookup, fetcher, row, slots)
 
-    anyio.run(main)
+    eventloop.run(main)
 
 
 # -- restore --from-archive ----------------------------------------------------------
@@ -223,7 +224,7 @@ def restore_from_archive(
     if url_id is None:
         raise RestoreError(f"unknown URL {url}: it is in no crawled post (check the spelling)")
     target = db.archive_target(url_id)
-    return anyio.run(
+    return eventloop.run(
         _fetch_snapshot,
         db,
         store,

@@ -22,13 +22,17 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskStatus
 
+from archiver import eventloop
 from archiver.clock import Clock, SystemClock, iso
 from archiver.config import DEFAULT_EXTENSIONS, Config, Source
+from archiver.db.leases import SharedRun
 from archiver.db.sqlite import Database, as_database_error
 from archiver.errors import ArchiverError, ConfigError, RunInterrupted, Stop
 from archiver.run.indexing import source_roots
+from archiver.run.lock import setup_lock
 from archiver.run.pipeline import FAIL_ON, JudgedFn, Pipeline, ProgressFn
 from archiver.run.summary import RunSummary
+from archiver.run.worker import WorkerDatabase, WorkerPipeline, join_run
 from archiver.sources import folders
 from archiver.store import open_store
 from archiver.store.identity import bind_store
@@ -179,6 +183,7 @@ def crawl(
     mode: str = "crawl",
     ignore_robots: bool = False,
     handle_signals: bool = False,
+    worker: str | None = None,
 ) -> RunSummary:
     """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
 
@@ -193,6 +198,10 @@ def crawl(
     a clean stop: the checks already made are recorded, the run is recorded as
     interrupted, and ``RunInterrupted`` is raised. Without it a KeyboardInterrupt is
     recorded the same way, then re-raised.
+
+    ``worker`` (a name) makes this process one worker of a run others share
+    (``crawl --worker``, ``archiver.run.worker``): it joins the open shared run or opens
+    one, and fetches only the hosts it leases.
     """
     if fail_on not in FAIL_ON:
         raise ConfigError(f"--fail-on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
@@ -204,8 +213,19 @@ def crawl(
         if warn is not None:
             warn(msg)
 
+    if worker is not None and mode != "crawl":
+        raise ConfigError("only crawl runs as a worker (--worker)")
     store = open_store(config)  # made once it is known to be this db's
-    db = Database(config.db)
+    setup = contextlib.ExitStack()
+    if worker is not None:
+        # One worker at a time creates the schema, binds the store and joins the run.
+        setup.enter_context(setup_lock(config.db))
+    try:
+        db = Database(config.db) if worker is None else WorkerDatabase(config.db)
+    except BaseException:
+        setup.close()
+        raise
+    shared: SharedRun | None = None
     watch = handle_signals and threading.current_thread() is threading.main_thread()
     # The event loop's signal handling puts back the default ones when it ends (SIGTERM
     # would then kill the process outright): the caller's come back instead.
@@ -214,11 +234,19 @@ def crawl(
         for message in bind_store(db, store, shared=config.shared_store, write=True):
             _warn(message)
         store.create()
-        store.clean_temp()
         started = clock.now()
         summary = RunSummary(warnings=warnings)
-        summary.run_id = db.start_run(mode, os.getpid(), iso(started))
-        run = Pipeline(
+        kind: type[Pipeline] = Pipeline
+        extra: dict[str, SharedRun] = {}
+        if worker is None:
+            store.clean_temp()  # not a worker's: its fellow workers may be writing theirs
+            summary.run_id = db.start_run(mode, os.getpid(), iso(started))
+        else:
+            shared = join_run(db, worker, config.workers.lease_seconds, clock)
+            setup.close()
+            summary.run_id = shared.run_id
+            kind, extra = WorkerPipeline, {"shared": shared}
+        run = kind(
             config,
             sources,
             db,
@@ -233,11 +261,12 @@ def crawl(
             judged=judged,
             probe=mode == "check",
             ignore_robots=ignore_robots,
+            **extra,
         ).run
         try:
             if watch:
-                return anyio.run(_until_signalled, run)
-            return anyio.run(run)
+                return eventloop.run(_until_signalled, run)
+            return eventloop.run(run)
         except BaseException as raised:
             exc = _unwrap(raised)
             signum = _stop_signal(exc)
@@ -252,23 +281,34 @@ def crawl(
             else:
                 code, message = INTERNAL_ERROR, f"internal error: {describe_bug(exc)}"
             with contextlib.suppress(Exception):  # the database may be what failed
-                db.end_run(
-                    summary.run_id,
-                    iso(clock.now()),
-                    code,
-                    message=message[:500],
-                    posts=summary.posts,
-                    urls=summary.urls,
-                    counts=dict(summary.counts),
-                    bytes=summary.bytes,
-                    new_blobs=summary.new_blobs,
-                )
+                if shared is not None:
+                    db.end_worker(
+                        shared,
+                        iso(clock.now()),
+                        code,
+                        checked=summary.checked,
+                        posts=summary.posts,
+                        message=message[:500],
+                    )
+                else:
+                    db.end_run(
+                        summary.run_id,
+                        iso(clock.now()),
+                        code,
+                        message=message[:500],
+                        posts=summary.posts,
+                        urls=summary.urls,
+                        counts=dict(summary.counts),
+                        bytes=summary.bytes,
+                        new_blobs=summary.new_blobs,
+                    )
             if signum is not None and handle_signals:
                 raise RunInterrupted(message, signum) from None
             if exc is not raised:
                 raise exc from None
             raise
     finally:
+        setup.close()
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         db.close()

@@ -10,6 +10,7 @@ in ``states``, the queues in ``schedule``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from archiver.run.schedule import Scheduler
 from archiver.run.summary import RunSummary
 from archiver.states import Due
 from archiver.store.base import BlobStore as Store
+from archiver.validate_deep import warm
 
 if TYPE_CHECKING:
     import httpx  # only fetch.py and transport.py speak HTTP (tests/test_http_stack.py)
@@ -115,10 +117,18 @@ class Pipeline:
                 work, per_host=2 * settings.per_host, workers=2 * settings.concurrency
             )
             canary = config.canary  # asked once, before the first link, if set
+            # The recorder deep-checks each new body (unless the test hook turns it off):
+            # once a URL with no copy is due, a new body is likely, and the checker's
+            # start-up overlaps the first fetches instead of delaying the first check.
+            # A run whose every URL holds a copy (an unchanged re-run) never starts it.
+            warm_up = not self.probe and os.environ.get("ARCHIVER_DEEP_CHECK", "") != "off"
 
             async def offer(post_ids: Iterable[int]) -> None:
-                nonlocal canary
+                nonlocal canary, warm_up
                 urls = db.due_urls(post_ids, due, seen, probe=self.probe)
+                if warm_up and any(url.sha256 is None for url in urls):
+                    warm_up = False
+                    warm()
                 if urls and canary:
                     url, canary = canary, None
                     await ask_canary(fetcher, url, summary)

@@ -1,8 +1,12 @@
 """Recording a run's results: blobs committed first, then the rows, in batches.
 
-Owns the order that makes a crash harmless (a blob is in the store before any row names
-it), the batching (one transaction per batch: a commit per result would cost a disk sync
-per URL and stall the event loop), and the crash-test hooks (``ARCHIVER_FAULT``).
+Owns the order that makes a crash harmless (a blob is durable in the store before any
+row names it), the batching (group commit: one transaction per batch, as a commit per
+result would cost a disk sync per URL and stall the event loop; and one fsync per
+touched fan-out directory per batch, made before that transaction, instead of one per
+blob), and the crash-test hooks (``ARCHIVER_FAULT``). Each new blob's own bytes are
+fsynced before its rename (``BlobWriter.finish``); only the directory entries wait for
+the batch, and no row of the batch is committed until they are durable.
 
 Before a new body is committed it is deep-checked (``validate_deep``: does it open?),
 in a bounded child process, off the event loop, at most ``DEEP_CHECKS`` at a time: a
@@ -19,7 +23,9 @@ import functools
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 import anyio
 
@@ -31,7 +37,7 @@ from archiver.records import CheckRecord, DueUrl, Outcome, UrlState
 from archiver.run.summary import RunSummary
 from archiver.states import Previous, may_clear, transition
 from archiver.store.base import BlobStore as Store
-from archiver.store.base import BlobWriter
+from archiver.store.base import BlobWriter, fsync_dir
 from archiver.thumbs import thumbnail_blob
 from archiver.validate_deep import DeepCheck, DeepLimits, deep_check, deep_kind
 
@@ -43,6 +49,11 @@ BATCH_ROWS = 500
 BATCH_SECONDS = 0.5
 #: Deep checks running at once (each a child process of up to 150 MB, mostly CPU).
 DEEP_CHECKS = 2
+#: Verdicts of this run's deep checks kept by SHA-256, so the same bytes under many URLs
+#: are checked once even before the first row is committed (bounded: cleared when full).
+_VERDICTS = 4096
+
+_Pending = tuple[DueUrl, Outcome, bool, datetime, DeepCheck | None]
 
 
 class Recorder:
@@ -62,7 +73,11 @@ class Recorder:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
         self._store = store
         self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
-        self._pending: list[tuple[DueUrl, Outcome, bool, datetime, DeepCheck | None]] = []
+        self._pending: list[_Pending] = []
+        #: Fan-out directories the pending rows' blobs are in, fsynced before they commit.
+        self._dirs: set[Path] = set()
+        #: SHA-256 -> the corrupt outcome's reason, or None for bytes that open.
+        self._verdicts: dict[str, str | None] = {}
         self._oldest = 0.0
         self._deep = not probe and os.environ.get("ARCHIVER_DEEP_CHECK", "") != "off"
         self._deep_limits = DeepLimits()
@@ -77,11 +92,16 @@ class Recorder:
         archived = False
         if outcome.state == UrlState.OK and blob is not None:
             fault("after-temp-write")
-            # The blob is in place before any row names it; the rename and directory
-            # fsync run off the event loop, which other transfers need meanwhile.
-            stored = await anyio.to_thread.run_sync(blob.commit)
+            # The blob is in place before any row names it, and its directory entry is
+            # durable before that row commits (``_sync_dirs``, once per batch). A rename
+            # runs off the event loop, which other transfers need meanwhile; bytes the
+            # store already held (``held``) cost no I/O at all.
+            commit = functools.partial(blob.commit, deferred=True)
+            stored = commit() if blob.held else await anyio.to_thread.run_sync(commit)
             fault("after-rename")
             archived = True
+            if stored.path is not None:
+                self._dirs.add(stored.path.parent)
             if stored.new:
                 self._summary.new_blobs += 1
                 await self._thumbnail(stored.sha256)
@@ -91,7 +111,18 @@ class Recorder:
             self._oldest = anyio.current_time()
         self._pending.append((url, outcome, archived, when, deep))
         if len(self._pending) >= BATCH_ROWS or anyio.current_time() - self._oldest >= BATCH_SECONDS:
-            self.flush()
+            await self._flush_batch()
+
+    async def _flush_batch(self) -> None:
+        """``flush`` with the directory fsyncs off the event loop; results recorded
+        meanwhile go to the next batch. Shielded: a batch whose blobs are being made
+        durable is committed even when the run is being cancelled."""
+        pending, dirs = self._pending, self._dirs
+        self._pending, self._dirs = [], set()
+        with anyio.CancelScope(shield=True):
+            if dirs:
+                await anyio.to_thread.run_sync(_sync_dirs, dirs)
+            self._write(pending)
 
     def _slots(self) -> anyio.CapacityLimiter:
         """The child processes a run starts at once (made in the event loop, on first use)."""
@@ -114,24 +145,33 @@ class Recorder:
         kind = deep_kind(outcome.content_type)
         if not self._deep or kind is None:
             return outcome, None
-        sha = await anyio.to_thread.run_sync(blob.finish)  # fsynced already: a no-op
+        sha = blob.finish()  # the fetcher finished (fsynced) it: a no-op
+        if sha in self._verdicts:  # the same bytes, checked earlier in this run
+            reason = self._verdicts[sha]
+            return (outcome, None) if reason is None else (_corrupt(outcome, reason), None)
         if self._db.deep_checked(sha):
             return outcome, None  # these bytes were checked when first stored
         check = functools.partial(deep_check, blob.tmp_path, kind, self._deep_limits)
         deep = await anyio.to_thread.run_sync(check, limiter=self._slots())
+        if len(self._verdicts) >= _VERDICTS:
+            self._verdicts.clear()
         if deep.verdict != "corrupt":
+            self._verdicts[sha] = None
             return outcome, deep
-        bad = dataclasses.replace(
-            outcome,
-            state=UrlState.INVALID,
-            error=deep.reason or f"the {kind} does not open",
-            error_class="corrupt",
-            transient=False,
-        )
-        return bad, None
+        reason = deep.reason or f"the {kind} does not open"
+        self._verdicts[sha] = reason
+        return _corrupt(outcome, reason), None
 
     def flush(self) -> None:
-        pending, summary = self._pending, self._summary
+        """Records what waits: its blobs' directories made durable, then its rows."""
+        pending, dirs = self._pending, self._dirs
+        self._pending, self._dirs = [], set()
+        _sync_dirs(dirs)
+        self._write(pending)
+
+    def _write(self, pending: list[_Pending]) -> None:
+        """The batch's rows in one transaction (its blobs are durable already)."""
+        summary = self._summary
         if not pending:
             return
         with self._db.transaction():
@@ -177,7 +217,20 @@ class Recorder:
                 if outcome.transient and outcome.state != UrlState.OK:
                     summary.transient += 1
             fault("before-commit")
-        pending.clear()
+
+
+def _corrupt(outcome: Outcome, reason: str) -> Outcome:
+    """A body that does not open: ``invalid``, never stored."""
+    return dataclasses.replace(
+        outcome, state=UrlState.INVALID, error=reason, error_class="corrupt", transient=False
+    )
+
+
+def _sync_dirs(dirs: Iterable[Path]) -> None:
+    """Makes the batch's new directory entries durable: one fsync per directory."""
+    for path in dirs:
+        fault("before-dir-sync")
+        fsync_dir(path)
 
 
 _fault_hits: Counter[str] = Counter()
@@ -188,7 +241,9 @@ def fault(point: str) -> None:
     ``point[:n]:raise`` raises an unexpected exception there instead (a stand-in for a bug).
 
     Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
-    under its final name, no row yet), ``before-commit`` (rows written, not committed).
+    under its final name, no row yet), ``before-dir-sync`` (a batch's blobs renamed, their
+    directory not yet fsynced, no row written), ``before-commit`` (rows written, not
+    committed).
     Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
     """
     spec = os.environ.get("ARCHIVER_FAULT")

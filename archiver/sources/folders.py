@@ -31,6 +31,7 @@ __all__ = [
     "iter_post_stats",
     "iter_source_files",
     "iter_source_stats",
+    "post_file",
     "read_post",
     "resolve_local",
     "source_roots",
@@ -62,6 +63,15 @@ def has_extension(name: str, extensions: tuple[str, ...]) -> bool:
     """Whether a file name ends in one of ``extensions`` (lower case, no dot)."""
     lower = name.lower()
     return any(lower.endswith("." + ext) for ext in extensions)
+
+
+def post_file(source: str, path: str) -> Path:
+    """The file a folder source's post is read from: the database names a post by its
+    path under the source, and a source that is one file by that file's name."""
+    root = Path(source)
+    if root.name == path and not root.is_dir():
+        return root
+    return root / path
 
 
 def iter_post_files(

@@ -15,8 +15,10 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import re
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +40,18 @@ __all__ = [
 
 TMP_PREFIX = "partial-"
 CHUNK = 1024 * 1024
+#: A body is written and hashed where it arrives up to this many bytes (one read of
+#: the event loop's socket); past them a thread of its own does it (``_Spooler``), so
+#: the event loop that receives a large body goes on receiving meanwhile (write and
+#: SHA-256 release the GIL): a small asset never pays for a thread.
+INLINE_BYTES = 256 * 1024
+#: Bytes a body's thread may have waiting; ``write`` blocks past them (memory stays
+#: bounded when the disk is slower than the network, as a blocking write did before).
+SPOOL_BYTES = 4 * 1024 * 1024
+#: Chunks go to the thread in batches of about this many bytes: each hand-over wakes it.
+_SPOOL_BATCH = 1024 * 1024
+#: A body up to this size is kept in memory until it is finished (``BlobWriter``).
+SMALL_BODY = 64 * 1024
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -81,12 +95,94 @@ def store_error(exc: OSError, what: str) -> StoreError:
     return StoreError(f"cannot {what}: {hint} ({exc.filename or ''})".replace(" ()", ""))
 
 
+class _Spooler:
+    """One body's writing thread: chunks in order into the file and the hash, at most
+    ``SPOOL_BYTES`` waiting. A write error stops it; ``drain`` raises it.
+
+    The event loop's side appends to a list; every ``_SPOOL_BATCH`` bytes the list goes
+    through a C-level queue (one wake-up of the thread). A lock taken per chunk by both
+    threads was a stall whenever the machine, busy with other work, preempted the thread
+    holding it. Each byte count has one writer thread.
+    """
+
+    def __init__(self, file: BinaryIO, digest: hashlib._Hash) -> None:
+        self._file, self._hash = file, digest
+        self._chunks: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._batch: list[bytes] = []
+        self._batched = 0  # bytes in ``_batch``
+        self._queued = 0  # bytes handed to the thread (the producer's count)
+        self._written = 0  # bytes written and hashed (the thread's count)
+        self._room = threading.Event()
+        self._cancelled = False
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="blob writer", daemon=True)
+        self._thread.start()
+
+    def put(self, chunk: bytes) -> None:
+        if self._queued - self._written > SPOOL_BYTES:
+            self._room.clear()
+            while self._queued - self._written > SPOOL_BYTES and self.error is None:
+                self._room.wait()
+                self._room.clear()
+        if self.error is not None:
+            raise self.error
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= _SPOOL_BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._batch:
+            self._queued += self._batched
+            self._chunks.put(self._batch)
+            self._batch, self._batched = [], 0
+
+    def drain(self) -> None:
+        """Returns once every chunk is written and hashed and the thread has ended."""
+        self._hand_over()
+        self._chunks.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def cancel(self) -> None:
+        """Drops what waits and ends the thread (after the chunk it is writing)."""
+        self._cancelled = True
+        self._chunks.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        get, room = self._chunks.get, self._room
+        while (batch := get()) is not None:
+            for chunk in batch:
+                if self._cancelled or self.error is not None:
+                    pass  # dropped: only the end marker matters now
+                else:
+                    try:
+                        self._file.write(chunk)
+                    except OSError as exc:
+                        self.error = exc
+                    else:
+                        self._hash.update(chunk)
+                self._written += len(chunk)
+            if not room.is_set():
+                room.set()
+
+
 class BlobWriter:
     """Receives a body chunk by chunk, hashing as it writes to a temp file.
 
     Use ``write`` then either ``commit`` (the backend puts it under its content name)
     or ``abort``. As a context manager it aborts whatever was not committed. Until
     then ``tmp_path`` is a local file holding the body (the deep check reads it).
+
+    A body of up to ``SMALL_BODY`` bytes stays in memory until ``finish``: when the store
+    already holds those bytes (``_holds``: a local store, a duplicate asset), no temp file
+    is ever made, fsynced or removed, and ``commit`` does no I/O (``held``). Creating and
+    removing a file per duplicate cost more than the download (issue 13 item 5).
+
+    Past ``INLINE_BYTES`` the writing and hashing go on in a thread of the body's own;
+    ``finish`` waits for it.
     """
 
     def __init__(self, store: BlobStore) -> None:
@@ -94,55 +190,128 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self._closed = False
-        try:
-            fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.tmp_dir)
-        except OSError as exc:
-            raise store_error(exc, "create a temp file in the store") from exc
-        self.tmp_path = Path(name)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._spool: _Spooler | None = None
+        self._buf: bytearray | None = bytearray()  # None once the body is in a file
+        self._tmp: Path | None = None
+        self._file: BinaryIO | None = None
+        #: ``finish`` found these bytes already stored: no temp file, ``commit`` is free.
+        self.held = False
+
+    def _open_temp(self) -> BinaryIO:
+        """The temp file, made on first need, with what was buffered so far."""
+        if self._file is None:
+            try:
+                fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self._store.tmp_dir)
+            except OSError as exc:
+                raise store_error(exc, "create a temp file in the store") from exc
+            self._tmp = Path(name)
+            self._file = os.fdopen(fd, "wb")
+            if self._buf:
+                self._file.write(self._buf)
+            self._buf = None
+        return self._file
+
+    @property
+    def tmp_path(self) -> Path:
+        """A local file holding the body (written now if the body was still in memory)."""
+        if self._tmp is None:
+            buffered = self._closed
+            f = self._open_temp()
+            if buffered:  # finished in memory: the file is only read (a deep check)
+                f.close()
+        assert self._tmp is not None
+        return self._tmp
 
     def write(self, chunk: bytes) -> None:
         try:
-            self._file.write(chunk)
+            if self._spool is not None:
+                self._spool.put(chunk)  # it hashes too
+            elif self._buf is not None and len(self._buf) + len(chunk) <= SMALL_BODY:
+                self._buf += chunk
+                self._hash.update(chunk)
+            elif self.size + len(chunk) > INLINE_BYTES:
+                self._spool = _Spooler(self._open_temp(), self._hash)
+                self._spool.put(chunk)
+            else:
+                self._open_temp().write(chunk)
+                self._hash.update(chunk)
         except OSError as exc:
             self.abort()
             raise store_error(exc, "write to the store") from exc
-        self._hash.update(chunk)
+        except StoreError:
+            self.abort()
+            raise
         self.size += len(chunk)
 
     @property
     def sha256(self) -> str:
+        self._drain()
         return self._hash.hexdigest()
 
-    def finish(self) -> str:
-        """Flushes (and, for a local store, fsyncs) the temp file; returns the SHA-256.
-        Idempotent."""
-        if not self._closed:
+    def _drain(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
             try:
-                self._file.flush()
-                if self._store.fsync_temp:
-                    os.fsync(self._file.fileno())
-                self._file.close()
+                spool.drain()
             except OSError as exc:
                 self.abort()
                 raise store_error(exc, "write to the store") from exc
+
+    def finish(self) -> str:
+        """Flushes (and, for a local store, fsyncs) the temp file; returns the SHA-256.
+        A small body the store already holds is never written (``held``). Idempotent."""
+        if not self._closed:
+            self._drain()
+            try:
+                if self._buf is not None and self._store._holds(self.sha256, bytes(self._buf)):
+                    self.held = True
+                else:
+                    f = self._open_temp()
+                    f.flush()
+                    if self._store.fsync_temp:
+                        os.fsync(f.fileno())
+                    f.close()
+            except OSError as exc:
+                self.abort()
+                raise store_error(exc, "write to the store") from exc
+            except StoreError:
+                self.abort()
+                raise
             self._closed = True
         return self.sha256
 
-    def commit(self) -> StoredBlob:
-        """Puts the finished body under its content name; returns once it is complete."""
+    def commit(self, *, deferred: bool = False) -> StoredBlob:
+        """Puts the finished body under its content name; returns once it is complete.
+
+        ``deferred=True`` (group commit): a local store leaves out the fsync of the
+        blob's directory, which the caller makes (``fsync_dir`` of ``path.parent``)
+        before any row names the blob; a remote store is durable on return either way.
+        """
         sha = self.finish()
         try:
-            return self._store._adopt(self.tmp_path, sha, self.size)
+            if self.held:
+                return StoredBlob(sha, self.size, self._store.local_path(sha), new=False)
+            assert self._tmp is not None
+            if deferred:
+                return self._store._adopt_deferred(self._tmp, sha, self.size)
+            return self._store._adopt(self._tmp, sha, self.size)
         finally:
-            self.tmp_path.unlink(missing_ok=True)
+            self._buf = None
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.cancel()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
         self._closed = True
-        with contextlib.suppress(FileNotFoundError):
-            self.tmp_path.unlink()
+        self._buf = None
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -153,7 +322,7 @@ class BlobWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.tmp_path.exists():
+        if self._tmp is None or self._tmp.exists():
             self.abort()
 
 
@@ -243,6 +412,16 @@ class BlobStore(ABC):
     @abstractmethod
     def _adopt(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
         """Puts a finished temp file under its content name; it may consume ``tmp``."""
+
+    def _adopt_deferred(self, tmp: Path, sha256: str, size: int) -> StoredBlob:
+        """``_adopt`` but for the fsync of the blob's directory, which the caller makes
+        (group commit); a backend without one (a remote store) simply adopts."""
+        return self._adopt(tmp, sha256, size)
+
+    def _holds(self, sha256: str, data: bytes) -> bool:
+        """Whether ``data`` (a small body, hashed to ``sha256``) is already stored intact,
+        cheaply enough to ask before writing it (a local store); False when unsure."""
+        return False
 
     # What every backend shares: the temp directory is local whatever holds the blobs.
 

@@ -26,6 +26,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -48,17 +49,56 @@ if TYPE_CHECKING:
 
     from archiver.config import StoreSettings
 
-__all__ = ["PART_SIZE", "S3Store"]
+__all__ = ["PART_SIZE", "UPLOAD_BUDGET", "S3Store", "UploadBudget"]
 
 #: Upload part size: bodies up to this go in one conditional PUT (which obstore holds in
 #: memory), larger ones in parts of this size, ``_PARTS_IN_FLIGHT`` at a time.
 PART_SIZE = 8 * 1024 * 1024
 _PARTS_IN_FLIGHT = 4
+#: Upload bodies one store holds in memory at once, over all its uploads together: a run
+#: commits many blobs at a time (one thread each), and each single PUT holds its whole
+#: body, each multipart upload ``_PARTS_IN_FLIGHT`` parts. Beyond this, uploads queue.
+UPLOAD_BUDGET = 64 * 1024 * 1024
 #: ``size`` asks the object itself this many times, then lists the bucket once.
 _HEADS_BEFORE_LISTING = 32
 #: Top-level folders under the prefix that hold no blobs (none today; kept out of listings
 #: so a bucket shared with thumbnails later would not report them as strays).
 _NOT_BLOBS = frozenset({"tmp", "thumbs"})
+
+
+class UploadBudget:
+    """Bytes of upload bodies in memory, shared by every upload of a store: an upload
+    takes its share before reading its body and gives it back when the object is in."""
+
+    def __init__(self, cap: int = UPLOAD_BUDGET) -> None:
+        self.cap = cap
+        self.used = 0
+        #: The most ever held at once (tests and benchmarks read it).
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, timeout: float | None = None) -> bool:
+        """Takes ``n`` bytes (at most the whole budget); False if ``timeout`` passed first."""
+        n = min(n, self.cap)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + n <= self.cap, timeout):
+                return False
+            self.used += n
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= min(n, self.cap)
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def hold(self, n: int) -> Iterator[None]:
+        self.acquire(n)
+        try:
+            yield
+        finally:
+            self.release(n)
 
 
 class S3Store(BlobStore):
@@ -76,6 +116,7 @@ class S3Store(BlobStore):
         self._client: Any = None
         #: How many multipart uploads this store made (tests and benchmarks read it).
         self.multipart_uploads = 0
+        self.budget = UploadBudget()
         self._size_asks = 0
         #: Object sizes from one listing, once ``size`` was asked often (see there); kept
         #: current with what this store writes and deletes.
@@ -363,32 +404,36 @@ class S3Store(BlobStore):
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
-        try:
-            body = tmp.read_bytes()  # at most PART_SIZE: obstore holds a single PUT whole
-        except OSError as exc:
-            raise store_error(exc, "read a temp file of the store") from exc
-        try:
-            obstore.put(self._obs(), key, body, mode=mode, use_multipart=False)  # type: ignore[arg-type]
-        except (AlreadyExistsError, PreconditionError):
-            raise
-        except Exception as exc:
-            raise self._error(exc, "upload", key) from None
+        with self.budget.hold(_file_size(tmp)):
+            try:
+                body = tmp.read_bytes()  # at most PART_SIZE: obstore holds one PUT whole
+            except OSError as exc:
+                raise store_error(exc, "read a temp file of the store") from exc
+            try:
+                obstore.put(self._obs(), key, body, mode=mode, use_multipart=False)  # type: ignore[arg-type]
+            except (AlreadyExistsError, PreconditionError):
+                raise
+            except Exception as exc:
+                raise self._error(exc, "upload", key) from None
+            finally:
+                del body
 
     def _put_parts(self, tmp: Path, key: str) -> None:
         """A multipart upload: visible only once every part is in (S3 completes it whole)."""
         import obstore
 
-        try:
-            obstore.put(
-                self._obs(),
-                key,
-                tmp,
-                use_multipart=True,
-                chunk_size=PART_SIZE,
-                max_concurrency=_PARTS_IN_FLIGHT,
-            )
-        except Exception as exc:
-            raise self._error(exc, "upload", key) from None
+        with self.budget.hold(PART_SIZE * _PARTS_IN_FLIGHT):
+            try:
+                obstore.put(
+                    self._obs(),
+                    key,
+                    tmp,
+                    use_multipart=True,
+                    chunk_size=PART_SIZE,
+                    max_concurrency=_PARTS_IN_FLIGHT,
+                )
+            except Exception as exc:
+                raise self._error(exc, "upload", key) from None
         self.multipart_uploads += 1
 
     def _intact(self, held: ObjectMeta, tmp: Path, sha256: str, size: int) -> bool:
@@ -400,6 +445,13 @@ class S3Store(BlobStore):
         if etag and etag in _etags(tmp, size):
             return True
         return self.hash_file(sha256) == sha256
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read_bytes says why
 
 
 def _etags(path: Path, size: int) -> set[str]:
