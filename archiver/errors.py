@@ -6,7 +6,7 @@ Exceptions are for things that stop a run, and each maps to one exit code::
     ArchiverError                 (exit 3 unless a subclass says otherwise)
     ├── ConfigError               bad config file, option or source (exit 2)
     ├── StoreError                the blob store is unusable: disk full, permissions (exit 3)
-    ├── DatabaseError             the SQLite database is unusable (exit 3)
+    ├── DatabaseError             the state database (SQLite or PostgreSQL) is unusable (exit 3)
     ├── NetworkDownError          no (public) host of the run answered (exit 3)
     ├── RestoreError              unknown URL, no copy, damaged blob on restore (exit 1)
     ├── LockedError               another run holds the lock (exit 75)
@@ -49,7 +49,7 @@ class StoreError(ArchiverError):
 
 
 class DatabaseError(ArchiverError):
-    """The SQLite database cannot be opened, migrated or written."""
+    """The state database (a SQLite file or a PostgreSQL server) cannot be opened, migrated or written."""
 
 
 class NetworkDownError(ArchiverError):
