@@ -49,7 +49,8 @@ class StoreError(ArchiverError):
 
 
 class DatabaseError(ArchiverError):
-    """The state database (a SQLite file or a PostgreSQL server) cannot be opened, migrated or written."""
+    """The state database (a SQLite file or a PostgreSQL server) cannot be opened, migrated
+    or written."""
 
 
 class NetworkDownError(ArchiverError):
