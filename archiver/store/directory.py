@@ -35,7 +35,6 @@ from archiver.store.base import (
 
 __all__ = ["BlobWriter", "Store", "StoredBlob", "sha256_of", "write_atomic"]
 
-
 def _link_new(tmp: Path, final: Path) -> bool:
     """Links ``tmp`` as ``final`` if that name is free; False when it is taken. On a file
     system without hard links, the same question asked with ``exists`` (racy, so two
