@@ -270,6 +270,13 @@ def test_removed_links_are_marked_unreferenced(tmp_path: Path, server: LoopbackS
     ref = {r["url"]: r["referenced"] for r in db.rows("SELECT url, referenced FROM urls")}
     db.close()
     assert ref == {a: 1, b: 0}
+    # Linked again: the flag, written only where it changes, comes back.
+    post.write_text(f"[a]({a})\n![b]({b})\n", encoding="utf-8")
+    crawl(cfg, [Source(path=posts)], clock=clock)
+    db = Database(cfg.db)
+    ref = {r["url"]: r["referenced"] for r in db.rows("SELECT url, referenced FROM urls")}
+    db.close()
+    assert ref == {a: 1, b: 1}
 
 
 def test_disk_full_stops_the_run_with_exit_3_and_keeps_the_archive(

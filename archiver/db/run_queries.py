@@ -108,42 +108,51 @@ class RunQueries:
         )
         bound = len(ids) < _BOUND_IDS
         marks = ",".join("?" * len(ids)) if bound else "SELECT id FROM run_posts"
+        bound_ids = ids if bound else []
+        # Which URLs the posts link, ids alone, then whole rows of the due ones only: on
+        # an unchanged re-run none is due, and reading every row whole to drop it in
+        # Python was most of the cost. (One query joining the due flag to the ids, or
+        # DISTINCT, measured slower than the two.)
+        linked = self.execute(
+            f"SELECT url_id FROM refs WHERE post_id IN ({marks})", bound_ids
+        ).fetchall()
+        new = {int(url_id) for (url_id,) in linked} - seen
+        if not new:
+            return []
+        seen |= new
         params = [
+            probe,
+            *bound_ids,
             due.everything,
             iso(due.confirm_before),
             iso(due.recheck_before),
-            probe,
-            *(ids if bound else ()),
         ]
         sql = (
-            f"SELECT u.id, {_DUE}, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag,"
+            "SELECT u.id, 1, u.url, u.fetch_url, u.expect, u.state, u.sha256, u.etag,"
             " u.last_modified, u.last_checked, u.confirm_count, u.confirm_last, u.recheck,"
             f" {_FULL_FETCH_FAILED}"
             " FROM urls u"
-            f" WHERE u.id IN (SELECT url_id FROM refs WHERE post_id IN ({marks})) ORDER BY u.id"
+            f" WHERE u.id IN (SELECT url_id FROM refs WHERE post_id IN ({marks})) AND ({_DUE})"
+            " ORDER BY u.id"
         )
-        out = []
-        for row in self.execute(sql, params):
-            url_id = row[0]
-            if url_id in seen:
-                continue
-            seen.add(url_id)
-            if row[1]:
-                out.append(_due_url(row))
-        return out
+        return [_due_url(row) for row in self.execute(sql, params) if row[0] in new]
 
     def count_not_ok(self) -> int:
         """How many URLs the run's posts link are broken (neither ok nor blocked)."""
         row = self.execute(
-            "SELECT COUNT(*) FROM urls WHERE referenced=1 AND state NOT IN ('ok', 'blocked')"
-            " AND id IN (SELECT url_id FROM refs WHERE post_id IN (SELECT id FROM run_posts))"
+            "SELECT COUNT(*) FROM urls u WHERE u.referenced = 1"
+            " AND u.state NOT IN ('ok', 'blocked') AND EXISTS (SELECT 1 FROM refs r"
+            " JOIN run_posts rp ON rp.id = r.post_id WHERE r.url_id = u.id)"
         ).fetchone()
         return int(row[0] or 0)
 
     def update_referenced(self) -> None:
-        """Sets ``urls.referenced``: whether some post still links the URL."""
+        """Sets ``urls.referenced``: whether some post still links the URL. Only the rows
+        whose value changes are written (an unchanged run writes none, where rewriting
+        every row cost 0.2 s at 110,000 URLs)."""
         self.execute(
-            "UPDATE urls SET referenced = CASE WHEN EXISTS"
+            "UPDATE urls SET referenced = CASE WHEN referenced = 1 THEN 0 ELSE 1 END"
+            " WHERE referenced != CASE WHEN EXISTS"
             " (SELECT 1 FROM refs WHERE refs.url_id = urls.id) THEN 1 ELSE 0 END"
         )
 

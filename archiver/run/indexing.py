@@ -118,9 +118,10 @@ def index_folder(
         summary.skipped_by_extension += 1
 
     root = source.path
+    prefix = str(root).rstrip(os.sep) + os.sep
     files = folders.iter_source_stats(root, source.only, source.extensions, skipped)
     while chunk := list(itertools.islice(files, CHUNK)):
-        rels = [f.name if f == root else f.relative_to(root).as_posix() for f, _ in chunk]
+        rels = [_relative(f, root, prefix) for f, _ in chunk]
         known = db.folder_posts(source.label, rels)
         unchanged: list[int] = []
         changed: list[tuple[Path, str, os.stat_result]] = []
@@ -146,6 +147,17 @@ def index_folder(
     # Posts that vanished from the source keep their row (reports say so) but lose their links.
     with db.transaction():
         db.mark_posts_gone([i for i, _ in db.live_posts(source.label) if i not in seen], now)
+
+
+def _relative(file: Path, root: Path, prefix: str) -> str:
+    """``file``'s path under ``root`` as saved (``/``-separated); a source that is one file
+    is saved by its name. The root's prefix is sliced off the string: the same answer as
+    ``Path.relative_to`` (both are lexical), which cost 0.23 s at 10,000 posts."""
+    path = str(file)
+    if path.startswith(prefix):
+        rel = path[len(prefix) :]
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
+    return file.name if file == root else file.relative_to(root).as_posix()
 
 
 def same_file(row: PostRow, st: os.stat_result) -> bool:

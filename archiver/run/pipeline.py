@@ -159,9 +159,9 @@ class Pipeline:
                 recorder.flush()  # what finished is recorded, even when the run stops early
                 summary.urls = len(seen)
 
+        # ``index`` set ``urls.referenced`` once the posts were read; recording checks
+        # changes no post's links, so it holds still.
         await self._settle(deferred, reach, recorder)
-        with db.transaction():
-            db.update_referenced()
         summary.not_ok = db.count_not_ok()
         summary.elapsed = (self.clock.now() - t0).total_seconds()
         if self.fail_on == "new":
