@@ -203,11 +203,14 @@ _DENSE_IDS = 64_000_000
 class ArchiveRows:
     """``Rows`` streamed from the database: any number of URLs in bounded memory.
 
-    The order comes from one sorted cursor over the uses (by post path, line and URL):
-    a URL takes its place at its first use, so a byte per URL id says which were
-    placed. The rows themselves are read a batch of ``BATCH`` ids at a time. With
-    ``--post``, each URL lists only the matching posts. ``restorable`` needs the
-    store: without one nothing is restorable.
+    Each order is one sorted cursor with the URL's columns, its uses and its versions
+    joined (``Database.report_stream``, ``use_rows``): no row is looked up by id, which
+    at a million URLs cost a random read of the file per URL. With ``--post`` a URL
+    takes its place at its first use in a matching post, which only ``fnmatch`` here
+    can tell: that order comes from the cursor over the uses (a byte per URL id says
+    which were placed) and the rows are read ``BATCH`` ids at a time; each URL lists
+    only the matching posts. ``restorable`` needs the store: without one nothing is
+    restorable.
     """
 
     def __init__(self, db: Database, flt: ReportFilter, store: Store | None = None) -> None:
