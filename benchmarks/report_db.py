@@ -273,15 +273,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--urls", type=int, default=1_000_000)
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="build the archive in DIR and keep it; reuse it when DIR already holds one",
+    )
     args = ap.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="archiver-report-", dir=args.workdir))
+    if args.keep is not None:
+        work = args.keep
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="archiver-report-", dir=args.workdir))
     try:
         db, store = work / "a.db", work / "store"
         t = time.perf_counter()
-        # Built in a child process: on Linux a child's peak RSS (wait4) counts the pages
-        # of its parent at fork time, and a build of 1,000,000 rows holds 1.5 GB.
-        subprocess.run([sys.executable, __file__, "--build", str(work), str(args.urls)], check=True)
-        print(f"built {args.urls:,} URLs in {time.perf_counter() - t:.1f} s")
+        if args.keep is not None and db.exists():
+            print(f"reusing the archive in {work} (built with --keep)")
+        else:
+            # Built in a child process: on Linux a child's peak RSS (wait4) counts the
+            # pages of its parent at fork time, and a build of 1,000,000 rows holds 1.5 GB.
+            cmd = [sys.executable, __file__, "--build", str(work), str(args.urls)]
+            subprocess.run(cmd, check=True)
+            print(f"built {args.urls:,} URLs in {time.perf_counter() - t:.1f} s")
         print(f"{'report':<36} {'wall':>9} {'peak RSS':>9} {'output':>10}  target")
         for fmt in args.formats.split(","):
             for flt in ((), *FILTERS):
@@ -303,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 out.unlink()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -203,11 +203,14 @@ _DENSE_IDS = 64_000_000
 class ArchiveRows:
     """``Rows`` streamed from the database: any number of URLs in bounded memory.
 
-    The order comes from one sorted cursor over the uses (by post path, line and URL):
-    a URL takes its place at its first use, so a byte per URL id says which were
-    placed. The rows themselves are read a batch of ``BATCH`` ids at a time. With
-    ``--post``, each URL lists only the matching posts. ``restorable`` needs the
-    store: without one nothing is restorable.
+    Each order is one sorted cursor with the URL's columns, its uses and its versions
+    joined (``Database.report_stream``, ``use_rows``): no row is looked up by id, which
+    at a million URLs cost a random read of the file per URL. With ``--post`` a URL
+    takes its place at its first use in a matching post, which only ``fnmatch`` here
+    can tell: that order comes from the cursor over the uses (a byte per URL id says
+    which were placed) and the rows are read ``BATCH`` ids at a time; each URL lists
+    only the matching posts. ``restorable`` needs the store: without one nothing is
+    restorable.
     """
 
     def __init__(self, db: Database, flt: ReportFilter, store: Store | None = None) -> None:
@@ -263,38 +266,39 @@ class ArchiveRows:
                     yield url_id
 
     def by_url(self) -> Iterator[ReportRow]:
+        if self.keep is None:
+            # One sorted cursor with the uses and versions joined: no lookup by id.
+            for row in self.db.report_stream(self.query, self._pick):
+                if self._wanted(row.url):
+                    yield row
+            return
+        # --post: a URL's place is its first use in a matching post, which only the
+        # glob here can tell; its rows are read a batch of ids at a time.
         for batch in _batches(self._order()):
             found = self.db.report_rows(batch, self._pick, keep=self.keep)
             for url_id in batch:
                 yield found[url_id]
 
     def by_post(self) -> Iterator[tuple[PostUse, ReportRow]]:
-        for batch in _batches(self._uses()):
-            ids = list(dict.fromkeys(url_id for _, url_id in batch))
-            found = self.db.report_rows(ids, self._pick, posts=False)
-            for use, url_id in batch:
-                yield use, found[url_id]
-
-    def _uses(self) -> Iterator[tuple[PostUse, int]]:
-        """Each use and its URL's id, the URLs no post uses merged in as ``NO_POST``."""
+        """Each use with its URL's row, from one cursor; the URLs no post uses (by URL)
+        merged in as ``NO_POST``, where ``uses`` would sort them."""
         keep = self.keep
-        unused: Iterator[tuple[int, str]] = iter(())
+        unused: Iterator[ReportRow] = iter(())
         if keep is None:
-            unused = (u for u in self.db.unused_urls(self.query) if self._wanted(u[1]))
+            unused = (r for r in self.db.unused_rows(self.query, self._pick) if self._wanted(r.url))
         pending = next(unused, None)
-        for use in self.db.link_uses(self.query, by_path=True):
-            at = use.at
-            while pending is not None and (NO_POST.path, 0, pending[1]) < (
+        for at, row in self.db.use_rows(self.query, self._pick):
+            while pending is not None and (NO_POST.path, 0, pending.url) < (
                 at.path,
                 at.line,
-                use.url,
+                row.url,
             ):
-                yield NO_POST, pending[0]
+                yield NO_POST, pending
                 pending = next(unused, None)
-            if (keep is None or keep(at.path)) and self._wanted(use.url):
-                yield at, use.url_id
+            if (keep is None or keep(at.path)) and self._wanted(row.url):
+                yield at, row
         while pending is not None:
-            yield NO_POST, pending[0]
+            yield NO_POST, pending
             pending = next(unused, None)
 
 
