@@ -245,7 +245,7 @@ class ArchiveQueries:
             " OVER (PARTITION BY r.url_id ORDER BY p.path, r.line) AS n FROM refs r"
             " JOIN posts p ON p.id = r.post_id) firsts WHERE n = 1"
         )
-        cur = self.execute(
+        cur = self.stream(
             f"SELECT {_ROW_COLUMNS}, {_USE_COLUMNS}, {_VERSION_COLUMNS} FROM urls u"
             f" JOIN ({first}) f ON f.url_id = u.id JOIN refs r ON r.url_id = u.id"
             " JOIN posts p ON p.id = r.post_id LEFT JOIN blobs b ON b.sha256 = u.sha256"
@@ -264,7 +264,7 @@ class ArchiveQueries:
         """The report's row of each URL ``q`` covers that no post uses, by URL (streamed)."""
         where, params = _url_where(q)
         none = "NULL, NULL, NULL, NULL, NULL, NULL"
-        cur = self.execute(
+        cur = self.stream(
             f"SELECT {_ROW_COLUMNS}, {none}, {_VERSION_COLUMNS} FROM urls u"
             " LEFT JOIN blobs b ON b.sha256 = u.sha256 LEFT JOIN versions v ON v.url_id = u.id"
             " LEFT JOIN blobs vb ON vb.sha256 = v.sha256"
@@ -281,7 +281,7 @@ class ArchiveQueries:
         """Every use of the URLs ``q`` covers with its URL's row (``posts`` empty), by
         post path, line, URL and column: the post-by-post formats' order, one cursor."""
         where, params = _url_where(q)
-        cur = self.execute(
+        cur = self.stream(
             f"SELECT {_ROW_COLUMNS}, {_USE_COLUMNS}, {_VERSION_COLUMNS} FROM refs r"
             " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
             " LEFT JOIN blobs b ON b.sha256 = u.sha256 LEFT JOIN versions v ON v.url_id = u.id"
