@@ -24,23 +24,18 @@ from functools import lru_cache
 from html import escape
 from itertools import islice
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from archiver.clock import iso, parse_iso
 from archiver.db.sqlite import STATES
-from archiver.ops.report_rows import (
-    NO_POST,
-    Confirmation,
-    ListRows,
-    PostUse,
-    ReportRow,
-    Rows,
-    media_label,
-)
+from archiver.ops.report_rows import NO_POST, ListRows, media_label
 from archiver.redact import clean_text, shown_url
 from archiver.store.base import BlobStore as Store
 from archiver.text import plural
 from archiver.thumbs import find_thumbnail
+
+if TYPE_CHECKING:  # the row types, named in annotations only
+    from archiver.ops.report_rows import Confirmation, PostUse, ReportRow, Rows
 
 __all__ = ["EMBED_MAX", "LEGEND", "next_step", "render_html", "write_html"]
 

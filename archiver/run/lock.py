@@ -35,6 +35,15 @@ def _holder(fd: int) -> str:
     return f"pid {pid or '?'}, started at {started or '?'}"
 
 
+def _open_lock_file(path: Path) -> int:
+    """The lock file's descriptor, the file (and its folder) made if missing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"cannot create lock file {path}: {exc.strerror}") from exc
+
+
 def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
@@ -82,11 +91,7 @@ def run_lock(
             yield
         return
     path = lock_path(db_path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"cannot create lock file {path}: {exc.strerror}") from exc
+    fd = _open_lock_file(path)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -119,12 +124,7 @@ def setup_lock(db: Location) -> Iterator[None]:
         with server_setup_lock(db):
             yield
         return
-    path = db.with_name(db.name + ".setup.lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"cannot create lock file {path}: {exc.strerror}") from exc
+    fd = _open_lock_file(db.with_name(db.name + ".setup.lock"))
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

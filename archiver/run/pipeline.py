@@ -11,9 +11,9 @@ in ``states``, the queues in ``schedule``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -45,6 +45,19 @@ FAIL_ON = ("new", "any", "none")
 ProgressFn = Callable[[str, int, int], None]
 #: Hears each URL's verdict as its check ends (``-v``): the URL and the check's state.
 JudgedFn = Callable[[str, str], None]
+
+
+async def drive(
+    scheduler: Scheduler, producer: Callable[[], Coroutine[Any, Any, None]], recorder: Recorder
+) -> None:
+    """Runs ``producer`` (it adds the due URLs, then closes the scheduler) beside the
+    scheduler's workers; what finished is recorded, even when the run stops early."""
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(producer)
+            await scheduler.run()
+    finally:
+        recorder.flush()
 
 
 @dataclass
@@ -83,25 +96,11 @@ class Pipeline:
         async def on_result(url: DueUrl, fetched: Fetched) -> None:
             nonlocal done
             done += 1
-            summary.bytes += fetched.outcome.bytes_received
-            reach.add(fetched.outcome)
-            if fetched.outcome.unreachable:
-                deferred.append((url, fetched))  # maybe we are offline: decide at the end
-            else:
-                await recorder.record(url, fetched)
-            if self.judged is not None:
-                self.judged(url.url, fetched.outcome.state)
+            await self._take(url, fetched, recorder, reach, deferred)
             if self.progress is not None:
                 self.progress(url.url, done, scheduler.added)
 
-        async with Fetcher(
-            config.fetch,
-            store=self.store,
-            transport=self.transport,
-            clock=self.clock,
-            local_roots=source_roots(self.sources),
-            warn=self.warn,
-        ) as fetcher:
+        async with self._fetcher() as fetcher:
 
             async def work(url: DueUrl) -> None:
                 # A URL waiting to be retried gives its worker and host share back meanwhile.
@@ -152,24 +151,14 @@ class Pipeline:
                     scheduler.close()
 
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(index)
-                    await scheduler.run()
+                await drive(scheduler, index, recorder)
             finally:
-                recorder.flush()  # what finished is recorded, even when the run stops early
                 summary.urls = len(seen)
 
         # ``index`` set ``urls.referenced`` once the posts were read; recording checks
         # changes no post's links, so it holds still.
         await self._settle(deferred, reach, recorder)
-        summary.not_ok = db.count_not_ok()
-        summary.elapsed = (self.clock.now() - t0).total_seconds()
-        if self.fail_on == "new":
-            summary.exit_code = 1 if summary.newly_broken else 0
-        elif self.fail_on == "any":
-            summary.exit_code = 1 if summary.not_ok else 0
-        else:
-            summary.exit_code = 0
+        summary.settle(db.count_not_ok(), (self.clock.now() - t0).total_seconds(), self.fail_on)
         db.end_run(
             summary.run_id,
             iso(self.clock.now()),
@@ -181,6 +170,39 @@ class Pipeline:
             new_blobs=summary.new_blobs,
         )
         return summary
+
+    async def _take(
+        self,
+        url: DueUrl,
+        fetched: Fetched,
+        recorder: Recorder,
+        reach: Reachability,
+        deferred: list[tuple[DueUrl, Fetched]],
+    ) -> bool:
+        """One URL's result: counted, and recorded, or held (True) when its host did not
+        answer, for the offline rule to decide at the end (maybe we are offline)."""
+        self.summary.bytes += fetched.outcome.bytes_received
+        reach.add(fetched.outcome)
+        held = fetched.outcome.unreachable
+        if held:
+            deferred.append((url, fetched))
+        else:
+            await recorder.record(url, fetched)
+        if self.judged is not None:
+            self.judged(url.url, fetched.outcome.state)
+        return held
+
+    def _fetcher(self) -> Fetcher:
+        """The run's one client: the config's fetch settings, store, transport and clock,
+        and the sources' folders as the only local files it may read."""
+        return Fetcher(
+            self.config.fetch,
+            store=self.store,
+            transport=self.transport,
+            clock=self.clock,
+            local_roots=source_roots(self.sources),
+            warn=self.warn,
+        )
 
     async def _index_sites(self, rules: UrlRules, now: str) -> set[int]:
         """Crawls the url sources, one after another; the ids of their posts."""

@@ -36,6 +36,18 @@ class RunSummary:
     #: Files in source folders not read as posts: their extension is not the source's.
     skipped_by_extension: int = 0
 
+    def settle(self, not_ok: int, elapsed: float, fail_on: str) -> None:
+        """The end of a run (or a worker's part of one): its broken count, its time, and
+        the exit code ``--fail-on`` gives them (new: a link newly broken; any: a link not
+        ok; none: 0)."""
+        self.not_ok, self.elapsed = not_ok, elapsed
+        if fail_on == "new":
+            self.exit_code = 1 if self.newly_broken else 0
+        elif fail_on == "any":
+            self.exit_code = 1 if self.not_ok else 0
+        else:
+            self.exit_code = 0
+
     def line(self) -> str:
         states = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
         if not self.checked:

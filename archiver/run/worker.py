@@ -37,12 +37,12 @@ import anyio.lowlevel
 from archiver.clock import Clock, iso, parse_iso
 from archiver.db.leases import SharedRun
 from archiver.db.sqlite import Database
-from archiver.net.fetch import Fetched, Fetcher
+from archiver.net.fetch import Fetched
 from archiver.net.rules import UrlRules
 from archiver.records import CheckRecord, DueUrl
 from archiver.run.canary import ask_canary
-from archiver.run.indexing import index_folder, source_roots
-from archiver.run.pipeline import Pipeline, _fetch_one
+from archiver.run.indexing import index_folder
+from archiver.run.pipeline import Pipeline, _fetch_one, drive
 from archiver.run.reachability import Reachability
 from archiver.run.recorder import Recorder
 from archiver.run.schedule import Scheduler
@@ -178,14 +178,7 @@ class WorkerPipeline(Pipeline):
         summary.checked -= sum(dropped.values())
         with db.transaction():
             db.update_referenced()
-        summary.not_ok = db.count_not_ok()
-        summary.elapsed = (self.clock.now() - t0).total_seconds()
-        if self.fail_on == "new":
-            summary.exit_code = 1 if summary.newly_broken else 0
-        elif self.fail_on == "any":
-            summary.exit_code = 1 if summary.not_ok else 0
-        else:
-            summary.exit_code = 0
+        summary.settle(db.count_not_ok(), (self.clock.now() - t0).total_seconds(), self.fail_on)
         db.end_worker(
             shared,
             iso(self.clock.now()),
@@ -209,14 +202,7 @@ class WorkerPipeline(Pipeline):
         done = 0
         poll = config.workers.lease_seconds / 3
 
-        async with Fetcher(
-            config.fetch,
-            store=self.store,
-            transport=self.transport,
-            clock=self.clock,
-            local_roots=source_roots(self.sources),
-            warn=self.warn,
-        ) as fetcher:
+        async with self._fetcher() as fetcher:
             settings = fetcher.settings
             limit = config.workers.hosts or settings.concurrency
             canary = config.canary
@@ -224,15 +210,8 @@ class WorkerPipeline(Pipeline):
             async def on_result(url: DueUrl, fetched: Fetched, host: str) -> None:
                 nonlocal done
                 done += 1
-                summary.bytes += fetched.outcome.bytes_received
-                reach.add(fetched.outcome)
-                if fetched.outcome.unreachable:
-                    deferred.append((url, fetched))  # the offline rule decides at the end
-                    waiting.add(host)  # so the host stays leased until then
-                else:
-                    await recorder.record(url, fetched)
-                if self.judged is not None:
-                    self.judged(url.url, fetched.outcome.state)
+                if await self._take(url, fetched, recorder, reach, deferred):
+                    waiting.add(host)  # held for the offline rule: the host stays leased
                 if self.progress is not None:
                     self.progress(url.url, done, scheduler.added)
 
@@ -315,9 +294,4 @@ class WorkerPipeline(Pipeline):
                 finally:
                     scheduler.close()
 
-            try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(feed)
-                    await scheduler.run()
-            finally:
-                recorder.flush()
+            await drive(scheduler, feed, recorder)

@@ -20,11 +20,11 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar, NoReturn
 
 from archiver.errors import StoreError
 
@@ -235,13 +235,17 @@ class BlobWriter:
             else:
                 self._open_temp().write(chunk)
                 self._hash.update(chunk)
-        except OSError as exc:
-            self.abort()
-            raise store_error(exc, "write to the store") from exc
-        except StoreError:
-            self.abort()
-            raise
+        except (OSError, StoreError) as exc:
+            self._fail(exc)
         self.size += len(chunk)
+
+    def _fail(self, exc: OSError | StoreError) -> NoReturn:
+        """Aborts (no temp file is left) and raises why: a disk error as the operator
+        reads it."""
+        self.abort()
+        if isinstance(exc, StoreError):
+            raise exc
+        raise store_error(exc, "write to the store") from exc
 
     @property
     def sha256(self) -> str:
@@ -271,12 +275,8 @@ class BlobWriter:
                     if self._store.fsync_temp:
                         os.fsync(f.fileno())
                     f.close()
-            except OSError as exc:
-                self.abort()
-                raise store_error(exc, "write to the store") from exc
-            except StoreError:
-                self.abort()
-                raise
+            except (OSError, StoreError) as exc:
+                self._fail(exc)
             self._closed = True
         return self.sha256
 
@@ -445,18 +445,10 @@ class BlobStore(ABC):
 
     def hash_file(self, sha256: str) -> str | None:
         """Re-hashes a stored blob by streaming it; None when it is missing or unreadable."""
-        try:
-            with self.open(sha256) as f:
-                return _hash_stream(f)
-        except (OSError, StoreError):
-            return None
+        return _hash_of(lambda: self.open(sha256))
 
     def hash_entry(self, entry: BlobEntry) -> str | None:
-        try:
-            with self.open_entry(entry) as f:
-                return _hash_stream(f)
-        except (OSError, StoreError):
-            return None
+        return _hash_of(lambda: self.open_entry(entry))
 
     def temp_files(self) -> list[Path]:
         """Bodies still being written, or left by a run that died."""
@@ -473,6 +465,15 @@ class BlobStore(ABC):
 
     def total_size(self) -> int:
         return sum(e.size for e in self.iter_blobs())
+
+
+def _hash_of(open_: Callable[[], BinaryIO]) -> str | None:
+    """The SHA-256 of what ``open_`` opens, streamed; None when it is missing or unreadable."""
+    try:
+        with open_() as f:
+            return _hash_stream(f)
+    except (OSError, StoreError):
+        return None
 
 
 def _hash_stream(f: BinaryIO) -> str:
