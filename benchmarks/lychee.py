@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +50,8 @@ from pathlib import Path
 from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Run, compile_archiver, free_port, link_posts, proc_cpu, wait_for_port
+from bench_media import pdf_exact, png_exact
+from run import Run, compile_archiver, free_port, link_posts, proc_cpu, served, wait_for_port
 
 HERE = Path(__file__).resolve().parent
 
@@ -182,47 +182,13 @@ BOUND_RULE = (
 
 
 def pdf_bytes(size: int = 16_384) -> bytes:
-    """A small valid one-page PDF, padded with a comment stream to about ``size`` bytes."""
-    pad = b"%" + b"x" * 78 + b"\n"
-    content = b"BT /F1 12 Tf 72 720 Td (Slides) Tj ET\n" + pad * max(0, (size - 700) // 80)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream",
-    ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    """A real one-page PDF of ``size`` bytes (``bench_media``, as the other benchmarks)."""
+    return pdf_exact(size)
 
 
-def png_bytes(side: int = 64) -> bytes:
-    """A valid ``side`` x ``side`` RGB PNG of noise (it barely compresses: ~12 KB)."""
-    rng = random.Random(side)
-    raw = b"".join(b"\x00" + rng.randbytes(side * 3) for _ in range(side))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+def png_bytes(size: int = 12_300) -> bytes:
+    """A real PNG of noise of ``size`` bytes (it barely compresses)."""
+    return png_exact(size)
 
 
 _REASONS = {
@@ -419,15 +385,8 @@ def chaos_server(
     cmd += ["--latency", str(latency), "--fates", str(fates_file)]
     if tls:
         cmd += ["--cert", str(tls[0]), "--key", str(tls[1])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    info: dict[str, object] = {"port": int(proc.stdout.readline().split()[1])}
-    try:
+    with served(cmd) as info:
         yield info
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-        info.update(json.loads(out.strip().splitlines()[-1]))
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MB = 1_000_000
@@ -164,28 +165,26 @@ def run_check(work: Path, posts: Path, state: Path, per_host: int, what: str) ->
 
 
 @contextmanager
-def latency_server(latency: float, host: str = "127.0.0.1") -> Iterator[dict[str, float]]:
-    """Starts ``latency_server.py``; yields a dict with its port, then its CPU figures."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "latency_server.py"),
-            "--latency",
-            str(latency),
-            "--host",
-            host,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def served(cmd: list[str]) -> Iterator[dict[str, Any]]:
+    """A benchmark server process: it prints ``PORT n`` once listening and, on SIGTERM,
+    a last line of JSON figures. Yields a dict with the port, then those figures."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    info: dict[str, float] = {"port": int(proc.stdout.readline().split()[1])}
+    info: dict[str, Any] = {"port": int(proc.stdout.readline().split()[1])}
     try:
         yield info
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         info.update(json.loads(out.strip().splitlines()[-1]))
+
+
+@contextmanager
+def latency_server(latency: float, host: str = "127.0.0.1") -> Iterator[dict[str, float]]:
+    """Starts ``latency_server.py``; yields a dict with its port, then its CPU figures."""
+    script = str(HERE / "latency_server.py")
+    with served([sys.executable, script, "--latency", str(latency), "--host", host]) as info:
+        yield info
 
 
 def free_port() -> int:

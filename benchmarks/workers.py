@@ -22,10 +22,8 @@ recorded checks. All traffic stays on loopback; nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from run import asset_urls, link_posts  # noqa: E402
+from run import asset_urls, link_posts, served  # noqa: E402
 
 from archiver.db import Database  # noqa: E402
 
@@ -130,23 +128,10 @@ def one_row(work: Path, workers: int, args: argparse.Namespace) -> dict[str, obj
 @contextmanager
 def _server(latency: float, size: int, host: str) -> Iterator[dict[str, float]]:
     """``latency_server.py`` on ``host``; yields its port, then its figures (on exit)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "latency_server.py"),
-            *("--latency", str(latency), "--size", str(size), "--host", host),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    info: dict[str, float] = {"port": int(proc.stdout.readline().split()[1])}
-    try:
+    script = str(HERE / "latency_server.py")
+    args = ["--latency", str(latency), "--size", str(size), "--host", host]
+    with served([sys.executable, script, *args]) as info:
         yield info
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-        info.update(json.loads(out.strip().splitlines()[-1]))
 
 
 def _urls(port: int, n: int, host_index: int) -> list[str]:
