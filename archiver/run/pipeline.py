@@ -88,7 +88,15 @@ class Pipeline:
         seen: set[int] = set()  # every URL the run's posts link
         db.begin_run_posts()
         site_posts = await self._index_sites(rules, now)
-        recorder = Recorder(db, config, self.clock, summary, probe=self.probe, store=self.store)
+        recorder = Recorder(
+            db,
+            config,
+            self.clock,
+            summary,
+            probe=self.probe,
+            store=self.store,
+            judged=self.judged,
+        )
         reach = Reachability()
         deferred: list[tuple[DueUrl, Fetched]] = []
         done = 0
@@ -188,8 +196,6 @@ class Pipeline:
             deferred.append((url, fetched))
         else:
             await recorder.record(url, fetched)
-        if self.judged is not None:
-            self.judged(url.url, fetched.outcome.state)
         return held
 
     def _fetcher(self) -> Fetcher:

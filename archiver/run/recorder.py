@@ -23,7 +23,7 @@ import functools
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -69,9 +69,14 @@ class Recorder:
         *,
         probe: bool,
         store: Store | None = None,
+        judged: Callable[[str, str], None] | None = None,
     ) -> None:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
         self._store = store
+        #: Hears each URL and the state recorded for it (``-v``), once its batch commits:
+        #: the recorded state, not the fetch's verdict (a first 404 is ``failing``, a body
+        #: that does not open ``invalid``), so the line agrees with ``report``.
+        self._judged = judged
         self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
         self._pending: list[_Pending] = []
         #: Fan-out directories the pending rows' blobs are in, fsynced before they commit.
@@ -174,6 +179,7 @@ class Recorder:
         summary = self._summary
         if not pending:
             return
+        recorded: list[tuple[str, str]] = []
         with self._db.transaction():
             for url, outcome, archived, when, deep in pending:
                 # Each URL is checked once per run, so what the due query read is current.
@@ -210,6 +216,7 @@ class Recorder:
                 )
                 summary.counts[state] += 1
                 summary.checked += 1
+                recorded.append((url.url, state))
                 if newly_broken:
                     summary.newly_broken.append(url.url)
                 if state == UrlState.BLOCKED and prev.state != UrlState.BLOCKED:
@@ -217,6 +224,9 @@ class Recorder:
                 if outcome.transient and outcome.state != UrlState.OK:
                     summary.transient += 1
             fault("before-commit")
+        if self._judged is not None:
+            for name, judged in recorded:
+                self._judged(name, judged)
 
 
 def _corrupt(outcome: Outcome, reason: str) -> Outcome:
