@@ -44,7 +44,7 @@ FAIL_ON = ("new", "any", "none")
 
 ProgressFn = Callable[[str, int, int], None]
 #: Hears each URL's verdict as its check ends (``-v``): the URL and the check's state.
-JudgedFn = Callable[[str, str], None]
+JudgedFn = Callable[[str, str, str | None], None]
 
 
 async def drive(

@@ -69,11 +69,12 @@ class Recorder:
         *,
         probe: bool,
         store: Store | None = None,
-        judged: Callable[[str, str], None] | None = None,
+        judged: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
         self._store = store
-        #: Hears each URL and the state recorded for it (``-v``), once its batch commits:
+        #: Hears each URL, the state recorded for it and why when it is not ok (``-v``),
+        #: once its batch commits:
         #: the recorded state, not the fetch's verdict (a first 404 is ``failing``, a body
         #: that does not open ``invalid``), so the line agrees with ``report``.
         self._judged = judged
@@ -179,7 +180,7 @@ class Recorder:
         summary = self._summary
         if not pending:
             return
-        recorded: list[tuple[str, str]] = []
+        recorded: list[tuple[str, str, str | None]] = []
         with self._db.transaction():
             for url, outcome, archived, when, deep in pending:
                 # Each URL is checked once per run, so what the due query read is current.
@@ -216,7 +217,7 @@ class Recorder:
                 )
                 summary.counts[state] += 1
                 summary.checked += 1
-                recorded.append((url.url, state))
+                recorded.append((url.url, state, None if state == UrlState.OK else outcome.error))
                 if newly_broken:
                     summary.newly_broken.append(url.url)
                 if state == UrlState.BLOCKED and prev.state != UrlState.BLOCKED:
@@ -225,8 +226,8 @@ class Recorder:
                     summary.transient += 1
             fault("before-commit")
         if self._judged is not None:
-            for name, judged in recorded:
-                self._judged(name, judged)
+            for name, judged, why in recorded:
+                self._judged(name, judged, why)
 
 
 def _corrupt(outcome: Outcome, reason: str) -> Outcome:
