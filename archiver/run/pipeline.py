@@ -24,7 +24,7 @@ from archiver.db.sqlite import Database
 from archiver.errors import NetworkDownError
 from archiver.net.fetch import Fetched, Fetcher
 from archiver.net.rules import UrlRules
-from archiver.records import DueUrl
+from archiver.records import DueUrl, IdSet
 from archiver.run.canary import ask_canary
 from archiver.run.indexing import index_folder, parse_version, ref_rows, source_roots
 from archiver.run.reachability import Reachability
@@ -85,7 +85,7 @@ class Pipeline:
         now = iso(t0)
         rules = UrlRules.compile(config.exclude_urls, config.remap, config.include_urls)
         due = Due(t0, config.recheck_after, config.confirm_after, self.all_ or self.probe)
-        seen: set[int] = set()  # every URL the run's posts link
+        seen = IdSet()  # every URL the run's posts link
         db.begin_run_posts()
         site_posts = await self._index_sites(rules, now)
         recorder = Recorder(
