@@ -188,12 +188,20 @@ class Pipeline:
         deferred: list[tuple[DueUrl, Fetched]],
     ) -> bool:
         """One URL's result: counted, and recorded, or held (True) when its host did not
-        answer, for the offline rule to decide at the end (maybe we are offline)."""
+        answer, for the offline rule to decide at the end (maybe we are offline).
+
+        Held only while the rule could still apply: once the run has a canary or a public
+        host answered, it cannot, and what is held is recorded at once (a dead CDN with
+        100,000 links would otherwise keep 100,000 results in memory to the end)."""
         self.summary.bytes += fetched.outcome.bytes_received
         reach.add(fetched.outcome)
         held = fetched.outcome.unreachable
         if held:
             deferred.append((url, fetched))
+            if self.config.canary or (reach.answered and await reach.public_answered()):
+                while deferred:
+                    await recorder.record(*deferred.pop(0))
+                held = False
         else:
             await recorder.record(url, fetched)
         return held
