@@ -117,7 +117,7 @@ def png_gradient(width: int, height: int, seed: int = 1, tag: str = "") -> bytes
     PNG's own filters draw it (the first row Sub, the others Up), so a large picture is
     a few KB and made in microseconds; ``tag`` goes into a ``tEXt`` comment chunk."""
     rng = random.Random(seed)
-    across = bytes(rng.randrange(1, 8) for _ in range(3))
+    across = bytes(rng.randrange(1, 4) for _ in range(3))
     down = bytes(rng.randrange(0, 3) for _ in range(3))
     first = bytes(rng.randrange(256) for _ in range(3)) + across * (width - 1)
     rows = b"\x01" + first + (b"\x02" + down * width) * (height - 1)

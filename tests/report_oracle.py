@@ -8,7 +8,7 @@ with the old checkout's archiver first on the path, over an archive that today's
 ``benchmarks/report_db.py`` built::
 
     git worktree add --detach /tmp/old 05ca821
-    python benchmarks/report_db.py --build /tmp/arch 2000
+    mkdir /tmp/arch && python benchmarks/report_db.py --build /tmp/arch 2000
     PYTHONPATH=/tmp/old python tests/report_oracle.py /tmp/arch > tests/fixtures/report_oracle.json
 
 An embedded thumbnail is hashed as the name of the blob it shows, not as its bytes:

@@ -4,12 +4,14 @@ Two promises of issue 13. The output is what it was: every format, with every
 ``--state`` filter and the other filters, on a real SQLite archive of 2,000 URLs
 (``benchmarks/report_db.py``: real PDFs and PNGs in the store, real thumbnails, some
 blobs missing, cut short or with a byte flipped), hashes to what the code before
-streaming wrote. ``fixtures/report_oracle.json`` was made by that code (commit 05ca821)
-running ``report_oracle.py`` over an archive today's ``report_db.py`` built; the same
-run over the archive of placeholder blobs it was first made from gives the first
-oracle byte for byte. And no query grows with the data: with SQLite's limit on bound
-parameters lowered below the number of URLs, every format still runs (an IN-list of
-every id would not).
+streaming wrote. ``fixtures/report_oracle.json`` was made by that code (commit 05ca821,
+the parent of the streaming change 8fb0a7b) running ``report_oracle.py`` over an
+archive today's ``report_db.py`` builds (its docstring says how). That run, hashing the
+raw text, gave the first oracle byte for byte over the placeholder archive it was made
+from; embedded thumbnails are now hashed as the blob they show, not as the encoder's
+bytes. And no query grows with the data: with SQLite's limit on bound parameters
+lowered below the number of URLs, every format still runs (an IN-list of every id
+would not).
 """
 
 from __future__ import annotations
