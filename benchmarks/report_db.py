@@ -1,12 +1,17 @@
 """A report's archive of any size, built in seconds: posts, URLs in every state, uses, copies.
 
-The report benchmark (``run.py --only report``) and ``tests/test_report_stream.py``
-need an archive of 1,000,000 URLs whose rows look like a real one's, and a crawl of
-that size takes half an hour. So the rows are made here and bulk-inserted with
-``executemany`` in one transaction (about 10 s for a million URLs) into a database
-that archiver's own migrations created; the store gets one small file per blob and a
-thumbnail for some image blobs. A seeded ``random.Random`` makes every value, so two
-builds of the same size are the same archive.
+The report benchmark below (``run.py --only report`` times the memory benchmark's
+crawled archive instead) and ``tests/test_report_stream.py`` need archives up to
+1,000,000 URLs whose rows look like a real one's, and a crawl of that size takes half
+an hour. So the rows are made here and bulk-inserted with
+``executemany`` in one transaction (about 40 s of CPU for a million URLs) into a
+database that archiver's own migrations created. The blobs are real files, stored with
+the store's own ``BlobWriter``: decks of 1 to 40 pages (``bench_media.pdf_deck``) and,
+one in three, PNGs of a few hundred pixels a side (``bench_media.png_gradient``); each
+row's hash, size, pages, title, width and height are those of its file, and one image
+in four has the thumbnail archiver's own ``make_thumbnail`` makes of it. A seeded
+``random.Random`` makes every other value, so two builds of the same size are the
+same archive.
 
 Run as a script, it builds one and times ``archiver report`` on it in every format,
 each a real process (wall time, and peak RSS from ``wait4``), next to issue 13's targets
@@ -17,26 +22,37 @@ each a real process (wall time, and peak RSS from ``wait4``), next to issue 13's
 What is in it, per URL: a state in about the mix of a large site (mostly ok, some
 failing, dead, invalid, error, blocked and pending), a host out of a few dozen (one on
 a port of its own, one with a password in its URLs), an error text with the characters
-the formats must escape, a copy for half the URLs (some damaged, missing or changed,
-many sharing a blob), and one or two uses in posts of a folder and of a site.
+the formats must escape, a copy for half the URLs (many sharing a blob; some blobs
+missing, cut short or with a byte flipped), and one or two uses in posts of a folder
+and of a site.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from archiver.db import Database
 from archiver.store import Store
 from archiver.store.identity import bind_store
+from archiver.thumbs import make_thumbnail
+
+# The benchmarks' own media (a test loads this file by path, so its folder may be off
+# sys.path; appended, so no benchmark script shadows a module of the caller's).
+if (_HERE := str(Path(__file__).resolve().parent)) not in sys.path:
+    sys.path.append(_HERE)
+from bench_media import pdf_deck, png_gradient
 
 __all__ = ["build"]
 
@@ -70,11 +86,18 @@ def _hosts(rng: random.Random) -> list[str]:
     return hosts
 
 
+class _Store(Store):
+    """The directory store, without its fsyncs: an archive rebuilt from a seed need not
+    survive a power cut, and 5,000 blobs' fsyncs took 14 s of a build on a busy disk."""
+
+    fsync_temp = False
+
+
 def build(db_path: Path, store_root: Path, urls: int, *, seed: int = 13) -> None:
     """Makes a database at ``db_path`` (a new file) with ``urls`` URLs, and its store."""
     rng = random.Random(seed)
     db = Database(db_path)
-    store = Store(store_root)
+    store = _Store(store_root)
     try:
         bind_store(db, store, shared=False, write=True)
         # A large page cache: the URL index is filled in random order, and with the
@@ -94,42 +117,33 @@ def _fill(db: Database, store: Store, rng: random.Random, n: int) -> None:
     # store is made in seconds), a third of them images.
     blobs = []
     for i in range(min(max(n // 16, 4), 5000)):
-        sha = hashlib.sha256(f"blob {i}".encode()).hexdigest()
-        image = i % 3 == 0
-        size = 100 + i % 900
+        data, meta = _media(i)
+        image = meta["format"] == "PNG"
+        sha = hashlib.sha256(data).hexdigest()
         blobs.append(
             (
                 sha,
-                size,
+                len(data),
                 "image/png" if image else "application/pdf",
                 day(1, 0),
                 day(2, i % 24) if i % 5 == 0 else None,
                 0 if i % 97 == 1 else (1 if i % 5 == 0 else None),
-                None if image else 1 + i % 40,
-                None if image else f"Talk {i}",
-                1600 if image else None,
-                900 if image else None,
-                "PNG" if image else "PDF",
+                meta["pages"],
+                meta["title"],
+                meta["width"],
+                meta["height"],
+                meta["format"],
                 "ok" if i % 7 else None,
                 None,
             )
         )
+        _keep(store, i, data, sha, image)
     db.conn.executemany(
         "INSERT INTO blobs (sha256, size, content_type, first_stored, verified_at, verify_ok,"
         " pages, title, width, height, format, deep_check, deep_reason)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         blobs,
     )
-    for i, b in enumerate(blobs):
-        if i % 53 == 2:
-            continue  # missing from the store: not restorable
-        path = store.path_for(b[0])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * (b[1] + (1 if i % 61 == 3 else 0)))  # some of the wrong size
-        if b[2] == "image/png" and i % 4 == 0:
-            thumb = store.thumbs_dir / b[0][:2] / f"{b[0]}.webp"
-            thumb.parent.mkdir(parents=True, exist_ok=True)
-            thumb.write_bytes(b"RIFF" + hashlib.sha256(b[0].encode()).digest())
     url_rows = []
     versions = []
     for i in range(1, n + 1):
@@ -196,6 +210,59 @@ def _fill(db: Database, store: Store, rng: random.Random, n: int) -> None:
     _posts(db, rng, n, day(1, 0))
 
 
+@functools.cache
+def _media(i: int) -> tuple[bytes, dict[str, Any]]:
+    """Blob ``i``'s bytes and what a deep check records of them: a deck of 1 to 40
+    pages titled ``Talk i``, or (one in three) a PNG of a few hundred pixels a side.
+    Cached: a test builds more than one archive in a process."""
+    if i % 3 == 0:
+        width, height = 160 + (i * 37) % 320, 120 + (i * 53) % 240
+        data = png_gradient(width, height, seed=i, tag=f"Photo {i}")
+        return data, {
+            "pages": None,
+            "title": None,
+            "width": width,
+            "height": height,
+            "format": "PNG",
+        }
+    pages = 1 + i % 40
+    data = pdf_deck(pages, f"Talk {i}")
+    return data, {
+        "pages": pages,
+        "title": f"Talk {i}",
+        "width": None,
+        "height": None,
+        "format": "PDF",
+    }
+
+
+def _keep(store: Store, i: int, data: bytes, sha: str, image: bool) -> None:
+    """Stores blob ``i`` as the crawl does (a ``BlobWriter``; a thumbnail for one image in
+    four, by archiver's own thumbnail code), then damages some as disks and people do:
+    one in 53 is missing, one in 61 cut to half its length (the wrong size: the report
+    says so), one in 67 has a byte flipped near its end (the right size: the report
+    cannot tell, ``verify`` re-hashes and finds it)."""
+    if i % 53 == 2:
+        return  # missing from the store: not restorable
+    with store.writer() as w:
+        w.write(data)
+        stored = w.commit(deferred=True)  # deferred: no fsync of the blob's directory
+    assert stored.sha256 == sha, (stored.sha256, sha)
+    if image and i % 4 == 0:
+        made = make_thumbnail(stored.path, "image", store.thumbs_dir, sha, isolate=False)
+        assert made is not None, f"no thumbnail of blob {i}"
+    damaged = None
+    if i % 61 == 3:
+        damaged = data[: len(data) // 2]
+    elif i % 67 == 5:
+        damaged = data[:-40] + bytes([data[-40] ^ 0x20]) + data[-39:]
+    if damaged is not None:
+        path = store.path_for(sha)
+        path.chmod(0o644)  # stored blobs are read-only
+        path.write_bytes(damaged)
+        path.chmod(0o444)
+
+
 def _posts(db: Database, rng: random.Random, n: int, when: str) -> None:
     """Ten URLs to a post, in order; one URL in 10 is used again by a later post."""
     posts = []
@@ -246,8 +313,9 @@ FILTERS = (("--state", "all"),)
 RSS_MB, JSON_SECONDS = 150, 10.0
 
 
-def _report(db: Path, store: Path, out: Path, *args: str) -> tuple[float, float, int]:
-    """``archiver report ARGS -o OUT``: wall seconds, peak RSS in MB, exit code."""
+def _report(db: Path, store: Path, out: Path, *args: str) -> tuple[float, float, float, int]:
+    """``archiver report ARGS -o OUT``: wall seconds, CPU seconds (user + sys: the wall
+    of a loaded machine is inflated), peak RSS in MB, exit code."""
     started = time.perf_counter()
     cmd = [sys.executable, "-m", "archiver", "report", "--db", str(db), "--store", str(store)]
     proc = subprocess.Popen(
@@ -261,7 +329,8 @@ def _report(db: Path, store: Path, out: Path, *args: str) -> tuple[float, float,
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):
         raise SystemExit(f"report {' '.join(args)} failed ({code}): {err.decode()[-2000:]}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024, code
+    cpu = usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - started, cpu, usage.ru_maxrss / 1024, code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,15 +364,21 @@ def main(argv: list[str] | None = None) -> int:
             # Built in a child process: on Linux a child's peak RSS (wait4) counts the
             # pages of its parent at fork time, and a build of 1,000,000 rows holds 1.5 GB.
             cmd = [sys.executable, __file__, "--build", str(work), str(args.urls)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(cmd, check=True)
-            print(f"built {args.urls:,} URLs in {time.perf_counter() - t:.1f} s")
-        print(f"{'report':<36} {'wall':>9} {'peak RSS':>9} {'output':>10}  target")
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            print(
+                f"built {args.urls:,} URLs in {time.perf_counter() - t:.1f} s"
+                f" ({cpu:.1f} s CPU; load {os.getloadavg()[0]:.2f})"
+            )
+        print(f"{'report':<36} {'wall':>9} {'CPU':>9} {'peak RSS':>9} {'output':>10}  target")
         for fmt in args.formats.split(","):
             for flt in ((), *FILTERS):
                 if fmt in ("junit", "github", "sarif") and not flt:
                     continue  # the CI formats list what is not ok either way: one row
                 out = work / f"report.{fmt}"
-                wall, rss, _ = _report(db, store, out, "--format", fmt, *flt)
+                wall, cpu, rss, _ = _report(db, store, out, "--format", fmt, *flt)
                 target = f"RSS < {RSS_MB} MB"
                 ok = rss < RSS_MB
                 if fmt == "json" and flt and args.urls >= 1_000_000:
@@ -312,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                 name = " ".join(("--format", fmt, *flt))
                 size = out.stat().st_size / 1e6
                 print(
-                    f"{name:<36} {wall:>7.1f} s {rss:>6.0f} MB {size:>7.1f} MB  {target}"
-                    f" {'met' if ok else 'MISSED'}",
+                    f"{name:<36} {wall:>7.1f} s {cpu:>7.1f} s {rss:>6.0f} MB {size:>7.1f} MB"
+                    f"  {target} {'met' if ok else 'MISSED'}",
                     flush=True,
                 )
                 out.unlink()

@@ -1,11 +1,17 @@
 """The report streams: every format reads rows from the database as it writes them.
 
 Two promises of issue 13. The output is what it was: every format, with every
-``--state`` filter and the other filters, on a real SQLite archive of 2,000 URLs,
-hashes to what the code before streaming wrote (``fixtures/report_oracle.json``, made
-by that code from the same seeded archive; ``benchmarks/report_db.py`` builds it).
-And no query grows with the data: with SQLite's limit on bound parameters lowered
-below the number of URLs, every format still runs (an IN-list of every id would not).
+``--state`` filter and the other filters, on a real SQLite archive of 2,000 URLs
+(``benchmarks/report_db.py``: real PDFs and PNGs in the store, real thumbnails, some
+blobs missing, cut short or with a byte flipped), hashes to what the code before
+streaming wrote. ``fixtures/report_oracle.json`` was made by that code (commit 05ca821,
+the parent of the streaming change 8fb0a7b) running ``report_oracle.py`` over an
+archive today's ``report_db.py`` builds (its docstring says how). That run, hashing the
+raw text, gave the first oracle byte for byte over the placeholder archive it was made
+from; embedded thumbnails are now hashed as the blob they show, not as the encoder's
+bytes. And no query grows with the data: with SQLite's limit on bound parameters
+lowered below the number of URLs, every format still runs (an IN-list of every id
+would not).
 """
 
 from __future__ import annotations
@@ -22,6 +28,18 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from report_oracle import (
+    CASES,
+    CI_FORMATS,
+    CWD,
+    FORMATS,
+    NOW,
+    STATES,
+    URLS,
+    WIDTHS,
+    digest,
+    thumbnails,
+)
 
 from archiver.db import Database
 from archiver.ops.ci_report import findings, write_findings
@@ -40,27 +58,6 @@ from archiver.store import Store
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "report_db.py"
 ORACLE = json.loads((Path(__file__).parent / "fixtures" / "report_oracle.json").read_text())
 
-STATES = ("ok", "failing", "dead", "invalid", "error", "blocked", "pending")
-NOW = "2026-12-01T12:00:00Z"
-CWD = Path("/oracle")
-WIDTHS = (None, 120, 80)
-FORMATS = ("json", "csv", "markdown", "html", "table", "junit", "github", "sarif")
-CASES: dict[str, dict[str, Any]] = {
-    "default": {},
-    "all": {"states": STATES},
-    **{s: {"states": (s,)} for s in STATES},
-    "dead,invalid": {"states": ("dead", "invalid")},
-    "post": {"states": STATES, "post": "2021/*"},
-    "post-site": {"states": STATES, "post": "https://site.example.test/1/*"},
-    "host": {"states": STATES, "host": "files.example.test"},
-    "host-port": {"states": STATES, "host": "127.0.0.1:8080"},
-    "host-ipv6": {"states": STATES, "host": "[::1]:9443"},
-    "since": {"since": "2026-11-07"},
-    "changed": {"states": STATES, "changed": True},
-    "unreferenced": {"states": STATES, "unreferenced": True},
-    "unreferenced-post": {"unreferenced": True, "post": "2022/*"},
-}
-
 
 def _bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_report_db", BENCH)
@@ -74,7 +71,7 @@ def _bench() -> ModuleType:
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("report-stream")
-    _bench().build(root / "a.db", root / "store", 2000)
+    _bench().build(root / "a.db", root / "store", URLS)
     return root
 
 
@@ -87,10 +84,6 @@ def opened(archive: Path) -> Iterator[tuple[Database, Store]]:
         db.close()
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _outputs(
     db: Database, store: Store, root: Path, flt: ReportFilter
 ) -> Iterator[tuple[str, str]]:
@@ -98,7 +91,7 @@ def _outputs(
     rows = ArchiveRows(db, flt, store)
     for fmt in FORMATS:
         buf = io.StringIO()
-        if fmt in ("junit", "github", "sarif"):
+        if fmt in CI_FORMATS:
             write_findings(fmt, lambda: findings(db, flt), buf, cwd=CWD)
             yield fmt, buf.getvalue()
             continue
@@ -123,7 +116,8 @@ def test_every_format_writes_what_it_wrote_before_streaming(
 ) -> None:
     db, store = opened
     flt = ReportFilter(**CASES[case])
-    got = {f"{fmt} {case}": _digest(text) for fmt, text in _outputs(db, store, archive, flt)}
+    thumbs = thumbnails(store.thumbs_dir)
+    got = {f"{fmt} {case}": digest(text, thumbs) for fmt, text in _outputs(db, store, archive, flt)}
     assert got == {key: ORACLE[key] for key in got}
 
 
@@ -159,3 +153,48 @@ def test_no_query_binds_more_parameters_as_the_archive_grows(tmp_path: Path) -> 
         assert len(url_rows(db, ReportFilter(states=STATES, unreferenced=True))) == 5000
     finally:
         db.close()
+
+
+def test_the_archive_holds_real_files_as_its_rows_say(opened: tuple[Database, Store]) -> None:
+    """Every blob row names the SHA-256 and size of a real PDF (its pages and title) or
+    PNG (its width and height); the damage is real damage of such a file (missing, cut
+    short, a byte flipped), and each thumbnail is a small image made from the blob."""
+    import pypdf
+    from PIL import Image
+
+    from archiver.thumbs import find_thumbnail
+
+    db, store = opened
+    rows = db.conn.execute(
+        "SELECT sha256, size, content_type, pages, title, width, height, format FROM blobs"
+    ).fetchall()
+    damage = {"missing": 0, "cut": 0, "flipped": 0}
+    thumbs = 0
+    for sha, size, ctype, pages, title, width, height, fmt in rows:
+        path = store.path_for(sha)
+        if not path.exists():
+            damage["missing"] += 1
+            continue
+        data = path.read_bytes()
+        if len(data) != size:
+            damage["cut"] += 1
+            assert len(data) < size
+            continue
+        if hashlib.sha256(data).hexdigest() != sha:
+            damage["flipped"] += 1
+            continue
+        if ctype == "application/pdf":
+            reader = pypdf.PdfReader(io.BytesIO(data), strict=True)
+            assert (len(reader.pages), reader.metadata.title, fmt) == (pages, title, "PDF")
+        else:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                assert (im.width, im.height, im.format, fmt) == (width, height, "PNG", "PNG")
+        thumb = find_thumbnail(store.thumbs_dir, sha)
+        if thumb is not None:
+            thumbs += 1
+            with Image.open(thumb) as im:
+                im.load()
+                assert max(im.size) <= 160 and im.format in ("WEBP", "JPEG")
+    assert all(damage.values()) and thumbs, (damage, thumbs)
+    assert len({sha for sha, *_ in rows}) == len(rows)
