@@ -174,6 +174,11 @@ class Recorder:
         summary = self._summary
         if not pending:
             return
+        # Blob rows in SHA-256 order: workers sharing a PostgreSQL database insert the
+        # same blob (one body under two hosts' URLs) in their own batches, and two
+        # batches taking those row locks in different orders deadlock. Rows without a
+        # blob (every newly broken one) keep their order: the sort is stable.
+        pending.sort(key=lambda p: (p[1].sha256 or "") if p[2] else "")
         with self._db.transaction():
             for url, outcome, archived, when, deep in pending:
                 # Each URL is checked once per run, so what the due query read is current.
