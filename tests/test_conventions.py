@@ -186,7 +186,8 @@ def test_verbose_prints_each_url_as_judged_masked(tmp_path: Path, server: Loopba
     assert out.returncode == 0, out.stderr
     lines = out.stderr.splitlines()
     assert f"ok {good}" in lines
-    assert f"dead {gone}" in lines
+    # The state recorded, as the summary and ``report`` say it: a first 404 is failing.
+    assert any(line.startswith(f"failing {gone} (HTTP 404") for line in lines), lines
     assert "hunter2" not in out.stderr
     assert any(line.startswith("ok http://user:***@") for line in lines), lines
     assert out.stderr.count("\n") == 4  # three URLs and the summary
@@ -195,9 +196,23 @@ def test_verbose_prints_each_url_as_judged_masked(tmp_path: Path, server: Loopba
 
     events = [json.loads(line) for line in out.stderr.splitlines()]
     judged = {e["url"]: e["state"] for e in events if "state" in e}
-    assert judged[good] == "ok" and judged[gone] == "dead" and "hunter2" not in out.stderr
+    assert judged[good] == "ok" and judged[gone] == "failing" and "hunter2" not in out.stderr
+    assert next(e["error"] for e in events if e.get("url") == gone).startswith("HTTP 404")
     quiet = run("check", "-v", "-q", cwd=root)
     assert good not in quiet.stderr
+
+
+def test_verbose_says_invalid_for_a_body_that_does_not_open(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """The fetch calls a cut PDF with the right magic bytes ok; the deep check that runs
+    before it is recorded says invalid, and so must the line ``-v`` prints."""
+    cut = server.route("/cut.pdf", Reply(body=PDF[: len(PDF) // 2], content_type="application/pdf"))
+    root = folder(tmp_path)
+    post(root, "a.md", f"[d]({cut})\n")
+    out = run("crawl", "-v", "--fail-on", "none", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert any(line.startswith(f"invalid {cut} (") for line in out.stderr.splitlines()), out.stderr
 
 
 def _on_a_terminal(root: Path, *args: str) -> bytes:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import media
 import pytest
@@ -22,9 +23,13 @@ from archiver.clock import FakeClock
 from archiver.config import Config, FetchConfig, Source
 from archiver.db import Database
 from archiver.errors import NetworkDownError
-from archiver.net.fetch import Fetcher, FetchSettings
+from archiver.net.fetch import Fetched, Fetcher, FetchSettings
 from archiver.net.guard import is_public, public_networks
+from archiver.records import DueUrl, Outcome, UrlState
 from archiver.run.crawl import crawl
+from archiver.run.pipeline import Pipeline
+from archiver.run.reachability import Reachability
+from archiver.run.summary import RunSummary
 
 PDF = media.deck("slides", 1400)
 DAY = 86400
@@ -232,3 +237,44 @@ def test_command_line_exits_3_when_only_a_local_host_answers(
     assert "no public host answered" in proc.stderr
     cfg = make_config(tmp_path, db=tmp_path / "state" / "archive.db")
     assert table(cfg) == {local: ("ok", None), public: ("pending", None)}
+
+
+async def _take_all(outcomes: list[Outcome], cfg: Config) -> tuple[list[str], list[bool]]:
+    """``Pipeline._take`` over ``outcomes`` in order: what it recorded, what it held."""
+    recorded: list[str] = []
+
+    class Recorded:
+        async def record(self, url: DueUrl, fetched: Fetched) -> None:
+            recorded.append(fetched.outcome.url)
+
+    host = SimpleNamespace(summary=RunSummary(), config=cfg)
+    reach, deferred = Reachability(), []
+    held = []
+    for outcome in outcomes:
+        due = DueUrl(0, outcome.url, outcome.url, "h", "any", UrlState.PENDING)
+        took = Pipeline._take(host, due, Fetched(outcome), Recorded(), reach, deferred)  # type: ignore[arg-type]
+        held.append(await took)
+    return recorded, held
+
+
+@pytest.mark.anyio
+async def test_results_are_held_only_while_the_offline_rule_could_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that does not answer has its results held for the end (maybe we are
+    offline) only until a public host answered: then the rule cannot apply, and they are
+    recorded at once instead of filling memory (a dead CDN with 100,000 links)."""
+    monkeypatch.setenv("ARCHIVER_PUBLIC_ADDRESSES", "127.0.0.2/32")
+    down = [
+        Outcome(f"http://127.0.0.3:9/{i}.pdf", UrlState.ERROR, unreachable=True) for i in range(3)
+    ]
+    local = Outcome("http://127.0.0.1:9/l.pdf", UrlState.OK, http_status=200)
+    public = Outcome("http://127.0.0.2:9/p.pdf", UrlState.OK, http_status=200)
+    cfg = make_config(tmp_path)
+    recorded, held = await _take_all([down[0], local, down[1], public, down[2]], cfg)
+    # A local host's answer does not vouch for the internet: down[1] is still held; the
+    # public answer lets the first two go, and down[2] is recorded as it comes.
+    assert held == [True, False, True, False, False]
+    assert recorded == [local.url, public.url, down[0].url, down[1].url, down[2].url]
+    recorded, held = await _take_all(down, replace(cfg, canary="http://127.0.0.2:9/"))
+    assert held == [False] * 3 and recorded == [d.url for d in down]

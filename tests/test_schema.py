@@ -259,3 +259,32 @@ def test_a_step_that_fails_leaves_nothing(tmp_path: Path, monkeypatch: Any) -> N
     conn.close()
     assert done == ["001_initial", "101_mirror_paths"]
     assert "rewrites" not in names and "rewrite_posts" not in names
+
+
+def test_two_processes_creating_one_new_database_migrate_it_once(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Workers (or two cron jobs) starting together on a new file: the other one applies
+    every step between this one's reading what is done and taking the write lock. The
+    steps it finds applied under the lock are skipped, not applied again (which failed:
+    'table ... already exists')."""
+    from archiver.db.sqlite_backend import SqliteBackend
+
+    path = tmp_path / "x.db"
+    real = SqliteBackend.utils
+    raced = []
+
+    def other_process_wins(self: SqliteBackend) -> Any:
+        if not raced:
+            raced.append(True)
+            Database(path).close()  # a second connection: migrates the file completely
+        return real(self)
+
+    monkeypatch.setattr(SqliteBackend, "utils", other_process_wins)
+    db = Database(path)
+    try:
+        assert raced
+        done = [r[0] for r in db.conn.execute("SELECT name FROM _migrations ORDER BY name")]
+        assert done == sorted(step.name for step in STEPS)
+    finally:
+        db.close()

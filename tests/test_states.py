@@ -9,7 +9,7 @@ import pytest
 
 from archiver.clock import iso
 from archiver.db import Database
-from archiver.records import DueUrl, RecheckReason, RefRow, UrlState
+from archiver.records import DueUrl, IdSet, RecheckReason, RefRow, UrlState
 from archiver.states import Due, Previous, is_due, transition
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -159,10 +159,11 @@ def test_the_due_query_selects_exactly_what_is_due_says(tmp_path: Path, everythi
             )
         }
         db.begin_run_posts()
-        seen: set[int] = set()
+        seen = IdSet()
         got = db.due_urls([post_id], due, seen)
         assert {u.url_id for u in got} == expected
-        assert seen == set(ids)  # every linked URL is considered, due or not
+        # every linked URL is considered, due or not
+        assert len(seen) == len(ids) and all(i in seen for i in ids)
         assert db.due_urls([post_id], due, seen) == []  # ... once a run
         if everything:
             assert expected == set(ids)
@@ -193,3 +194,13 @@ def test_is_due_by_rule() -> None:
     assert not is_due(url(UrlState.DEAD, an_hour), due)  # dead waits for recheck_after
     assert is_due(url(UrlState.DEAD, NOW - timedelta(seconds=RECHECK)), due)
     assert is_due(url(UrlState.OK, recent, sha256="ab"), Due(NOW, RECHECK, CONFIRM, True))
+
+
+def test_an_id_set_claims_each_id_once_whatever_its_size() -> None:
+    """The run's memory of considered URLs: one bit per id, grown as ids grow."""
+    seen = IdSet()
+    assert seen.claim([5, 3, 5]) == {3, 5}
+    assert seen.claim([3, 4, 1_000_003]) == {4, 1_000_003}
+    assert seen.claim(range(1_000_000, 1_000_010)) == set(range(1_000_000, 1_000_010)) - {1_000_003}
+    assert len(seen) == 13
+    assert 1_000_003 in seen and 0 not in seen and 2_000_000 not in seen

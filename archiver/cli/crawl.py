@@ -220,11 +220,15 @@ def _run(
     )
     cfg = with_allowed(cfg, allow_address)
 
-    def judged(url: str, state: str) -> None:
+    def judged(url: str, state: str, why: str | None) -> None:
+        reason = f" ({clean_text(why)})" if why else ""
         if log_format == "json":
-            log.emit("info", f"{state} {mask_url(url)}", url=mask_url(url), state=state)
+            extra: dict[str, Any] = {"error": clean_text(why)} if why else {}
+            log.emit(
+                "info", f"{state} {mask_url(url)}{reason}", url=mask_url(url), state=state, **extra
+            )
         else:
-            log.emit("info", f"{state} {shown_url(url)}")
+            log.emit("info", f"{state} {shown_url(url)}{reason}")
 
     # The per-URL lines say how far the run is: a bar would only write over them.
     bar = not (no_progress or verbose)

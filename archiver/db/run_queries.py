@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from archiver.clock import iso
 from archiver.db.backend import Cursor
-from archiver.records import DueUrl, RecheckReason, UrlState
+from archiver.records import DueUrl, IdSet, RecheckReason, UrlState
 from archiver.states import FAILED, Due
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class RunQueries:
         self.execute("DELETE FROM run_posts")
 
     def due_urls(
-        self, post_ids: Iterable[int], due: Due, seen: set[int], *, probe: bool = False
+        self, post_ids: Iterable[int], due: Due, seen: IdSet, *, probe: bool = False
     ) -> list[DueUrl]:
         """The due URLs (``states.is_due``) these posts link that are not in ``seen``, in id
         order; every URL they link is added to ``seen`` (each is considered once a run).
@@ -116,10 +116,9 @@ class RunQueries:
         linked = self.execute(
             f"SELECT url_id FROM refs WHERE post_id IN ({marks})", bound_ids
         ).fetchall()
-        new = {int(url_id) for (url_id,) in linked} - seen
+        new = seen.claim(int(url_id) for (url_id,) in linked)
         if not new:
             return []
-        seen |= new
         params = [
             probe,
             *bound_ids,

@@ -159,6 +159,13 @@ class SqliteBackend:
         utils = self.utils()
         for step in pending:
             with self.transaction():
+                # Read again under the write lock: another process opening the same new
+                # file (two cron jobs, workers starting together) may have applied it
+                # since ``done`` was read, and applying it twice fails.
+                if self.conn.execute(
+                    "SELECT 1 FROM _migrations WHERE name = ?", (step.name,)
+                ).fetchone():
+                    continue
                 sqlite_migrate.apply_step(utils, step)
                 self.conn.execute(
                     "INSERT INTO _migrations VALUES (?, ?)", (step.name, now_applied())

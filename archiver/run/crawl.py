@@ -187,7 +187,7 @@ def crawl(
 ) -> RunSummary:
     """Runs one crawl and returns its summary; raises ``NetworkDownError`` when offline.
 
-    ``judged`` hears each URL and its check's state as the check ends (``-v``).
+    ``judged`` hears each URL, the state recorded for it and why (``-v``).
 
     ``ignore_robots=True`` fetches the pages of url sources whatever their robots.txt says.
 

@@ -24,7 +24,7 @@ from archiver.db.sqlite import Database
 from archiver.errors import NetworkDownError
 from archiver.net.fetch import Fetched, Fetcher
 from archiver.net.rules import UrlRules
-from archiver.records import DueUrl
+from archiver.records import DueUrl, IdSet
 from archiver.run.canary import ask_canary
 from archiver.run.indexing import index_folder, parse_version, ref_rows, source_roots
 from archiver.run.reachability import Reachability
@@ -44,7 +44,7 @@ FAIL_ON = ("new", "any", "none")
 
 ProgressFn = Callable[[str, int, int], None]
 #: Hears each URL's verdict as its check ends (``-v``): the URL and the check's state.
-JudgedFn = Callable[[str, str], None]
+JudgedFn = Callable[[str, str, str | None], None]
 
 
 async def drive(
@@ -85,10 +85,18 @@ class Pipeline:
         now = iso(t0)
         rules = UrlRules.compile(config.exclude_urls, config.remap, config.include_urls)
         due = Due(t0, config.recheck_after, config.confirm_after, self.all_ or self.probe)
-        seen: set[int] = set()  # every URL the run's posts link
+        seen = IdSet()  # every URL the run's posts link
         db.begin_run_posts()
         site_posts = await self._index_sites(rules, now)
-        recorder = Recorder(db, config, self.clock, summary, probe=self.probe, store=self.store)
+        recorder = Recorder(
+            db,
+            config,
+            self.clock,
+            summary,
+            probe=self.probe,
+            store=self.store,
+            judged=self.judged,
+        )
         reach = Reachability()
         deferred: list[tuple[DueUrl, Fetched]] = []
         done = 0
@@ -180,16 +188,22 @@ class Pipeline:
         deferred: list[tuple[DueUrl, Fetched]],
     ) -> bool:
         """One URL's result: counted, and recorded, or held (True) when its host did not
-        answer, for the offline rule to decide at the end (maybe we are offline)."""
+        answer, for the offline rule to decide at the end (maybe we are offline).
+
+        Held only while the rule could still apply: once the run has a canary or a public
+        host answered, it cannot, and what is held is recorded at once (a dead CDN with
+        100,000 links would otherwise keep 100,000 results in memory to the end)."""
         self.summary.bytes += fetched.outcome.bytes_received
         reach.add(fetched.outcome)
         held = fetched.outcome.unreachable
         if held:
             deferred.append((url, fetched))
+            if self.config.canary or (reach.answered and await reach.public_answered()):
+                while deferred:
+                    await recorder.record(*deferred.pop(0))
+                held = False
         else:
             await recorder.record(url, fetched)
-        if self.judged is not None:
-            self.judged(url.url, fetched.outcome.state)
         return held
 
     def _fetcher(self) -> Fetcher:

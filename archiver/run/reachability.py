@@ -27,6 +27,8 @@ class Reachability:
         self.answering: set[str] = set()  # the hosts that answered
         self._marked = public_networks()  # the ARCHIVER_PUBLIC_ADDRESSES test hook
         self._kinds: dict[str, frozenset[bool]] = {}
+        self._public_answered = False
+        self._not_public: set[str] = set()  # answering hosts known not to be public
 
     def add(self, result: Outcome) -> None:
         # A blocked URL was never asked: it proves neither an answer nor a failure.
@@ -51,10 +53,15 @@ class Reachability:
         return self.tried and not self.answered
 
     async def public_answered(self) -> bool:
-        """Whether some public host answered: one whose every address is public."""
-        for host in self.answering:
+        """Whether some public host answered: one whose every address is public (once
+        true, it stays so: later calls cost nothing)."""
+        if self._public_answered:
+            return True
+        for host in self.answering - self._not_public:
             if all(await self._public(host)):
+                self._public_answered = True
                 return True
+            self._not_public.add(host)
         return False
 
     async def protects(self, result: Outcome) -> bool:

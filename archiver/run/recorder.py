@@ -23,7 +23,7 @@ import functools
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -69,9 +69,15 @@ class Recorder:
         *,
         probe: bool,
         store: Store | None = None,
+        judged: Callable[[str, str, str | None], None] | None = None,
     ) -> None:
         self._db, self._clock, self._summary, self._probe = db, clock, summary, probe
         self._store = store
+        #: Hears each URL, the state recorded for it and why when it is not ok (``-v``),
+        #: once its batch commits:
+        #: the recorded state, not the fetch's verdict (a first 404 is ``failing``, a body
+        #: that does not open ``invalid``), so the line agrees with ``report``.
+        self._judged = judged
         self._confirm_runs, self._confirm_after = config.confirm_runs, config.confirm_after
         self._pending: list[_Pending] = []
         #: Fan-out directories the pending rows' blobs are in, fsynced before they commit.
@@ -174,13 +180,19 @@ class Recorder:
         summary = self._summary
         if not pending:
             return
-        # Blob rows in SHA-256 order: workers sharing a PostgreSQL database insert the
-        # same blob (one body under two hosts' URLs) in their own batches, and two
-        # batches taking those row locks in different orders deadlock. Rows without a
-        # blob (every newly broken one) keep their order: the sort is stable.
-        pending.sort(key=lambda p: (p[1].sha256 or "") if p[2] else "")
+        # Rows that name a blob are written in SHA-256 order: workers sharing a PostgreSQL
+        # database store the same body (one file under two hosts' URLs) in batches of
+        # their own, and two batches locking those blob rows in different orders
+        # deadlock. The rest keep their order (the sort is stable), and -v still hears
+        # the batch in the order its results came.
+        order = sorted(
+            range(len(pending)),
+            key=lambda i: (pending[i][1].sha256 or "") if pending[i][2] else "",
+        )
+        recorded: list[tuple[str, str, str | None] | None] = [None] * len(pending)
         with self._db.transaction():
-            for url, outcome, archived, when, deep in pending:
+            for i in order:
+                url, outcome, archived, when, deep = pending[i]
                 # Each URL is checked once per run, so what the due query read is current.
                 prev = Previous(url.state, url.confirm_count, parse_iso(url.confirm_last))
                 changes = may_clear(url, outcome, probe=self._probe)
@@ -215,6 +227,7 @@ class Recorder:
                 )
                 summary.counts[state] += 1
                 summary.checked += 1
+                recorded[i] = (url.url, state, None if state == UrlState.OK else outcome.error)
                 if newly_broken:
                     summary.newly_broken.append(url.url)
                 if state == UrlState.BLOCKED and prev.state != UrlState.BLOCKED:
@@ -222,6 +235,9 @@ class Recorder:
                 if outcome.transient and outcome.state != UrlState.OK:
                     summary.transient += 1
             fault("before-commit")
+        if self._judged is not None:
+            for name, judged, why in filter(None, recorded):
+                self._judged(name, judged, why)
 
 
 def _corrupt(outcome: Outcome, reason: str) -> Outcome:

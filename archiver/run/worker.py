@@ -39,7 +39,7 @@ from archiver.db.leases import SharedRun
 from archiver.db.sqlite import Database
 from archiver.net.fetch import Fetched
 from archiver.net.rules import UrlRules
-from archiver.records import CheckRecord, DueUrl
+from archiver.records import CheckRecord, DueUrl, IdSet
 from archiver.run.canary import ask_canary
 from archiver.run.indexing import index_folder
 from archiver.run.pipeline import Pipeline, _fetch_one, drive
@@ -145,7 +145,7 @@ class WorkerPipeline(Pipeline):
         # One due rule for every worker of the run: the run's start is its "now".
         started = parse_iso(shared.started) or t0
         due = Due(started, config.recheck_after, config.confirm_after, self.all_)
-        seen: set[int] = set()
+        seen = IdSet()  # every URL the run's posts link
         db.begin_run_posts()
 
         def queue(post_ids: set[int] | list[int]) -> None:
