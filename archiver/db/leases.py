@@ -19,8 +19,8 @@ portable subset of ``docs/postgres.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,20 +148,38 @@ class Leases:
         self._q("DELETE FROM host_leases WHERE run_id = ?", (run_id,))
         self._q("DELETE FROM run_urls WHERE run_id = ?", (run_id,))
 
-    @contextmanager
-    def indexing_lock(self) -> Iterator[None]:
-        """Held while a worker indexes its posts. On PostgreSQL two workers inserting the
-        same new post or URL would collide (one of them fails on the unique key), so they
-        index one after the other; the later ones find the posts unchanged. SQLite's
-        single writer already serialises each batch: nothing to take."""
+    def try_indexing_lock(self) -> bool:
+        """Takes the lock a worker indexes under, if free; True when taken. On PostgreSQL
+        two workers inserting the same new post or URL would collide (one of them fails
+        on the unique key), so they index one after the other, and the later ones find
+        the run's sources indexed (``indexed_sources``). Never waits: a worker polls for
+        it from its event loop, so its heartbeat goes on meanwhile (a blocking wait
+        stopped the heartbeat, and the waiting worker looked abandoned). SQLite's single
+        writer already serialises each batch: nothing to take."""
         if not self.row_locks:
-            yield
-            return
-        self._q("SELECT pg_advisory_lock(?)", (INDEX_LOCK_KEY,))
-        try:
-            yield
-        finally:
+            return True
+        return bool(self._q("SELECT pg_try_advisory_lock(?)", (INDEX_LOCK_KEY,)).fetchone()[0])
+
+    def release_indexing_lock(self) -> None:
+        if self.row_locks:
             self._q("SELECT pg_advisory_unlock(?)", (INDEX_LOCK_KEY,))
+
+    def indexed_sources(self, run_id: int) -> dict[str, int]:
+        """The sources some worker of the run finished indexing (by ``Source`` key), and
+        how many posts each had: a joining worker skips them. A source is added only once
+        its indexing (and queueing) is complete, so a worker that died halfway leaves it
+        for the next to index."""
+        row = self._q("SELECT indexed FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return {str(k): int(v) for k, v in json.loads(row[0]).items()} if row and row[0] else {}
+
+    def mark_indexed(self, run_id: int, key: str, posts: int) -> None:
+        """Records that a source of the run is indexed and its URLs queued. Call inside a
+        transaction (on PostgreSQL, under the indexing lock: one writer of the list)."""
+        done = self.indexed_sources(run_id)
+        done[key] = posts
+        self._q(
+            "UPDATE runs SET indexed = ? WHERE id = ?", (json.dumps(done, sort_keys=True), run_id)
+        )
 
     # -- the queue -------------------------------------------------------------
 

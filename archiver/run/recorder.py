@@ -264,7 +264,8 @@ def fault(point: str) -> None:
     Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
     under its final name, no row yet), ``before-dir-sync`` (a batch's blobs renamed, their
     directory not yet fsynced, no row written), ``before-commit`` (rows written, not
-    committed).
+    committed), ``worker-indexed-batch`` (a ``crawl --worker`` queued a batch of posts'
+    URLs, its source not yet recorded as indexed).
     Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
     """
     spec = os.environ.get("ARCHIVER_FAULT")
