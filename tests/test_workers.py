@@ -228,6 +228,27 @@ def test_a_run_whose_workers_all_expired_is_abandoned_not_joined(
     assert b.shared_runs([wa.run_id, wb.run_id]) == {wa.run_id, wb.run_id}
 
 
+def test_workers_index_one_at_a_time_and_record_what_they_indexed(
+    dbs: tuple[WorkerDatabase, WorkerDatabase],
+) -> None:
+    a, b = dbs
+    wa, wb = join(a, "a"), join(b, "b")
+    assert a.try_indexing_lock()
+    assert not b.try_indexing_lock()  # b polls meanwhile (and heartbeats)
+    assert b.indexed_sources(wb.run_id) == {}
+    with a.transaction():
+        a.mark_indexed(wa.run_id, "/posts", 12)
+    a.release_indexing_lock()
+    assert b.try_indexing_lock()
+    assert b.indexed_sources(wb.run_id) == {"/posts": 12}  # b skips it
+    with b.transaction():
+        b.mark_indexed(wb.run_id, "/other", 3)
+    b.release_indexing_lock()
+    assert a.indexed_sources(wa.run_id) == {"/posts": 12, "/other": 3}
+    assert a.try_indexing_lock()
+    a.release_indexing_lock()
+
+
 def test_workers_share_the_run_lock_and_exclude_every_other_run(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     with run_lock(db, shared=True), run_lock(db, shared=True), pytest.raises(LockedError):
