@@ -486,24 +486,27 @@ def test_a_worker_joining_an_indexed_run_reads_no_post(
     gate = threading.Event()
     links = two_host_site(tmp_path, db, gate, lease=30)
     first, second = two_servers
+    gone = first.url("/gone.pdf")  # a 404 on w1's host: a link of the run that is broken
+    with (tmp_path / "posts" / "all.md").open("a") as post:
+        post.write(f"[gone]({gone})\n")
     procs = []
     try:
         procs.append(start_worker(tmp_path, "w1", "--log-format", "json"))
         # w1 fetches only once its indexing is done and recorded.
         assert first.wait_for_in_flight(1, timeout=GATE_TIMEOUT), "w1 never asked"
-        procs.append(start_worker(tmp_path, "w2", "--log-format", "json"))
+        # w2 exits by --fail-on any: the broken link w1 checked counts, unread posts or not.
+        procs.append(start_worker(tmp_path, "w2", "--log-format", "json", "--fail-on", "any"))
         # w2 joined the run (it takes the host w1 left) without indexing.
         assert second.wait_for_in_flight(1, timeout=GATE_TIMEOUT), "w2 never asked"
     finally:
         gate.set()
     outputs = [p.communicate(timeout=90) for p in procs]
-    for p, (_out, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err
+    assert [p.returncode for p in procs] == [0, 1], outputs
     w1, w2 = (run_summary(out + err) for out, err in outputs)
-    assert (w1["posts"], w1["urls"], w1["checked"]) == (1, 2, 1)
-    assert (w2["posts"], w2["urls"], w2["checked"]) == (0, 0, 1)
+    assert (w1["posts"], w1["urls"], w1["checked"]) == (1, 3, 2)
+    assert (w2["posts"], w2["urls"], w2["checked"], w2["broken"]) == (0, 0, 1, 1)
     per_url, runs = checks_per_url(tmp_path / db if backend == "sqlite" else db)
-    assert per_url == {u: 1 for u in links}
+    assert per_url == {**{u: 1 for u in links}, gone: 1}
     # One run, closed by the last worker out with the posts the run indexed.
     assert len(runs) == 1 and runs[0]["ended"] is not None
     indexed = {str(tmp_path.resolve() / "posts"): 1}

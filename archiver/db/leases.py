@@ -195,6 +195,17 @@ class Leases:
         row = self._q("SELECT indexed FROM runs WHERE id = ?", (run_id,)).fetchone()
         return {str(k): int(v) for k, v in json.loads(row[0]).items()} if row and row[0] else {}
 
+    def adopt_posts(self, source: str) -> None:
+        """Adds the live posts of a source another worker indexed to this connection's
+        posts of the run (``begin_run_posts``), without reading them: what the worker
+        counts as broken at its end (``count_not_ok``, ``--fail-on any``) is then the
+        same as if it had indexed them."""
+        self._q(
+            "INSERT INTO run_posts SELECT id FROM posts WHERE source = ? AND gone_since IS NULL"
+            " ON CONFLICT DO NOTHING",
+            (source,),
+        )
+
     def mark_indexed(self, run_id: int, key: str, posts: int) -> None:
         """Records that a source of the run is indexed and its URLs queued. Call inside a
         transaction (on PostgreSQL, under the indexing lock: one writer of the list)."""

@@ -215,7 +215,12 @@ class WorkerPipeline(Pipeline):
             await anyio.sleep(poll)  # the heartbeat renews this worker's lease meanwhile
         try:
             done = db.indexed_sources(shared.run_id)
-            todo = [s for s in self.sources if source_key(s) not in done]
+            # A partial source (a few files named) is cheap to read, and its posts are
+            # not all of its label's: it is always indexed.
+            todo = [s for s in self.sources if s.only or source_key(s) not in done]
+            for source in self.sources:
+                if source not in todo:
+                    db.adopt_posts(source.label)
             for source in todo:
                 before = summary.posts
                 if source.url is not None:
