@@ -14,7 +14,10 @@ Routes (the number only makes URLs distinct; every asset has ``--size`` bytes)::
     /soft/<n>.<ext>          200 with an HTML page (a soft 404)
 
 Assets are a real PDF and a real PNG (``bench_media``), carry an ``ETag`` and answer a
-matching ``If-None-Match`` with 304. Standard library only; bind it to loopback.
+matching ``If-None-Match`` with 304. With ``--distinct`` each number gets bytes of its own
+(still ``--size`` bytes, still opening in pypdf and Pillow), as an event site's decks and
+photos are: the client then stores, deep-checks and thumbnails one blob per URL instead of
+one per kind. Standard library only; bind it to loopback.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import asyncio
 import json
 import resource
 import signal
+import struct
 import sys
+import zlib
 
 from bench_media import pdf_exact, png_exact
 
@@ -40,11 +45,34 @@ class Stats:
 
 
 class Assets:
-    """Bodies generated once per kind; a request only slices them."""
+    """Bodies generated once per kind; a request only slices them (or, ``distinct``,
+    stamps its number into a copy: a few bytes rewritten, not a file generated)."""
 
-    def __init__(self, size: int) -> None:
-        self.bodies = {"pdf": pdf_exact(size), "png": png_exact(size)}
+    #: The PNG's stamp: a ``tEXt`` chunk of fixed length carrying the number.
+    _STAMP = 12 + len(b"n\0") + 10
+
+    def __init__(self, size: int, distinct: bool = False) -> None:
+        self.distinct = distinct
+        png_size = size - self._STAMP if distinct else size
+        self.bodies = {"pdf": pdf_exact(size), "png": png_exact(png_size)}
         self.etag = f'"bench-{size}"'
+        # Where the PDF's page stream starts: its comment filler takes the number.
+        self._pdf_at = self.bodies["pdf"].index(b"stream\n%") + len(b"stream\n%")
+
+    def body(self, ext: str, number: str) -> bytes:
+        base = self.bodies[ext]
+        if not self.distinct:
+            return base
+        digits = number.encode("ascii")[-10:].rjust(10, b"0")
+        if ext == "pdf":
+            return base[: self._pdf_at] + digits + base[self._pdf_at + len(digits) :]
+        data = b"n\0" + digits
+        chunk = struct.pack(">I", len(data)) + b"tEXt" + data
+        chunk += struct.pack(">I", zlib.crc32(b"tEXt" + data))
+        return base[:-12] + chunk + base[-12:]  # before IEND
+
+    def etag_of(self, number: str) -> str:
+        return f'{self.etag[:-1]}-{number}"' if self.distinct else self.etag
 
 
 def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
@@ -59,16 +87,17 @@ def answer(target: str, headers: dict[str, str], assets: Assets, honour_range: b
     path = target.split("?", 1)[0]
     parts = path.split("/")
     kind = parts[1] if len(parts) == 3 else ""
-    ext = parts[-1].rpartition(".")[2]
+    number, _, ext = parts[-1].rpartition(".")
     if kind == "soft":
         return _response(200, [("Content-Type", "text/html")], _HTML)
     if kind != "a" or ext not in assets.bodies:
         return _response(404, [("Content-Type", "text/plain")], b"not found")
-    body = assets.bodies[ext]
+    body = assets.body(ext, number)
+    etag = assets.etag_of(number)
     ctype = "application/pdf" if ext == "pdf" else "image/png"
-    common = [("Content-Type", ctype), ("ETag", assets.etag), ("Accept-Ranges", "bytes")]
-    if headers.get("if-none-match") == assets.etag:
-        return _response(304, [("ETag", assets.etag)], b"")
+    common = [("Content-Type", ctype), ("ETag", etag), ("Accept-Ranges", "bytes")]
+    if headers.get("if-none-match") == etag:
+        return _response(304, [("ETag", etag)], b"")
     spec = headers.get("range", "")
     if honour_range and spec.startswith("bytes="):
         first, _, last = spec[6:].partition("-")
@@ -126,9 +155,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def serve(host: str, port: int, latency: float, size: int, honour_range: bool) -> None:
+async def serve(
+    host: str, port: int, latency: float, size: int, honour_range: bool, distinct: bool = False
+) -> None:
     loop = asyncio.get_running_loop()
-    assets = Assets(size)
+    assets = Assets(size, distinct)
     server = await loop.create_server(
         lambda: HTTPProtocol(assets, latency, honour_range), host, port, backlog=1024
     )
@@ -154,10 +185,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency", type=float, default=0.02, help="seconds before each response")
     ap.add_argument("--size", type=int, default=100_000, help="bytes per asset")
     ap.add_argument("--ignore-range", action="store_true", help="answer 200 to ranged GETs")
+    ap.add_argument("--distinct", action="store_true", help="different bytes for each number")
     args = ap.parse_args(argv)
     if not args.host.startswith("127."):
         sys.exit("latency_server: bind to loopback only (127.x.x.x)")
-    asyncio.run(serve(args.host, args.port, args.latency, args.size, not args.ignore_range))
+    asyncio.run(
+        serve(args.host, args.port, args.latency, args.size, not args.ignore_range, args.distinct)
+    )
 
 
 if __name__ == "__main__":

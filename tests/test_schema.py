@@ -79,6 +79,7 @@ AFTER_401 = {
         ],
     ),
     "601_workers": ("runs", [("shared", "INTEGER")]),
+    "602_run_indexed": ("runs", [("indexed", "TEXT")]),
 }
 
 _NO_ACTION = ("NO ACTION", "NO ACTION", "NONE")

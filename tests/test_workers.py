@@ -228,6 +228,27 @@ def test_a_run_whose_workers_all_expired_is_abandoned_not_joined(
     assert b.shared_runs([wa.run_id, wb.run_id]) == {wa.run_id, wb.run_id}
 
 
+def test_workers_index_one_at_a_time_and_record_what_they_indexed(
+    dbs: tuple[WorkerDatabase, WorkerDatabase],
+) -> None:
+    a, b = dbs
+    wa, wb = join(a, "a"), join(b, "b")
+    assert a.try_indexing_lock()
+    assert not b.try_indexing_lock()  # b polls meanwhile (and heartbeats)
+    assert b.indexed_sources(wb.run_id) == {}
+    with a.transaction():
+        a.mark_indexed(wa.run_id, "/posts", 12)
+    a.release_indexing_lock()
+    assert b.try_indexing_lock()
+    assert b.indexed_sources(wb.run_id) == {"/posts": 12}  # b skips it
+    with b.transaction():
+        b.mark_indexed(wb.run_id, "/other", 3)
+    b.release_indexing_lock()
+    assert a.indexed_sources(wa.run_id) == {"/posts": 12, "/other": 3}
+    assert a.try_indexing_lock()
+    a.release_indexing_lock()
+
+
 def test_workers_share_the_run_lock_and_exclude_every_other_run(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     with run_lock(db, shared=True), run_lock(db, shared=True), pytest.raises(LockedError):
@@ -257,7 +278,9 @@ def held_pdf(gate: threading.Event, body: bytes) -> Script:
     return script
 
 
-def start_worker(cwd: Path, name: str) -> subprocess.Popen[str]:
+def start_worker(
+    cwd: Path, name: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -269,12 +292,13 @@ def start_worker(cwd: Path, name: str) -> subprocess.Popen[str]:
             "--no-progress",
             "--fail-on",
             "none",
+            *extra,
         ],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -389,3 +413,132 @@ def test_three_workers_one_killed_mid_run(
         release.set()
         for server in servers:
             server.close()
+
+
+# -- indexing once a run -----------------------------------------------------------
+
+
+def run_summary(output: str) -> dict[str, object]:
+    """The summary record of a worker's ``--log-format json`` log."""
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return next(r for r in records if "posts" in r and "checked" in r)
+
+
+def two_host_site(tmp_path: Path, db: str, gate: threading.Event, lease: int) -> list[str]:
+    """A post linking one held PDF on each of two hosts, and a config of one host a
+    worker: the first worker holds 127.0.0.1's request, the next takes 127.0.0.2."""
+    links = []
+    for server in SERVERS_OF[tmp_path]:
+        links.append(server.route("/d.pdf", held_pdf(gate, media.deck(server.host, 2_000))))
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    (posts / "all.md").write_text("\n".join(f"[d]({u})" for u in links) + "\n")
+    (tmp_path / "config.toml").write_text(
+        f'db = "{db}"\nstore = "state/store"\n'
+        '[[sources]]\npath = "posts"\n'
+        "[fetch]\nconcurrency = 2\nper_host = 1\n"
+        f"[workers]\nlease_seconds = {lease}\nhosts = 1\n",
+        encoding="utf-8",
+    )
+    return links
+
+
+#: The loopback servers of each test's site (``two_host_site``), by its tmp_path.
+SERVERS_OF: dict[Path, list[LoopbackServer]] = {}
+
+
+@pytest.fixture
+def two_servers(tmp_path: Path) -> Iterator[list[LoopbackServer]]:
+    servers = [LoopbackServer(host).start() for host in ("127.0.0.1", "127.0.0.2")]
+    SERVERS_OF[tmp_path] = servers
+    yield servers
+    del SERVERS_OF[tmp_path]
+    for server in servers:
+        server.close()
+
+
+def checks_per_url(db: str | Path) -> tuple[dict[str, int], list[dict[str, object]]]:
+    """Each URL's recorded checks in the (one) shared run, and the runs."""
+    state = Database(db, readonly=True)
+    try:
+        runs = state.rows("SELECT id, indexed, posts, ended FROM runs ORDER BY id")
+        per_url = {
+            str(r["url"]): int(r["n"])
+            for r in state.rows(
+                "SELECT u.url, COUNT(c.id) AS n FROM urls u"
+                " LEFT JOIN checks c ON c.url_id = u.id AND c.run_id = ? GROUP BY u.url",
+                [runs[0]["id"]],
+            )
+        }
+    finally:
+        state.close()
+    return per_url, runs
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_worker_joining_an_indexed_run_reads_no_post(
+    tmp_path: Path,
+    backend: str,
+    two_servers: list[LoopbackServer],
+    request: pytest.FixtureRequest,
+) -> None:
+    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
+    gate = threading.Event()
+    links = two_host_site(tmp_path, db, gate, lease=30)
+    first, second = two_servers
+    gone = first.url("/gone.pdf")  # a 404 on w1's host: a link of the run that is broken
+    with (tmp_path / "posts" / "all.md").open("a") as post:
+        post.write(f"[gone]({gone})\n")
+    procs = []
+    try:
+        procs.append(start_worker(tmp_path, "w1", "--log-format", "json"))
+        # w1 fetches only once its indexing is done and recorded.
+        assert first.wait_for_in_flight(1, timeout=GATE_TIMEOUT), "w1 never asked"
+        # w2 exits by --fail-on any: the broken link w1 checked counts, unread posts or not.
+        procs.append(start_worker(tmp_path, "w2", "--log-format", "json", "--fail-on", "any"))
+        # w2 joined the run (it takes the host w1 left) without indexing.
+        assert second.wait_for_in_flight(1, timeout=GATE_TIMEOUT), "w2 never asked"
+    finally:
+        gate.set()
+    outputs = [p.communicate(timeout=90) for p in procs]
+    assert [p.returncode for p in procs] == [0, 1], outputs
+    w1, w2 = (run_summary(out + err) for out, err in outputs)
+    assert (w1["posts"], w1["urls"], w1["checked"]) == (1, 3, 2)
+    assert (w2["posts"], w2["urls"], w2["checked"], w2["broken"]) == (0, 0, 1, 1)
+    per_url, runs = checks_per_url(tmp_path / db if backend == "sqlite" else db)
+    assert per_url == {**{u: 1 for u in links}, gone: 1}
+    # One run, closed by the last worker out with the posts the run indexed.
+    assert len(runs) == 1 and runs[0]["ended"] is not None
+    indexed = {str(tmp_path.resolve() / "posts"): 1}
+    assert (json.loads(str(runs[0]["indexed"])), runs[0]["posts"]) == (indexed, 1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_worker_joining_after_the_opener_died_mid_index_indexes(
+    tmp_path: Path,
+    backend: str,
+    two_servers: list[LoopbackServer],
+    request: pytest.FixtureRequest,
+) -> None:
+    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
+    gate = threading.Event()
+    gate.set()  # nothing is held here
+    # A long lease: the dead opener still counts as live when w2 joins its run.
+    links = two_host_site(tmp_path, db, gate, lease=600)
+    # w1 opens the run and is killed (SIGKILL) once its first batch of posts is queued,
+    # before the source is recorded as indexed; on PostgreSQL its indexing lock dies
+    # with its connection.
+    w1 = start_worker(tmp_path, "w1", env={"ARCHIVER_FAULT": "worker-indexed-batch"})
+    _out, err = w1.communicate(timeout=90)
+    assert w1.returncode == -signal.SIGKILL, err
+    w2 = start_worker(tmp_path, "w2", "--log-format", "json")
+    out, err = w2.communicate(timeout=90)
+    assert w2.returncode == 0, err
+    summary = run_summary(out + err)
+    assert (summary["posts"], summary["checked"]) == (1, 2)
+    per_url, runs = checks_per_url(tmp_path / db if backend == "sqlite" else db)
+    # w2 joined w1's run (one run) and indexed what w1 left unrecorded.
+    assert per_url == {u: 1 for u in links}
+    indexed = {str(tmp_path.resolve() / "posts"): 1}
+    assert len(runs) == 1 and json.loads(str(runs[0]["indexed"])) == indexed
+    assert [s.stats("/d.pdf").hits for s in two_servers] == [1, 1]

@@ -18,10 +18,13 @@ portable subset of ``docs/postgres.md``.
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+import os
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from archiver.db.run_queries import _FULL_FETCH_FAILED, _due_url
@@ -86,6 +89,8 @@ class Leases:
 
     execute: Callable[..., Any]
     transaction: Callable[[], AbstractContextManager[None]]
+    #: The SQLite indexing lock's file descriptor while this connection holds it.
+    _index_lock_fd: int | None = None
 
     @property
     def row_locks(self) -> bool:
@@ -148,20 +153,67 @@ class Leases:
         self._q("DELETE FROM host_leases WHERE run_id = ?", (run_id,))
         self._q("DELETE FROM run_urls WHERE run_id = ?", (run_id,))
 
-    @contextmanager
-    def indexing_lock(self) -> Iterator[None]:
-        """Held while a worker indexes its posts. On PostgreSQL two workers inserting the
-        same new post or URL would collide (one of them fails on the unique key), so they
-        index one after the other; the later ones find the posts unchanged. SQLite's
-        single writer already serialises each batch: nothing to take."""
-        if not self.row_locks:
-            yield
-            return
-        self._q("SELECT pg_advisory_lock(?)", (INDEX_LOCK_KEY,))
+    def try_indexing_lock(self) -> bool:
+        """Takes the lock a worker indexes under, if free; True when taken. Workers index
+        one after another, so the later ones find the run's sources indexed
+        (``indexed_sources``) instead of reading them again; on PostgreSQL two workers
+        inserting the same new post or URL would also collide on the unique key. It is
+        an advisory lock there, an ``flock`` on a file beside a SQLite database (the
+        kernel drops either when the process dies). Never waits: a worker polls for it
+        from its event loop, so its heartbeat goes on meanwhile (a blocking wait stopped
+        the heartbeat, and the waiting worker looked abandoned)."""
+        if self.row_locks:
+            row = self._q("SELECT pg_try_advisory_lock(?)", (INDEX_LOCK_KEY,)).fetchone()
+            return bool(row[0])
+        location = getattr(self, "location", None)
+        if not isinstance(location, Path):
+            return True
+        path = location.with_name(location.name + ".index-lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            yield
-        finally:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._index_lock_fd = fd
+        return True
+
+    def release_indexing_lock(self) -> None:
+        if self.row_locks:
             self._q("SELECT pg_advisory_unlock(?)", (INDEX_LOCK_KEY,))
+            return
+        fd = getattr(self, "_index_lock_fd", None)
+        if fd is not None:
+            self._index_lock_fd = None
+            os.close(fd)  # closing the only descriptor of it drops the flock
+
+    def indexed_sources(self, run_id: int) -> dict[str, int]:
+        """The sources some worker of the run finished indexing (by ``Source`` key), and
+        how many posts each had: a joining worker skips them. A source is added only once
+        its indexing (and queueing) is complete, so a worker that died halfway leaves it
+        for the next to index."""
+        row = self._q("SELECT indexed FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return {str(k): int(v) for k, v in json.loads(row[0]).items()} if row and row[0] else {}
+
+    def adopt_posts(self, source: str) -> None:
+        """Adds the live posts of a source another worker indexed to this connection's
+        posts of the run (``begin_run_posts``), without reading them: what the worker
+        counts as broken at its end (``count_not_ok``, ``--fail-on any``) is then the
+        same as if it had indexed them."""
+        self._q(
+            "INSERT INTO run_posts SELECT id FROM posts WHERE source = ? AND gone_since IS NULL"
+            " ON CONFLICT DO NOTHING",
+            (source,),
+        )
+
+    def mark_indexed(self, run_id: int, key: str, posts: int) -> None:
+        """Records that a source of the run is indexed and its URLs queued. Call inside a
+        transaction (on PostgreSQL, under the indexing lock: one writer of the list)."""
+        done = self.indexed_sources(run_id)
+        done[key] = posts
+        self._q(
+            "UPDATE runs SET indexed = ? WHERE id = ?", (json.dumps(done, sort_keys=True), run_id)
+        )
 
     # -- the queue -------------------------------------------------------------
 

@@ -418,6 +418,13 @@ _601_WORKERS = Step(
     ),
 )
 
+_602_RUN_INDEXED = Step(
+    "602_run_indexed",
+    # The sources a shared run's workers finished indexing, as JSON {source: posts}:
+    # a worker joining the run skips them (``Leases.indexed_sources``).
+    add_columns=(AddColumn("runs", Column("indexed", TEXT)),),
+)
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -430,4 +437,5 @@ STEPS: tuple[Step, ...] = (
     _503_VERSION_SOURCE,
     _504_POST_STAT,
     _601_WORKERS,
+    _602_RUN_INDEXED,
 )

@@ -218,10 +218,13 @@ class Pipeline:
             warn=self.warn,
         )
 
-    async def _index_sites(self, rules: UrlRules, now: str) -> set[int]:
-        """Crawls the url sources, one after another; the ids of their posts."""
+    async def _index_sites(
+        self, rules: UrlRules, now: str, sources: Iterable[Source] | None = None
+    ) -> set[int]:
+        """Crawls the url sources (of ``sources``, else of the run), one after another;
+        the ids of their posts."""
         post_ids: set[int] = set()
-        for source in self.sources:
+        for source in self.sources if sources is None else sources:
             if source.url is None:
                 continue
             from archiver.sources.sites import (

@@ -180,9 +180,19 @@ class Recorder:
         summary = self._summary
         if not pending:
             return
-        recorded: list[tuple[str, str, str | None]] = []
+        # Rows that name a blob are written in SHA-256 order: workers sharing a PostgreSQL
+        # database store the same body (one file under two hosts' URLs) in batches of
+        # their own, and two batches locking those blob rows in different orders
+        # deadlock. The rest keep their order (the sort is stable), and -v still hears
+        # the batch in the order its results came.
+        order = sorted(
+            range(len(pending)),
+            key=lambda i: (pending[i][1].sha256 or "") if pending[i][2] else "",
+        )
+        recorded: list[tuple[str, str, str | None] | None] = [None] * len(pending)
         with self._db.transaction():
-            for url, outcome, archived, when, deep in pending:
+            for i in order:
+                url, outcome, archived, when, deep = pending[i]
                 # Each URL is checked once per run, so what the due query read is current.
                 prev = Previous(url.state, url.confirm_count, parse_iso(url.confirm_last))
                 changes = may_clear(url, outcome, probe=self._probe)
@@ -217,7 +227,7 @@ class Recorder:
                 )
                 summary.counts[state] += 1
                 summary.checked += 1
-                recorded.append((url.url, state, None if state == UrlState.OK else outcome.error))
+                recorded[i] = (url.url, state, None if state == UrlState.OK else outcome.error)
                 if newly_broken:
                     summary.newly_broken.append(url.url)
                 if state == UrlState.BLOCKED and prev.state != UrlState.BLOCKED:
@@ -226,7 +236,7 @@ class Recorder:
                     summary.transient += 1
             fault("before-commit")
         if self._judged is not None:
-            for name, judged, why in recorded:
+            for name, judged, why in filter(None, recorded):
                 self._judged(name, judged, why)
 
 
@@ -254,7 +264,8 @@ def fault(point: str) -> None:
     Points: ``after-temp-write`` (body fsynced in the temp file), ``after-rename`` (blob
     under its final name, no row yet), ``before-dir-sync`` (a batch's blobs renamed, their
     directory not yet fsynced, no row written), ``before-commit`` (rows written, not
-    committed).
+    committed), ``worker-indexed-batch`` (a ``crawl --worker`` queued a batch of posts'
+    URLs, its source not yet recorded as indexed).
     Used by the kill -9 and exit-70 tests; unset in normal runs (one dict lookup).
     """
     spec = os.environ.get("ARCHIVER_FAULT")

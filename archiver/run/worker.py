@@ -6,9 +6,12 @@ Owns a worker's side of a shared run (the queries are ``archiver.db.leases``):
    does, before this runs). Its start time is every worker's due rule "now".
 2. Index the posts, as a crawl does, and queue their due URLs in the run
    (``run_urls``); a URL another worker queued, or already checked, stays as it is.
-   Only the worker that opened the run crawls url sources (a site's pages are fetched
-   once a run); every worker indexes the folders it is given (the stat skip makes a
-   second indexing of unchanged posts cheap).
+   The run records each source once it is indexed and queued (``runs.indexed``), and a
+   worker indexes only the sources it is given that the run has not recorded: the
+   first worker indexes, the ones that join later read no post (a site's pages are
+   fetched once a run). Indexing takes the indexing lock, which a worker polls for
+   from its event loop, heartbeating; a worker that died halfway through a source
+   left it unrecorded, so the next one to take the lock indexes it.
 3. Lease up to ``[workers] hosts`` hosts with unchecked URLs that no live lease holds
    (and no more than a fair share: the run's hosts with work over its live workers),
    fetch their URLs a page at a time with the usual per-host limit, give each host back
@@ -27,6 +30,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -35,6 +39,7 @@ import anyio
 import anyio.lowlevel
 
 from archiver.clock import Clock, iso, parse_iso
+from archiver.config import Source
 from archiver.db.leases import SharedRun
 from archiver.db.sqlite import Database
 from archiver.net.fetch import Fetched
@@ -44,15 +49,34 @@ from archiver.run.canary import ask_canary
 from archiver.run.indexing import index_folder
 from archiver.run.pipeline import Pipeline, _fetch_one, drive
 from archiver.run.reachability import Reachability
-from archiver.run.recorder import Recorder
+from archiver.run.recorder import Recorder, fault
 from archiver.run.schedule import Scheduler
 from archiver.run.summary import RunSummary
 from archiver.states import Due
 
-__all__ = ["PAGE", "WorkerDatabase", "WorkerPipeline", "default_worker_name", "join_run"]
+__all__ = [
+    "INDEX_LOCK_POLL",
+    "PAGE",
+    "WorkerDatabase",
+    "WorkerPipeline",
+    "default_worker_name",
+    "join_run",
+    "source_key",
+]
 
 #: URLs of a leased host read from the run's queue at a time.
 PAGE = 1000
+#: Seconds between a waiting worker's tries for the indexing lock (at most: a sixth of
+#: ``lease_seconds`` when that is shorter).
+INDEX_LOCK_POLL = 0.25
+
+
+def source_key(source: Source) -> str:
+    """A source as a shared run records it indexed: its label, and the files of a partial
+    one (``crawl posts/a.md`` reads less than ``crawl posts`` and does not stand for it)."""
+    if not source.only:
+        return source.label
+    return source.label + "\0" + "\0".join(sorted(str(p) for p in source.only))
 
 
 def default_worker_name() -> str:
@@ -148,26 +172,18 @@ class WorkerPipeline(Pipeline):
         seen = IdSet()  # every URL the run's posts link
         db.begin_run_posts()
 
-        def queue(post_ids: set[int] | list[int]) -> None:
+        def queue(post_ids: Iterable[int]) -> None:
             urls = db.due_urls(post_ids, due, seen)
             if urls:
                 with db.transaction():
                     db.add_run_urls(shared.run_id, [(u.url_id, u.fetch_host) for u in urls])
 
-        with db.indexing_lock():
-            site_posts = await self._index_sites(rules, now) if shared.opened else set()
-            queue(site_posts)
-            for source in self.sources:
-                if source.url is not None:
-                    continue
-                for post_ids in index_folder(db, source, now, summary, self.warn, rules):
-                    queue(post_ids)
-                    await anyio.lowlevel.checkpoint()  # the heartbeat goes on meanwhile
-            with db.transaction():
-                db.update_referenced()
+        await self._index(rules, now, queue)
         summary.urls = len(seen)
 
-        recorder = Recorder(db, config, self.clock, summary, probe=False, store=self.store)
+        recorder = Recorder(
+            db, config, self.clock, summary, probe=False, store=self.store, judged=self.judged
+        )
         reach = Reachability()
         deferred: list[tuple[DueUrl, Fetched]] = []
         await self._fetch(recorder, reach, deferred)
@@ -176,16 +192,55 @@ class WorkerPipeline(Pipeline):
         summary.counts.subtract(dropped)
         summary.counts = Counter({k: n for k, n in summary.counts.items() if n > 0})
         summary.checked -= sum(dropped.values())
-        with db.transaction():
-            db.update_referenced()
         summary.settle(db.count_not_ok(), (self.clock.now() - t0).total_seconds(), self.fail_on)
         db.end_worker(
             shared,
             iso(self.clock.now()),
             summary.exit_code,
             checked=summary.checked,
-            posts=summary.posts,
+            posts=sum(db.indexed_sources(shared.run_id).values()),
         )
+
+    async def _index(
+        self, rules: UrlRules, now: str, queue: Callable[[Iterable[int]], None]
+    ) -> None:
+        """Indexes the sources no worker of the run has indexed yet, queueing their due
+        URLs, under the indexing lock; each is recorded as indexed once it is complete.
+        A worker that joins after the run's sources were indexed reads no post (its
+        summary says 0 posts); one that joins while another indexes waits for the lock,
+        heartbeating, and then finds them indexed, or, if that worker died halfway,
+        indexes them itself."""
+        shared, db, summary = self.shared, self.db, self.summary
+        assert shared is not None
+        poll = min(INDEX_LOCK_POLL, self.config.workers.lease_seconds / 6)
+        while not db.try_indexing_lock():
+            await anyio.sleep(poll)  # the heartbeat renews this worker's lease meanwhile
+        try:
+            done = db.indexed_sources(shared.run_id)
+            # A partial source (a few files named) is cheap to read, and its posts are
+            # not all of its label's: it is always indexed.
+            todo = [s for s in self.sources if s.only or source_key(s) not in done]
+            for source in self.sources:
+                if source not in todo:
+                    db.adopt_posts(source.label)
+            for source in todo:
+                before = summary.posts
+                if source.url is not None:
+                    queue(await self._index_sites(rules, now, [source]))
+                else:
+                    for post_ids in index_folder(db, source, now, summary, self.warn, rules):
+                        queue(post_ids)
+                        fault("worker-indexed-batch")
+                        await anyio.lowlevel.checkpoint()  # the heartbeat goes on meanwhile
+                with db.transaction():
+                    db.mark_indexed(shared.run_id, source_key(source), summary.posts - before)
+            if todo:
+                # Only indexing changes which URLs posts link: a worker that indexed
+                # nothing has nothing to update, and the fetches after it change none.
+                with db.transaction():
+                    db.update_referenced()
+        finally:
+            db.release_indexing_lock()
 
     async def _fetch(
         self, recorder: Recorder, reach: Reachability, deferred: list[tuple[DueUrl, Fetched]]
