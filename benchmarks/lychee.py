@@ -19,8 +19,11 @@ uses the chaos server with every URL ok instead.
 
 Each figure stands next to the ideal bound of issue 13, computed from archiver's own
 retry schedule (printed with the table) so that the bound cannot be met by shrinking it:
-bound = max(the longest single-URL chain, total slot time / per-host). Benchmarks are
-not tests: nothing here asserts a timing.
+bound = max(the longest single-URL chain, total slot time / per-host), the chain being
+the expected longest of the row's URLs as each draws its own jitter. Beside it: a FIFO
+ideal (what a tool with no CPU and no start-up would take on the list in its order), and
+each tool's wall split into start-up, requests and exit at the server's first request
+and last answer. Benchmarks are not tests: nothing here asserts a timing.
 """
 
 from __future__ import annotations

@@ -140,3 +140,17 @@ def test_schedule_is_archivers(bench: ModuleType) -> None:
 
     s = FetchSettings()
     assert bench.Schedule.archivers() == bench.Schedule(s.retries, s.backoff_base, 2.0, 30.0)
+
+
+def test_a_wall_splits_at_the_servers_first_request_and_last_answer(bench: ModuleType) -> None:
+    world = bench.World({}, 0.02)
+    assert world.first_request is None
+    world.answer("GET", "/a/0.pdf", {})
+    first = world.first_request
+    world.answer("GET", "/a/1.pdf", {})
+    assert first is not None and world.first_request == first  # the first one stays
+    run = bench.Run(2.5, 1.0, 40.0, 0, "")
+    server = {"first_request": 10.75, "last_answer": 12.0}
+    outcome = bench.Outcome(run, {}, server, span=(10.0, 12.5))
+    assert outcome.phases() == "start-up 0.75 s, requests 1.25 s, exit 0.50 s"
+    assert bench.Outcome(run, {}, {}).phases() == "phases unknown"
