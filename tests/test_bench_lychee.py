@@ -102,14 +102,37 @@ def test_truth_and_mix(bench: ModuleType) -> None:
 def test_bound_reproduces_issue_13(bench: ModuleType) -> None:
     sched = bench.Schedule(retries=3, base=0.5, factor=2.0, cap=30.0)
     assert [sched.delay(n) for n in (1, 2, 3)] == [0.375, 0.75, 1.5]
-    # 80 links of one fate, 8 per host, 20 ms: the issue's "about" figures.
+    # One URL with mean waits: the issue's "about" figures for 80 links, 8 per host, 20 ms.
+    assert bench.chain("ratelimit", 0.02, sched) == pytest.approx(1.04)
+    assert bench.chain("flaky", 0.02, sched) == pytest.approx(1.185)
+    assert bench.chain("reset", 0.02, sched) == pytest.approx(2.705)
     assert bench.bound(["ratelimit"] * 80, 0.02, 8, sched) == pytest.approx(1.04)
-    assert bench.bound(["flaky"] * 80, 0.02, 8, sched) == pytest.approx(1.185)
-    assert bench.bound(["reset"] * 80, 0.02, 8, sched) == pytest.approx(2.705)
     assert bench.bound(["slow"] * 80, 0.02, 8, sched) == pytest.approx(80 * 3.02 / 8)
+    # Each of 80 URLs draws its own jitter, so the slowest waits near the top of its
+    # range: the bound's chain lies between the mean and the worst case.
+    flaky = bench.bound(["flaky"] * 80, 0.02, 8, sched)
+    assert 1.185 < flaky < 0.06 + 0.5 + 1.0 and flaky == pytest.approx(1.51, abs=0.01)
+    reset = bench.bound(["reset"] * 80, 0.02, 8, sched)
+    assert 2.705 < reset < 0.08 + 0.5 + 1 + 2 and reset == pytest.approx(3.39, abs=0.02)
     mix = bench.assign(1000, bench.MIX)
-    assert bench.bound(mix, 0.02, 32, sched) == pytest.approx(3.02)  # the slow chain
+    # At 32 per host the ten reset URLs' longest chain beats the slow answer's 3.02 s.
+    assert 3.02 < bench.bound(mix, 0.02, 32, sched) == pytest.approx(3.2, abs=0.02)
     assert bench.bound(mix, 0.02, 8, sched) == pytest.approx(52.8 / 8)
+
+
+def test_fifo_ideal_is_a_schedule_without_foresight(bench: ModuleType) -> None:
+    sched = bench.Schedule(retries=3, base=0.5, factor=2.0, cap=30.0)
+    # 16 quick URLs, 8 at once: two rounds of the latency.
+    assert bench.fifo_ideal(["ok"] * 16, 0.02, 8, sched) == pytest.approx(0.04)
+    # 80 slow answers fill the slots for ten rounds: the slot bound exactly.
+    assert bench.fifo_ideal(["slow"] * 80, 0.02, 8, sched) == pytest.approx(30.2)
+    # 80 rate-limited URLs: the last first request goes out in the tenth round, and its
+    # retry a second after its 429.
+    assert bench.fifo_ideal(["ratelimit"] * 80, 0.02, 8, sched) == pytest.approx(1.22)
+    # A slow URL last in the list starts after the others: the bound cannot see that.
+    late = ["ok"] * 79 + ["slow"]
+    assert bench.fifo_ideal(late, 0.02, 8, sched) == pytest.approx(0.18 + 3.02)
+    assert bench.bound(late, 0.02, 8, sched) == pytest.approx(3.02)
 
 
 def test_schedule_is_archivers(bench: ModuleType) -> None:
@@ -117,3 +140,17 @@ def test_schedule_is_archivers(bench: ModuleType) -> None:
 
     s = FetchSettings()
     assert bench.Schedule.archivers() == bench.Schedule(s.retries, s.backoff_base, 2.0, 30.0)
+
+
+def test_a_wall_splits_at_the_servers_first_request_and_last_answer(bench: ModuleType) -> None:
+    world = bench.World({}, 0.02)
+    assert world.first_request is None
+    world.answer("GET", "/a/0.pdf", {})
+    first = world.first_request
+    world.answer("GET", "/a/1.pdf", {})
+    assert first is not None and world.first_request == first  # the first one stays
+    run = bench.Run(2.5, 1.0, 40.0, 0, "")
+    server = {"first_request": 10.75, "last_answer": 12.0}
+    outcome = bench.Outcome(run, {}, server, span=(10.0, 12.5))
+    assert outcome.phases() == "start-up 0.75 s, requests 1.25 s, exit 0.50 s"
+    assert bench.Outcome(run, {}, {}).phases() == "phases unknown"

@@ -286,3 +286,52 @@ async def test_release_outside_a_worker_or_past_the_parked_limit_keeps_the_worke
 
     await run_alongside(s, open_gate)
     assert peak["a"] == 2 and s._parked == 0
+
+
+async def test_new_rows_wake_only_as_many_idle_workers_as_can_start() -> None:
+    """A pool of 40 on one host with 2 slots keeps 38 workers idle: a row for the host at
+    its limit wakes none, a row for a free host wakes one, and a release wakes none (its
+    stand-in takes the freed slot); every row still starts as soon as its host has room."""
+    gates = {host: anyio.Event() for host in "abc"}
+    running: Counter[str] = Counter()
+    woken: list[int] = []
+
+    async def work(r: DueUrl) -> None:
+        host = r.url.split("/")[2]
+        running[host] += 1
+        if r.url_id == 3:
+            s.release()  # as a retry's backoff does
+        await gates[host].wait()
+        running[host] -= 1
+
+    s = Scheduler(work, per_host=2, workers=40)
+
+    async def produce() -> None:
+        await wait_all_tasks_blocked()
+        idle = len(s._idle)
+        s.add([row("a", 1), row("a", 2)])
+        await wait_all_tasks_blocked()
+        assert running["a"] == 2 and len(s._idle) == idle - 2
+        woken.append(idle - len(s._idle))
+        s.add([row("a", 3), row("a", 4), row("a", 5)])  # a is at its limit: none woken
+        assert len(s._idle) == idle - 2
+        s.add([row("b", 6)])  # one row can start: one worker woken, for it
+        assert len(s._idle) == idle - 3
+        await wait_all_tasks_blocked()
+        assert (running["a"], running["b"]) == (2, 1)
+        gates["a"].set()  # 1, 2 end; 3 releases (4 takes its slot), 5 follows
+        await wait_all_tasks_blocked()
+        assert running["a"] == 0 and s._queued == 0 and s._parked == 0
+        # 3 to 5 ran on the workers 1 and 2 freed and on 3's stand-in, which are idle
+        # again: only b's row holds a worker, and the pool is still 40
+        assert len(s._idle) == idle - 1
+        s.add([row("c", 7), row("c", 8), row("c", 9)])  # two can start
+        await wait_all_tasks_blocked()
+        assert running["c"] == 2
+        s.close()  # every idle worker ends
+        gates["b"].set()
+        gates["c"].set()
+
+    await run_alongside(s, produce)
+    assert woken == [2] and s._running == Counter({h: 0 for h in "abc"})
+    assert (s._runnable, s._queued, s._parked) == (0, 0, 0)

@@ -15,6 +15,12 @@ pool, so the host and every other host go on at full speed while it waits; the r
 comes back when due (its task sleeps on, outside the pool) and then only queues for the
 fetcher's real limits. Before, a waiting row kept its worker: 80 flaky links took 7x
 their bound, and a few hosts sending Retry-After could hold every worker.
+
+An idle worker waits on an event of its own, and new rows wake only as many idle workers
+as rows could start: the pool is twice the run's concurrency, so on one busy host over a
+hundred workers sit idle, and one shared event woke them all at each new post and each
+release (about 22,000 wake-ups, ~0.14 s of CPU, in the 1,000-link mix of issue 13) for
+none of them to find work.
 """
 
 from __future__ import annotations
@@ -87,7 +93,7 @@ class Scheduler:
         self._ready: deque[str] = deque()
         self._running: Counter[str] = Counter()
         self._closed = False
-        self._wake = anyio.Event()
+        self._idle: deque[anyio.Event] = deque()  # one per worker waiting for a row
         self._parked = 0  # released rows whose work has not ended yet
         self._parked_limit = parked_limit
         self._tg: TaskGroup | None = None
@@ -108,12 +114,12 @@ class Scheduler:
             self.added += 1
             self._queued += 1
         if self._ready:
-            self._notify()
+            self._notify(self._runnable)
 
     def close(self) -> None:
         """No more rows: idle workers end, busy ones finish the queues."""
         self._closed = True
-        self._notify()
+        self._notify(len(self._idle))
 
     async def room(self) -> None:
         """Returns once fewer than ``backlog`` rows wait for a host with a free slot
@@ -135,9 +141,8 @@ class Scheduler:
             return  # memory: this one keeps its worker and share while it waits
         turn.held = False
         self._parked += 1
-        self._give_back(turn.host)
-        self._tg.start_soon(self._worker)  # the stand-in
-        self._notify()
+        self._give_back(turn.host)  # at most one more row of its host can start now,
+        self._tg.start_soon(self._worker)  # which the stand-in takes: no one to wake
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -146,9 +151,13 @@ class Scheduler:
                 tg.start_soon(self._worker)
         self._tg = None
 
-    def _notify(self) -> None:
-        self._wake.set()
-        self._wake = anyio.Event()
+    def _notify(self, rows: int) -> None:
+        """Wakes as many idle workers as ``rows`` (rows that could start now): each takes
+        one, and goes on taking rows while any is ready, so waking fewer never strands one;
+        waking more only sends the extra ones back to wait."""
+        idle = self._idle
+        for _ in range(min(rows, len(idle))):
+            idle.popleft().set()
 
     async def _worker(self) -> None:
         ready, running = self._ready, self._running
@@ -157,7 +166,9 @@ class Scheduler:
                 if self._closed:
                     return  # the rows still queued belong to hosts at their limit, whose
                     # busy workers take them one by one
-                await self._wake.wait()
+                wake = anyio.Event()
+                self._idle.append(wake)
+                await wake.wait()
                 continue
             host = ready.popleft()
             queue = self._queues[host]
