@@ -69,12 +69,26 @@ def _copy(r: Sequence[Any]) -> Copy:
     return Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
 
 
-#: Each URL's first use (by post path and line): where the report lists it.
-_FIRST_USES = (
-    "SELECT url_id, path, line FROM (SELECT r.url_id, p.path, r.line, ROW_NUMBER()"
-    " OVER (PARTITION BY r.url_id ORDER BY p.path, r.line) AS n FROM refs r"
-    " JOIN posts p ON p.id = r.post_id) firsts WHERE n = 1"
+#: The report's uses in its order, read rather than sorted: the posts by path (index
+#: ``posts_path``), each post's uses, each use's URL. ``CROSS JOIN`` keeps that loop
+#: order in SQLite (PostgreSQL plans as it likes; the ORDER BY decides either way), so
+#: only the rows of one path at a time are sorted, never a million at once.
+_USES_IN_ORDER = (
+    "posts {p} CROSS JOIN refs {r} CROSS JOIN urls u",
+    "{r}.post_id = {p}.id AND u.id = {r}.url_id",
 )
+#: The use ``fr`` in ``fp`` is its URL's first (by path, line, then id): where the report
+#: lists the URL.
+_FIRST_USE = (
+    "NOT EXISTS (SELECT 1 FROM refs r2 JOIN posts p2 ON p2.id = r2.post_id"
+    " WHERE r2.url_id = u.id AND (p2.path, r2.line, r2.id) < (fp.path, fr.line, fr.id))"
+)
+
+
+def _uses_in_order(p: str, r: str) -> tuple[str, str]:
+    """(FROM, join condition) of ``_USES_IN_ORDER`` with these aliases for post and use."""
+    source, on = _USES_IN_ORDER
+    return source.format(p=p, r=r), on.format(p=p, r=r)
 
 
 def _rows_sql(source: str, where: str, order: str, *, uses: bool = True) -> str:
@@ -248,16 +262,18 @@ class ArchiveQueries:
         """The report's row of every URL ``q`` covers, in its order, all uses in ``posts``:
         by first use (post path, line, URL), then the URLs no post uses, by URL.
 
-        One sorted cursor with the uses and versions joined (a row per use and version,
-        grouped here), so no row is looked up by id: at 1,000,000 URLs the lookups of a
-        batch of ids at a time cost most of a report (each a random read of the file).
+        One cursor with the uses and versions joined (a row per use and version, grouped
+        here), read in the order of the posts' paths (``_USES_IN_ORDER``): each URL at
+        its first use, found by ``_FIRST_USE``. Nothing is looked up by id a batch at a
+        time (at 1,000,000 URLs those lookups cost most of a report), and nothing sorts
+        all the rows at once (that cost about half of what was left).
         """
         where, params = _url_where(q)
+        source, on = _uses_in_order("fp", "fr")
         sql = _rows_sql(
-            f"urls u JOIN ({_FIRST_USES}) f ON f.url_id = u.id JOIN refs r ON r.url_id = u.id"
-            " JOIN posts p ON p.id = r.post_id",
-            where,
-            "f.path, f.line, u.url, p.path, r.line, r.start, r.id",
+            f"{source} JOIN refs r ON r.url_id = u.id JOIN posts p ON p.id = r.post_id",
+            f"{on} AND {where} AND {_FIRST_USE}",
+            "fp.path, fr.line, u.url, p.path, r.line, r.start, r.id",
         )
         for _, row in _grouped(self.stream(sql, params), pick, by_use=False):
             yield row
@@ -279,11 +295,8 @@ class ArchiveQueries:
         """Every use of the URLs ``q`` covers with its URL's row (``posts`` empty), by
         post path, line, URL and column: the post-by-post formats' order, one cursor."""
         where, params = _url_where(q)
-        sql = _rows_sql(
-            "refs r JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id",
-            where,
-            "p.path, r.line, u.url, r.start, r.id",
-        )
+        source, on = _uses_in_order("p", "r")
+        sql = _rows_sql(source, f"{on} AND {where}", "p.path, r.line, u.url, r.start, r.id")
         for use, row in _grouped(self.stream(sql, params), pick, by_use=True):
             assert use is not None
             yield use, row

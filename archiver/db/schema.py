@@ -418,6 +418,11 @@ _601_WORKERS = Step(
     ),
 )
 
+# The report's orders start from the posts by path (``report_stream``, ``use_rows``): with
+# this index SQLite reads the uses in that order and sorts only the rows of one path at
+# a time, not a million wide rows at once.
+_701_POSTS_PATH = Step("701_posts_path", indexes=(Index("posts_path", "posts", ("path",)),))
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -430,4 +435,5 @@ STEPS: tuple[Step, ...] = (
     _503_VERSION_SOURCE,
     _504_POST_STAT,
     _601_WORKERS,
+    _701_POSTS_PATH,
 )
