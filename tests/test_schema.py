@@ -80,6 +80,12 @@ AFTER_401 = {
     ),
     "601_workers": ("runs", [("shared", "INTEGER")]),
     "602_run_indexed": ("runs", [("indexed", "TEXT")]),
+    "701_posts_path": ("posts", []),
+}
+
+#: The indexes a declared step after the hand-rolled ones adds to their tables.
+INDEXES_AFTER_401: dict[str, dict[str, Any]] = {
+    "posts": {"posts_path": (0, "c", 0, [(0, 2, "path")])},
 }
 
 _NO_ACTION = ("NO ACTION", "NO ACTION", "NONE")
@@ -147,6 +153,9 @@ def after_401(schema: dict[str, Any]) -> dict[str, Any]:
         for name, type_ in columns:
             have.append((len(have), name, type_, 0, None, 0))
         out[table]["columns"] = have
+    for table, indexes in INDEXES_AFTER_401.items():
+        out[table]["indexes"] = {**out[table]["indexes"], **indexes}
+        out["_indexes"] = sorted([*out["_indexes"], *indexes])
     for table, shape in TABLES_AFTER_401.items():
         out[table] = copy.deepcopy(shape)
         out["_indexes"] = sorted([*out["_indexes"], *shape["indexes"]])

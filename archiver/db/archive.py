@@ -55,14 +55,58 @@ _VERSION_COLUMNS = (
 )
 #: Newest version first, as ``copies`` lists them.
 _VERSION_ORDER = "v.last_seen DESC, v.first_seen DESC, v.sha256"
+#: What every report row query joins after its URL: the URL's blob, its versions and
+#: theirs (a row per version; none: one row of nulls).
+_COPY_JOINS = (
+    " LEFT JOIN blobs b ON b.sha256 = u.sha256 LEFT JOIN versions v ON v.url_id = u.id"
+    " LEFT JOIN blobs vb ON vb.sha256 = v.sha256"
+)
 _USE_AT, _REF_AT, _VERSION_AT = 23, 28, 29
+
+
+def _copy(r: Sequence[Any]) -> Copy:
+    """A ``Copy`` from a row of ``_COPY_COLUMNS``."""
+    return Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
+
+
+#: The report's uses in its order, read rather than sorted: the posts by path (index
+#: ``posts_path``), each post's uses, each use's URL. ``CROSS JOIN`` keeps that loop
+#: order in SQLite (PostgreSQL plans as it likes; the ORDER BY decides either way), so
+#: only the rows of one path at a time are sorted, never a million at once.
+_USES_IN_ORDER = (
+    "posts {p} CROSS JOIN refs {r} CROSS JOIN urls u",
+    "{r}.post_id = {p}.id AND u.id = {r}.url_id",
+)
+#: The use ``fr`` in ``fp`` is its URL's first (by path, line, then id): where the report
+#: lists the URL.
+_FIRST_USE = (
+    "NOT EXISTS (SELECT 1 FROM refs r2 JOIN posts p2 ON p2.id = r2.post_id"
+    " WHERE r2.url_id = u.id AND (p2.path, r2.line, r2.id) < (fp.path, fr.line, fr.id))"
+)
+
+
+def _uses_in_order(p: str, r: str) -> tuple[str, str]:
+    """(FROM, join condition) of ``_USES_IN_ORDER`` with these aliases for post and use."""
+    source, on = _USES_IN_ORDER
+    return source.format(p=p, r=r), on.format(p=p, r=r)
+
+
+def _rows_sql(source: str, where: str, order: str, *, uses: bool = True) -> str:
+    """A report row query: the URLs of ``source`` (``u``; with ``uses``, joined to
+    their uses as ``r`` and ``p``) with their copies, a row per (URL, use, version),
+    sorted by ``order`` and then the versions' order."""
+    use_columns = _USE_COLUMNS if uses else "NULL, NULL, NULL, NULL, NULL, NULL"
+    return (
+        f"SELECT {_ROW_COLUMNS}, {use_columns}, {_VERSION_COLUMNS} FROM {source}{_COPY_JOINS}"
+        f" WHERE {where} ORDER BY {order}, {_VERSION_ORDER}"
+    )
 
 
 def _grouped(
     rows: Iterable[Any], pick: Callable[[list[Copy]], Copy | None], *, by_use: bool
 ) -> Iterator[tuple[PostUse | None, ReportRow]]:
-    """Report rows from a cursor of a row per (URL, use, version), sorted so that each
-    URL's rows (``by_use``: each use's) are together, its uses and versions in order.
+    """Report rows from a cursor of ``_rows_sql``, sorted so that each URL's rows
+    (``by_use``: each use's) are together, its uses and versions in order.
 
     With ``by_use`` a row's ``posts`` is empty and the use comes beside it; else
     ``posts`` has every use and the use beside is None.
@@ -72,20 +116,22 @@ def _grouped(
     posts: list[PostUse] = []
     versions: list[Copy] = []
     ref_id: Any = None
+    first_ref: Any = None
     for r in rows:
-        k = (r[0], r[_REF_AT]) if by_use else r[0]
+        rid = r[_REF_AT]
+        k = (r[0], rid) if by_use else r[0]
         if k != key:
             if head is not None:
                 yield _report_row(head, posts, versions, pick, by_use)
             key, head, posts, versions = k, r, [], []
-            ref_id = r[_REF_AT]
-            if ref_id is not None:
+            ref_id = first_ref = rid
+            if rid is not None:
                 posts.append(PostUse(*r[_USE_AT:_REF_AT]))  # type: ignore[call-arg]
-        elif r[_REF_AT] != ref_id:  # the URL's next use
-            ref_id = r[_REF_AT]
+        elif rid != ref_id:  # the URL's next use
+            ref_id = rid
             posts.append(PostUse(*r[_USE_AT:_REF_AT]))  # type: ignore[call-arg]
         # Its versions: those beside its first use (each use repeats them).
-        if r[_VERSION_AT] is not None and r[_REF_AT] == head[_REF_AT]:
+        if rid == first_ref and r[_VERSION_AT] is not None:
             v = r[_VERSION_AT:]
             versions.append(Copy(r[0], r[1], *v[:6], bool(v[6]), v[7], v[8]))  # type: ignore[call-arg]
     if head is not None:
@@ -200,33 +246,14 @@ class ArchiveQueries:
             " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256",
             ids,
         ):
-            held.setdefault(r[0], []).append(Copy(*r[:8], bool(r[8]), r[9], r[10]))  # type: ignore[call-arg]
+            held.setdefault(r[0], []).append(_copy(r))
         out = {}
         for r in self.execute(
-            "SELECT u.id, u.url, u.state, u.http_status, u.error, u.error_class, u.sha256,"
-            " u.size, u.content_type, u.last_checked, u.last_ok, u.failing_since,"
-            " u.referenced, u.host, u.fetch_url, b.pages, b.title, b.width, b.height,"
-            " b.format, b.deep_check, u.confirm_count, u.confirm_last"
-            " FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
+            f"SELECT {_ROW_COLUMNS} FROM urls u LEFT JOIN blobs b ON b.sha256 = u.sha256"
             f" WHERE u.id IN ({marks})",
             ids,
         ):
-            versions = held.get(r[0])
-            good = pick(versions) if versions else None
-            # Positional: a million rows build faster than by keyword.
-            out[r[0]] = ReportRow(  # type: ignore[call-arg]
-                *r[1:12],
-                bool(r[12]),
-                tuple(uses.get(r[0], ())),
-                r[13],
-                good is not None,
-                good.sha256 if good else None,
-                good.verified_at if good else None,
-                len(versions) if versions else 0,
-                *r[14:21],
-                r[21] or 0,
-                r[22],
-            )
+            out[r[0]] = _report_row(r, uses.get(r[0], []), held.get(r[0], []), pick, False)[1]
         return out
 
     def report_stream(
@@ -235,26 +262,20 @@ class ArchiveQueries:
         """The report's row of every URL ``q`` covers, in its order, all uses in ``posts``:
         by first use (post path, line, URL), then the URLs no post uses, by URL.
 
-        One sorted cursor with the uses and versions joined (a row per use and version,
-        grouped here), so no row is looked up by id: at 1,000,000 URLs the lookups of a
-        batch of ids at a time cost most of a report (each a random read of the file).
+        One cursor with the uses and versions joined (a row per use and version, grouped
+        here), read in the order of the posts' paths (``_USES_IN_ORDER``): each URL at
+        its first use, found by ``_FIRST_USE``. Nothing is looked up by id a batch at a
+        time (at 1,000,000 URLs those lookups cost most of a report), and nothing sorts
+        all the rows at once (that cost about half of what was left).
         """
         where, params = _url_where(q)
-        first = (
-            "SELECT url_id, path, line FROM (SELECT r.url_id, p.path, r.line, ROW_NUMBER()"
-            " OVER (PARTITION BY r.url_id ORDER BY p.path, r.line) AS n FROM refs r"
-            " JOIN posts p ON p.id = r.post_id) firsts WHERE n = 1"
+        source, on = _uses_in_order("fp", "fr")
+        sql = _rows_sql(
+            f"{source} JOIN refs r ON r.url_id = u.id JOIN posts p ON p.id = r.post_id",
+            f"{on} AND {where} AND {_FIRST_USE}",
+            "fp.path, fr.line, u.url, p.path, r.line, r.start, r.id",
         )
-        cur = self.stream(
-            f"SELECT {_ROW_COLUMNS}, {_USE_COLUMNS}, {_VERSION_COLUMNS} FROM urls u"
-            f" JOIN ({first}) f ON f.url_id = u.id JOIN refs r ON r.url_id = u.id"
-            " JOIN posts p ON p.id = r.post_id LEFT JOIN blobs b ON b.sha256 = u.sha256"
-            " LEFT JOIN versions v ON v.url_id = u.id LEFT JOIN blobs vb ON vb.sha256 = v.sha256"
-            f" WHERE {where} ORDER BY f.path, f.line, u.url, p.path, r.line, r.start, r.id,"
-            f" {_VERSION_ORDER}",
-            params,
-        )
-        for _, row in _grouped(cur, pick, by_use=False):
+        for _, row in _grouped(self.stream(sql, params), pick, by_use=False):
             yield row
         yield from self.unused_rows(q, pick)
 
@@ -263,16 +284,9 @@ class ArchiveQueries:
     ) -> Iterator[ReportRow]:
         """The report's row of each URL ``q`` covers that no post uses, by URL (streamed)."""
         where, params = _url_where(q)
-        none = "NULL, NULL, NULL, NULL, NULL, NULL"
-        cur = self.stream(
-            f"SELECT {_ROW_COLUMNS}, {none}, {_VERSION_COLUMNS} FROM urls u"
-            " LEFT JOIN blobs b ON b.sha256 = u.sha256 LEFT JOIN versions v ON v.url_id = u.id"
-            " LEFT JOIN blobs vb ON vb.sha256 = v.sha256"
-            f" WHERE {where} AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.url_id = u.id)"
-            f" ORDER BY u.url, {_VERSION_ORDER}",
-            params,
-        )
-        for _, row in _grouped(cur, pick, by_use=False):
+        where += " AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.url_id = u.id)"
+        sql = _rows_sql("urls u", where, "u.url", uses=False)
+        for _, row in _grouped(self.stream(sql, params), pick, by_use=False):
             yield row
 
     def use_rows(
@@ -281,15 +295,9 @@ class ArchiveQueries:
         """Every use of the URLs ``q`` covers with its URL's row (``posts`` empty), by
         post path, line, URL and column: the post-by-post formats' order, one cursor."""
         where, params = _url_where(q)
-        cur = self.stream(
-            f"SELECT {_ROW_COLUMNS}, {_USE_COLUMNS}, {_VERSION_COLUMNS} FROM refs r"
-            " JOIN posts p ON p.id = r.post_id JOIN urls u ON u.id = r.url_id"
-            " LEFT JOIN blobs b ON b.sha256 = u.sha256 LEFT JOIN versions v ON v.url_id = u.id"
-            " LEFT JOIN blobs vb ON vb.sha256 = v.sha256"
-            f" WHERE {where} ORDER BY p.path, r.line, u.url, r.start, r.id, {_VERSION_ORDER}",
-            params,
-        )
-        for use, row in _grouped(cur, pick, by_use=True):
+        source, on = _uses_in_order("p", "r")
+        sql = _rows_sql(source, f"{on} AND {where}", "p.path, r.line, u.url, r.start, r.id")
+        for use, row in _grouped(self.stream(sql, params), pick, by_use=True):
             assert use is not None
             yield use, row
 
@@ -348,7 +356,7 @@ class ArchiveQueries:
         sql += " ORDER BY v.url_id, v.last_seen DESC, v.first_seen DESC, v.sha256"
         out: dict[int, list[Copy]] = {}
         for r in self.execute(sql, params):
-            copy = Copy(*r[:8], bool(r[8]), r[9], r[10])  # type: ignore[call-arg]
+            copy = _copy(r)
             out.setdefault(copy.url_id, []).append(copy)
         return out
 

@@ -425,6 +425,11 @@ _602_RUN_INDEXED = Step(
     add_columns=(AddColumn("runs", Column("indexed", TEXT)),),
 )
 
+# The report's orders start from the posts by path (``report_stream``, ``use_rows``): with
+# this index SQLite reads the uses in that order and sorts only the rows of one path at
+# a time, not a million wide rows at once.
+_701_POSTS_PATH = Step("701_posts_path", indexes=(Index("posts_path", "posts", ("path",)),))
+
 #: Every migration step, in the order they apply.
 STEPS: tuple[Step, ...] = (
     _001_INITIAL,
@@ -438,4 +443,5 @@ STEPS: tuple[Step, ...] = (
     _504_POST_STAT,
     _601_WORKERS,
     _602_RUN_INDEXED,
+    _701_POSTS_PATH,
 )

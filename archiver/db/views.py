@@ -134,9 +134,12 @@ class LinkUse(NamedTuple):
     at: PostUse
 
 
-@dataclass(frozen=True)
-class Copy:
-    """One archived version of a URL, with what we last learnt about its blob."""
+class Copy(NamedTuple):
+    """One archived version of a URL, with what we last learnt about its blob.
+
+    A NamedTuple, like ``ReportRow``: a report builds one per version (half a million at
+    1,000,000 URLs), and a frozen dataclass took 5 us each to build, a NamedTuple 0.5 us.
+    """
 
     url_id: int
     url: str

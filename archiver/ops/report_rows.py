@@ -10,8 +10,10 @@ Apart from ``report`` so the HTML page can use them without importing it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 from archiver.db.views import PostUse, ReportRow
@@ -27,6 +29,7 @@ __all__ = [
     "Rows",
     "media_label",
     "row_dict",
+    "row_json",
     "uses",
 ]
 
@@ -95,6 +98,84 @@ def row_dict(row: ReportRow) -> dict[str, Any]:
 
 #: The fields of each use in the JSON report: ``PostUse``'s first four.
 _POST_FIELDS = ("source", "path", "line", "kind")
+
+#: The JSON report's encoder: the C one (``indent`` would disable it), UTF-8 kept as is.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+#: A str as a JSON string, exactly as ``_encode`` writes it (the same C function).
+_q = encode_basestring
+
+
+def _num(v: Any) -> str:
+    """A number column (an int, or null), as ``_encode`` writes it; anything else that
+    SQLite's typing let in goes to the encoder itself."""
+    return int.__repr__(v) if v.__class__ is int else "null" if v is None else _encode(v)
+
+
+def _flag(v: Any) -> str:
+    return "true" if v is True else "false" if v is False else _encode(v)
+
+
+def row_json(row: ReportRow) -> str:
+    """``_encode(row_dict(row))``, written out field by field: the same bytes, three times
+    faster (at 1,000,000 URLs the encoder's walk of a dict per URL took 13 s of a JSON
+    report's CPU). ``tests/test_report_rows.py`` holds it to the encoder on every type a
+    field can hold. Text columns hold str or None (SQLite's TEXT affinity, PostgreSQL's
+    text), so they go straight to the encoder's own string function."""
+    values: tuple[Any, ...] = row[: len(FIELDS)]
+    (
+        url,
+        state,
+        status,
+        error,
+        error_class,
+        sha256,
+        size,
+        content_type,
+        checked,
+        ok,
+        since,
+        referenced,
+        posts,
+        host,
+        restorable,
+        copy_sha256,
+        copy_verified,
+        versions,
+        remapped,
+        pages,
+        title,
+        width,
+        height,
+        fmt,
+        deep,
+    ) = values  # a field added to FIELDS but not here: ValueError
+    uses = ", ".join(
+        [
+            f'{{"source": {_q(p[0])}, "path": {_q(p[1])}, "line": {_num(p[2])},'
+            f' "kind": {_q(p[3])}}}'
+            for p in posts
+        ]
+    )
+    return (
+        f'{{"url": {_q(url)}, "state": {_q(state)}, "http_status": {_num(status)},'
+        f' "error": {"null" if error is None else _q(error)},'
+        f' "error_class": {"null" if error_class is None else _q(error_class)},'
+        f' "sha256": {"null" if sha256 is None else _q(sha256)}, "size": {_num(size)},'
+        f' "content_type": {"null" if content_type is None else _q(content_type)},'
+        f' "last_checked": {"null" if checked is None else _q(checked)},'
+        f' "last_ok": {"null" if ok is None else _q(ok)},'
+        f' "failing_since": {"null" if since is None else _q(since)},'
+        f' "referenced": {_flag(referenced)}, "posts": [{uses}],'
+        f' "host": {"null" if host is None else _q(host)}, "restorable": {_flag(restorable)},'
+        f' "copy_sha256": {"null" if copy_sha256 is None else _q(copy_sha256)},'
+        f' "copy_verified_at": {"null" if copy_verified is None else _q(copy_verified)},'
+        f' "versions": {_num(versions)},'
+        f' "remapped_url": {"null" if remapped is None else _q(remapped)},'
+        f' "pages": {_num(pages)}, "title": {"null" if title is None else _q(title)},'
+        f' "width": {_num(width)}, "height": {_num(height)},'
+        f' "format": {"null" if fmt is None else _q(fmt)},'
+        f' "deep_check": {"null" if deep is None else _q(deep)}}}'
+    )
 
 
 #: Where a URL no post uses any more is listed (``--unreferenced``).
