@@ -27,19 +27,7 @@ def pdf_exact(size: int, tag: str = "Slides") -> bytes:
             b"<< /Length %d >>\nstream\n" % len(filler) + filler + b"\nendstream",
             b"<< /Title (%s) >>" % tag.encode("latin-1"),
         ]
-        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for number, body in enumerate(objects, 1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-        out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-        out += b"trailer\n<< /Size %d /Root 1 0 R /Info 5 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-            len(objects) + 1,
-            xref,
-        )
-        return bytes(out)
+        return _pdf(objects)
 
     length = 0
     for _ in range(4):  # the /Length and startxref digits settle in a step or two
@@ -96,6 +84,12 @@ def pdf_deck(pages: int, title: str) -> bytes:
         )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
     objects.append(b"<< /Title (%s) >>" % name)
+    return _pdf(objects)
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """The file of ``objects`` (1 the catalog, the last the document info): numbered,
+    with the cross-reference table and trailer a parser checks."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):
