@@ -327,17 +327,8 @@ def test_three_workers_one_killed_mid_run(
             for server in servers
             for i in range(PER_HOST_URLS)
         ]
-        posts = tmp_path / "posts"
-        posts.mkdir()
-        (posts / "all.md").write_text("\n".join(f"[f]({u})" for u in links) + "\n")
-        (tmp_path / "config.toml").write_text(
-            f'db = "{db}"\nstore = "state/store"\n'
-            '[[sources]]\npath = "posts"\n'
-            "[fetch]\nconcurrency = 4\nper_host = 1\n"
-            # Two hosts a worker: the three workers hold all six at once.
-            "[workers]\nlease_seconds = 3\nhosts = 2\n",
-            encoding="utf-8",
-        )
+        # Two hosts a worker: the three workers hold all six at once.
+        write_site(tmp_path, db, links, concurrency=4, lease=3, hosts=2)
         procs = {name: start_worker(tmp_path, name) for name in ("w1", "w2", "w3")}
         try:
             # Every host has a request in flight, held: each worker holds its two hosts.
@@ -430,17 +421,24 @@ def two_host_site(tmp_path: Path, db: str, gate: threading.Event, lease: int) ->
     links = []
     for server in SERVERS_OF[tmp_path]:
         links.append(server.route("/d.pdf", held_pdf(gate, media.deck(server.host, 2_000))))
+    write_site(tmp_path, db, links, concurrency=2, lease=lease, hosts=1)
+    return links
+
+
+def write_site(
+    tmp_path: Path, db: str, links: list[str], *, concurrency: int, lease: int, hosts: int
+) -> None:
+    """A post linking ``links`` and the workers' config: one request a host at a time."""
     posts = tmp_path / "posts"
     posts.mkdir()
     (posts / "all.md").write_text("\n".join(f"[d]({u})" for u in links) + "\n")
     (tmp_path / "config.toml").write_text(
         f'db = "{db}"\nstore = "state/store"\n'
         '[[sources]]\npath = "posts"\n'
-        "[fetch]\nconcurrency = 2\nper_host = 1\n"
-        f"[workers]\nlease_seconds = {lease}\nhosts = 1\n",
+        f"[fetch]\nconcurrency = {concurrency}\nper_host = 1\n"
+        f"[workers]\nlease_seconds = {lease}\nhosts = {hosts}\n",
         encoding="utf-8",
     )
-    return links
 
 
 #: The loopback servers of each test's site (``two_host_site``), by its tmp_path.
