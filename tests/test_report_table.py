@@ -33,7 +33,9 @@ def world(tmp_path: Path, server: LoopbackServer) -> World:
 
 
 def report(world: World, *args: str, columns: int | None = None) -> tuple[int, str]:
-    env = {"COLUMNS": str(columns)} if columns else {}
+    # Without ``columns`` no width reaches the report, whatever the test process inherited
+    # (pytest-xdist's workers set COLUMNS).
+    env: dict[str, str | None] = {"COLUMNS": str(columns) if columns else None}
     result = CliRunner(env=env).invoke(cli, ["report", *world.args(), *args])
     return result.exit_code, result.stdout
 
