@@ -313,12 +313,22 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_three_workers_one_killed_mid_run(
-    tmp_path: Path, backend: str, request: pytest.FixtureRequest
-) -> None:
-    # SQLite: three processes on one file; PostgreSQL: on one server, as on three machines.
-    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_db(request: pytest.FixtureRequest) -> str:
+    """The database the workers share: SQLite, one file for the processes (its path from
+    the test's folder); PostgreSQL, one server, as on several machines."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_dsn"))
+    return "state/archive.db"
+
+
+def state_of(tmp_path: Path, db: str) -> Path | str:
+    """``shared_db`` as the test process opens it."""
+    return db if db.startswith("postgresql") else tmp_path / db
+
+
+def test_three_workers_one_killed_mid_run(tmp_path: Path, shared_db: str) -> None:
+    db = shared_db
     release = threading.Event()  # every response waits on it until the victim is dead
     servers = [LoopbackServer(host).start() for host in HOSTS]
     try:
@@ -358,7 +368,7 @@ def test_three_workers_one_killed_mid_run(
         assert results["w1"][0] == 0, results["w1"][1]
         assert results["w3"][0] == 0, results["w3"][1]
 
-        state = Database(tmp_path / db if backend == "sqlite" else db, readonly=True)
+        state = Database(state_of(tmp_path, db), readonly=True)
         try:
             run_id = state.scalar("SELECT id FROM runs WHERE shared = 1")
             per_url = {
@@ -473,14 +483,10 @@ def checks_per_url(db: str | Path) -> tuple[dict[str, int], list[dict[str, objec
     return per_url, runs
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_worker_joining_an_indexed_run_reads_no_post(
-    tmp_path: Path,
-    backend: str,
-    two_servers: list[LoopbackServer],
-    request: pytest.FixtureRequest,
+    tmp_path: Path, shared_db: str, two_servers: list[LoopbackServer]
 ) -> None:
-    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
+    db = shared_db
     gate = threading.Event()
     links = two_host_site(tmp_path, db, gate, lease=30)
     first, second = two_servers
@@ -503,7 +509,7 @@ def test_a_worker_joining_an_indexed_run_reads_no_post(
     w1, w2 = (run_summary(out + err) for out, err in outputs)
     assert (w1["posts"], w1["urls"], w1["checked"]) == (1, 3, 2)
     assert (w2["posts"], w2["urls"], w2["checked"], w2["broken"]) == (0, 0, 1, 1)
-    per_url, runs = checks_per_url(tmp_path / db if backend == "sqlite" else db)
+    per_url, runs = checks_per_url(state_of(tmp_path, db))
     assert per_url == {**{u: 1 for u in links}, gone: 1}
     # One run, closed by the last worker out with the posts the run indexed.
     assert len(runs) == 1 and runs[0]["ended"] is not None
@@ -511,14 +517,10 @@ def test_a_worker_joining_an_indexed_run_reads_no_post(
     assert (json.loads(str(runs[0]["indexed"])), runs[0]["posts"]) == (indexed, 1)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_worker_joining_after_the_opener_died_mid_index_indexes(
-    tmp_path: Path,
-    backend: str,
-    two_servers: list[LoopbackServer],
-    request: pytest.FixtureRequest,
+    tmp_path: Path, shared_db: str, two_servers: list[LoopbackServer]
 ) -> None:
-    db = request.getfixturevalue("pg_dsn") if backend == "postgresql" else "state/archive.db"
+    db = shared_db
     gate = threading.Event()
     gate.set()  # nothing is held here
     # A long lease: the dead opener still counts as live when w2 joins its run.
@@ -534,7 +536,7 @@ def test_a_worker_joining_after_the_opener_died_mid_index_indexes(
     assert w2.returncode == 0, err
     summary = run_summary(out + err)
     assert (summary["posts"], summary["checked"]) == (1, 2)
-    per_url, runs = checks_per_url(tmp_path / db if backend == "sqlite" else db)
+    per_url, runs = checks_per_url(state_of(tmp_path, db))
     # w2 joined w1's run (one run) and indexed what w1 left unrecorded.
     assert per_url == {u: 1 for u in links}
     indexed = {str(tmp_path.resolve() / "posts"): 1}
